@@ -1,0 +1,223 @@
+/**
+ * Deno FFI bindings to the native kernel library (see `kernels.c` for the math).
+ *
+ * Every pointer argument is a Float32Array view; Deno passes its backing store without copying,
+ * so the kernels read and write TF.js wasm tensors in place.
+ *
+ * @module
+ */
+
+const i32 = "i32" as const;
+const buf = "buffer" as const;
+
+const SYMBOLS = {
+  gl_set_threads: { parameters: [i32], result: i32 },
+  gl_max_threads: { parameters: [], result: i32 },
+  gl_vector_width: { parameters: [], result: i32 },
+  gl_matmul: {
+    // a, b, c, batch, M, N, K, transA, transB, aStride, bStride, bias, act, alpha
+    parameters: [buf, buf, buf, i32, i32, i32, i32, i32, i32, i32, i32, buf, i32, "f32"],
+    result: "void",
+  },
+  gl_conv2d: {
+    // x, f, y, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, bias, act, alpha
+    parameters: [buf, buf, buf, ...Array(15).fill(i32), buf, i32, "f32"],
+    result: "void",
+  },
+  gl_conv2d_backprop_input: {
+    // dy, f, dx, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl
+    parameters: [buf, buf, buf, ...Array(15).fill(i32)],
+    result: "void",
+  },
+  gl_conv2d_backprop_filter: {
+    // x, dy, dw, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl
+    parameters: [buf, buf, buf, ...Array(15).fill(i32)],
+    result: "void",
+  },
+  gl_max_pool_grad: {
+    // x, dy, dx, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl
+    parameters: [buf, buf, buf, ...Array(12).fill(i32)],
+    result: "void",
+  },
+  gl_sum_rows: { parameters: [buf, buf, i32, i32], result: "void" },
+  gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Pooling geometry, NHWC. */
+export interface PoolGeometry {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  pt: number;
+  pl: number;
+}
+
+/** Activation codes understood by the native epilogues. */
+export const NativeActivation = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3 } as const;
+
+/** Convolution geometry, NHWC input `[n,h,w,ci]`, HWIO filter `[kh,kw,ci,co]`. */
+export interface ConvGeometry {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  kh: number;
+  kw: number;
+  co: number;
+  oh: number;
+  ow: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  /** padding before the first row / column; the other side follows from the output size */
+  pt: number;
+  pl: number;
+}
+
+/** The loaded library, with typed wrappers. */
+export interface NativeLib {
+  path: string;
+  /** how many times each entry point has run (tests use it to prove a kernel ran natively) */
+  calls: Record<string, number>;
+  setThreads(n: number): number;
+  maxThreads(): number;
+  vectorWidth(): number;
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    s: {
+      batch: number;
+      m: number;
+      n: number;
+      k: number;
+      transA: boolean;
+      transB: boolean;
+      aStride: number;
+      bStride: number;
+      bias?: Float32Array | null;
+      act?: number;
+      alpha?: number;
+    },
+  ): void;
+  conv2d(
+    x: Float32Array,
+    f: Float32Array,
+    y: Float32Array,
+    g: ConvGeometry,
+    bias?: Float32Array | null,
+    act?: number,
+    alpha?: number,
+  ): void;
+  conv2dBackpropInput(dy: Float32Array, f: Float32Array, dx: Float32Array, g: ConvGeometry): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, g: ConvGeometry): void;
+  maxPoolGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
+  /** out[cols] = Σ_rows x[rows, cols] */
+  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out[rows] = Σ_cols x[rows, cols] */
+  sumCols(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  close(): void;
+}
+
+function geometryArgs(g: ConvGeometry): number[] {
+  return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.oh, g.ow, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl];
+}
+
+// Deno's FFI types want ArrayBuffer-backed views; wasm memory is one.
+type Buf = Float32Array<ArrayBuffer>;
+const asBuf = (a: Float32Array | null | undefined) => (a ?? null) as Buf | null;
+
+/** Opens the shared library at `path`. */
+export function openNativeLib(path: string): NativeLib {
+  const lib = Deno.dlopen(path, SYMBOLS);
+  const calls: Record<string, number> = {};
+  const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
+  const s = lib.symbols;
+  return {
+    path,
+    calls,
+    setThreads: (n) => s.gl_set_threads(n),
+    maxThreads: () => s.gl_max_threads(),
+    vectorWidth: () => s.gl_vector_width(),
+    matmul(a, b, c, o) {
+      count("matmul");
+      s.gl_matmul(
+        asBuf(a),
+        asBuf(b),
+        asBuf(c),
+        o.batch,
+        o.m,
+        o.n,
+        o.k,
+        o.transA ? 1 : 0,
+        o.transB ? 1 : 0,
+        o.aStride,
+        o.bStride,
+        asBuf(o.bias),
+        o.act ?? 0,
+        o.alpha ?? 0,
+      );
+    },
+    conv2d(x, f, y, g, bias, act = 0, alpha = 0) {
+      count("conv2d");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_conv2d as any)(
+        asBuf(x),
+        asBuf(f),
+        asBuf(y),
+        ...geometryArgs(g),
+        asBuf(bias),
+        act,
+        alpha,
+      );
+    },
+    conv2dBackpropInput(dy, f, dx, g) {
+      count("conv2dBackpropInput");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_conv2d_backprop_input as any)(asBuf(dy), asBuf(f), asBuf(dx), ...geometryArgs(g));
+    },
+    conv2dBackpropFilter(x, dy, dw, g) {
+      count("conv2dBackpropFilter");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_conv2d_backprop_filter as any)(asBuf(x), asBuf(dy), asBuf(dw), ...geometryArgs(g));
+    },
+    maxPoolGrad(x, dy, dx, g) {
+      count("maxPoolGrad");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_max_pool_grad as any)(
+        asBuf(x),
+        asBuf(dy),
+        asBuf(dx),
+        g.n,
+        g.h,
+        g.w,
+        g.c,
+        g.oh,
+        g.ow,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pl,
+      );
+    },
+    sumRows(x, out, rows, cols) {
+      count("sumRows");
+      s.gl_sum_rows(asBuf(x), asBuf(out), rows, cols);
+    },
+    sumCols(x, out, rows, cols) {
+      count("sumCols");
+      s.gl_sum_cols(asBuf(x), asBuf(out), rows, cols);
+    },
+    close: () => lib.close(),
+  };
+}

@@ -1,0 +1,978 @@
+// gradlab native kernels: float32 GEMM and NHWC convolutions for TensorFlow.js in Deno.
+//
+// Why this exists: TF.js has no fast CPU training path in Deno (the wasm backend lacks
+// Conv2DBackpropFilter and is limited to 128-bit SIMD without FMA). This library is compiled on
+// the user's machine with the system C compiler (-O3 -march=native), loaded through Deno FFI, and
+// operates directly on the wasm backend's tensor memory, so no data is copied.
+//
+// Design (BLIS-style): C[M,N] = A[M,K] . B[K,N] with packed panels and an MR x NR register-tile
+// micro-kernel written with GCC vector extensions (AVX-512, AVX2 or NEON, whatever -march gives).
+// Convolutions never materialise im2col: the A-panel packer reads image patches directly.
+//   forward:          out[N*OH*OW, CO]   = patches(x)[M, KH*KW*CI] . W[KH*KW*CI, CO]
+//   filter gradient:  dW[KH*KW*CI, CO]   = patches(x)^T[K, M] . dy[M, CO]      (depth = M, split over threads)
+//   input gradient:   dx = conv(dy dilated by the stride, W flipped and in/out-transposed)
+// Threads: OpenMP; the caller sets the count with gl_set_threads.
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__AVX512F__)
+#define VL 16
+#define MR 12
+#else
+#define VL 8
+#define MR 6
+#endif
+#define NV 2
+#define NR (NV * VL)
+#define KC 256
+#define MC (MR * 12)
+#define NC 2048
+// Inputs with fewer channels than this are packed (im2col blocks) rather than read in place.
+#define INDIRECT_MIN_CHANNELS 1
+// Convolutions with at most this many output channels use per-output dot products.
+#define NARROW_MAX_OUTPUTS 4
+
+typedef float vf __attribute__((vector_size(VL * 4)));
+
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_LEAKY = 3 };
+
+typedef struct {
+  const float* bias;  // per output column, or NULL
+  int act;
+  float alpha;
+} epilogue_t;
+
+static int g_threads = 1;
+
+int gl_set_threads(int n) {
+  if (n < 1) n = 1;
+  g_threads = n;
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int gl_max_threads(void) {
+#ifdef _OPENMP
+  return omp_get_num_procs();
+#else
+  return 1;
+#endif
+}
+
+int gl_vector_width(void) { return VL; }
+
+// ---------------------------------------------------------------------------------------------
+// Scratch buffers: grown on demand, never shrunk, 64-byte aligned; one per thread for A panels,
+// one shared for B panels. Re-using them avoids page-faulting fresh memory on every call.
+
+static float* grow(float** buf, size_t* cap, size_t n) {
+  if (n > *cap) {
+    free(*buf);
+    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    *buf = (float*)aligned_alloc(64, bytes);
+    *cap = *buf ? n : 0;
+  }
+  return *buf;
+}
+
+#define MAX_THREADS 64
+static float* g_abuf[MAX_THREADS];
+static size_t g_acap[MAX_THREADS];
+static float* g_bbuf;
+static size_t g_bcap;
+static float* g_bloc[MAX_THREADS];  // per-thread B panels (serial GEMMs inside parallel regions)
+static size_t g_blcap[MAX_THREADS];
+static float* g_part[MAX_THREADS];  // per-thread partial results of split reductions
+static size_t g_pcap[MAX_THREADS];
+static float* g_wbuf;
+static size_t g_wcap;
+
+static int thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: acc[MR][NR] = sum_p a[p*MR + r] * b[p*NR + c], then stored into C with optional
+// accumulation and epilogue.
+
+static inline float apply_act(float v, int act, float alpha) {
+  switch (act) {
+    case ACT_RELU: return v > 0.f ? v : 0.f;
+    case ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+    case ACT_LEAKY: return v > 0.f ? v : alpha * v;
+    default: return v;
+  }
+}
+
+static inline void store_tile(vf acc[MR][NV], float* restrict c, int ldc, int mr, int nr,
+                              int accumulate, const epilogue_t* epi, int col0) {
+  if (mr == MR && nr == NR && !epi) {
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + (size_t)r * ldc;
+      for (int v = 0; v < NV; v++) {
+        vf cur;
+        if (accumulate) {
+          memcpy(&cur, cr + v * VL, sizeof(vf));
+          cur += acc[r][v];
+        } else {
+          cur = acc[r][v];
+        }
+        memcpy(cr + v * VL, &cur, sizeof(vf));
+      }
+    }
+    return;
+  }
+  float tile[MR * NR] __attribute__((aligned(64)));
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) memcpy(tile + r * NR + v * VL, &acc[r][v], sizeof(vf));
+  for (int r = 0; r < mr; r++) {
+    float* cr = c + (size_t)r * ldc;
+    const float* tr = tile + r * NR;
+    for (int j = 0; j < nr; j++) {
+      float v = tr[j];
+      if (accumulate) v += cr[j];
+      if (epi) {
+        if (epi->bias) v += epi->bias[col0 + j];
+        v = apply_act(v, epi->act, epi->alpha);
+      }
+      cr[j] = v;
+    }
+  }
+}
+
+static void micro_kernel(int kc, const float* restrict a, const float* restrict b, float* restrict c,
+                         int ldc, int mr, int nr, int accumulate, const epilogue_t* epi, int col0) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+  }
+  for (int p = 0; p < kc; p++) {
+    const vf b0 = *(const vf*)(b + p * NR);
+    const vf b1 = *(const vf*)(b + p * NR + VL);
+    const float* ap = a + p * MR;
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      acc[r][0] += ap[r] * b0;
+      acc[r][1] += ap[r] * b1;
+    }
+  }
+  store_tile(acc, c, ldc, mr, nr, accumulate, epi, col0);
+}
+
+// The same tile product, but row r of A is read in place through pointers: for tap t the row's
+// clen values start at rows[t*MR + r] (an input pixel's channels, or a zero buffer for padding).
+// This is a convolution without im2col packing ("indirect GEMM").
+static void micro_kernel_indirect(int ntaps, int clen, const float* const* rows,
+                                  const float* restrict b, float* restrict c, int ldc, int mr,
+                                  int nr, int accumulate, const epilogue_t* epi, int col0) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+  }
+  for (int t = 0; t < ntaps; t++) {
+    const float* rp[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) rp[r] = rows[t * MR + r];
+    for (int q = 0; q < clen; q++) {
+      const vf b0 = *(const vf*)(b);
+      const vf b1 = *(const vf*)(b + VL);
+      b += NR;
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; r++) {
+        acc[r][0] += rp[r][q] * b0;
+        acc[r][1] += rp[r][q] * b1;
+      }
+    }
+  }
+  store_tile(acc, c, ldc, mr, nr, accumulate, epi, col0);
+}
+
+// Tile product whose A panel is read through one pointer per depth step: at step p the MR row
+// values are aps[p][0..MR-1] (for the filter gradient: MR consecutive channels of one pixel).
+static void micro_kernel_ptrs(int kc, const float* const* aps, const float* restrict b,
+                              float* restrict c, int ldc, int mr, int nr, int accumulate) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
+  }
+  for (int p = 0; p < kc; p++) {
+    const vf b0 = *(const vf*)(b + p * NR);
+    const vf b1 = *(const vf*)(b + p * NR + VL);
+    const float* ap = aps[p];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      acc[r][0] += ap[r] * b0;
+      acc[r][1] += ap[r] * b1;
+    }
+  }
+  store_tile(acc, c, ldc, mr, nr, accumulate, NULL, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packers. pack_a writes ceil(mlen/MR) panels of [klen][MR]; pack_b writes ceil(nlen/NR) panels
+// of [klen][NR]; both zero-pad the ragged edge.
+
+typedef void (*pack_fn)(const void* ctx, float* dst, int i0, int ilen, int k0, int klen);
+
+typedef struct {
+  const float* p;
+  int ld;
+  int trans;  // 0: element (i,k) at p[i*ld + k]; 1: at p[k*ld + i]
+} matrix_t;
+
+static void pack_a_matrix(const void* vctx, float* dst, int m0, int mlen, int k0, int klen) {
+  const matrix_t* A = (const matrix_t*)vctx;
+  for (int i = 0; i < mlen; i += MR) {
+    int mr = mlen - i < MR ? mlen - i : MR;
+    float* d = dst + (size_t)i * klen;
+    if (A->trans) {
+      for (int p = 0; p < klen; p++) {
+        const float* s = A->p + (size_t)(k0 + p) * A->ld + m0 + i;
+        int r = 0;
+        for (; r < mr; r++) d[p * MR + r] = s[r];
+        for (; r < MR; r++) d[p * MR + r] = 0.f;
+      }
+    } else {
+      int r = 0;
+      for (; r < mr; r++) {
+        const float* s = A->p + (size_t)(m0 + i + r) * A->ld + k0;
+        for (int p = 0; p < klen; p++) d[p * MR + r] = s[p];
+      }
+      for (; r < MR; r++)
+        for (int p = 0; p < klen; p++) d[p * MR + r] = 0.f;
+    }
+  }
+}
+
+static void pack_b_matrix(const void* vctx, float* dst, int n0, int nlen, int k0, int klen) {
+  const matrix_t* B = (const matrix_t*)vctx;  // element (k, n): trans=0 at p[k*ld+n], trans=1 at p[n*ld+k]
+  for (int j = 0; j < nlen; j += NR) {
+    int nr = nlen - j < NR ? nlen - j : NR;
+    float* d = dst + (size_t)j * klen;
+    if (!B->trans) {
+      for (int p = 0; p < klen; p++) {
+        const float* s = B->p + (size_t)(k0 + p) * B->ld + n0 + j;
+        int c = 0;
+        for (; c < nr; c++) d[p * NR + c] = s[c];
+        for (; c < NR; c++) d[p * NR + c] = 0.f;
+      }
+    } else {
+      int c = 0;
+      for (; c < nr; c++) {
+        const float* s = B->p + (size_t)(n0 + j + c) * B->ld + k0;
+        for (int p = 0; p < klen; p++) d[p * NR + c] = s[p];
+      }
+      for (; c < NR; c++)
+        for (int p = 0; p < klen; p++) d[p * NR + c] = 0.f;
+    }
+  }
+}
+
+// Convolution geometry (NHWC input, HWIO filter). lh/lw dilate the input itself ("lhs dilation",
+// zeros inserted between input pixels), which turns a strided conv's input gradient into a conv.
+typedef struct {
+  const float* x;
+  int n, h, w, c;      // input
+  int kh, kw;          // filter
+  int oh, ow;          // output
+  int sh, sw;          // strides
+  int dh, dw;          // filter dilation
+  int pt, pl;          // padding top/left (bottom/right implied by the output size)
+  int lh, lw;          // input dilation (1 = none)
+} conv_t;
+
+// Source of input row for logical coordinate li (may be dilated); -1 when it falls on padding or
+// on an inserted zero.
+static inline int in_coord(int li, int dil, int size) {
+  if (li < 0) return -1;
+  if (dil == 1) return li < size ? li : -1;
+  if (li % dil) return -1;
+  li /= dil;
+  return li < size ? li : -1;
+}
+
+// A = patches: row m = (n, oy, ox), column k = (ky, kx, ci).
+static void pack_a_conv(const void* vctx, float* dst, int m0, int mlen, int k0, int klen) {
+  const conv_t* g = (const conv_t*)vctx;
+  const int C = g->c;
+  for (int i = 0; i < mlen; i += MR) {
+    int mr = mlen - i < MR ? mlen - i : MR;
+    float* d = dst + (size_t)i * klen;
+    for (int r = 0; r < MR; r++) {
+      if (r >= mr) {
+        for (int p = 0; p < klen; p++) d[p * MR + r] = 0.f;
+        continue;
+      }
+      int m = m0 + i + r;
+      int ox = m % g->ow, t = m / g->ow;
+      int oy = t % g->oh, nb = t / g->oh;
+      int iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+      const float* xb = g->x + (size_t)nb * g->h * g->w * C;
+      int k = k0;
+      int ci = k % C, t2 = k / C;
+      int kx = t2 % g->kw, ky = t2 / g->kw;
+      int p = 0;
+      while (p < klen) {
+        int run = C - ci;
+        if (run > klen - p) run = klen - p;
+        int iy = in_coord(iy0 + ky * g->dh, g->lh, g->h);
+        int ix = in_coord(ix0 + kx * g->dw, g->lw, g->w);
+        float* dp = d + (size_t)p * MR + r;
+        if (iy < 0 || ix < 0) {
+          for (int q = 0; q < run; q++) dp[q * MR] = 0.f;
+        } else {
+          const float* s = xb + ((size_t)iy * g->w + ix) * C + ci;
+          for (int q = 0; q < run; q++) dp[q * MR] = s[q];
+        }
+        p += run;
+        ci = 0;
+        if (++kx == g->kw) { kx = 0; ky++; }
+      }
+    }
+  }
+}
+
+// A = patches^T: row = k (ky, kx, ci), depth = m (n, oy, ox). Used for the filter gradient.
+static void pack_a_conv_t(const void* vctx, float* dst, int k0, int klen_rows, int m0, int mlen) {
+  const conv_t* g = (const conv_t*)vctx;
+  const int C = g->c;
+  for (int i = 0; i < klen_rows; i += MR) {
+    int rows = klen_rows - i < MR ? klen_rows - i : MR;
+    float* d = dst + (size_t)i * mlen;
+    // The rows of this panel: runs of consecutive channels at fixed (ky, kx).
+    int run_start[MR], run_len[MR], run_ky[MR], run_kx[MR], run_ci[MR], nrun = 0;
+    for (int r = 0; r < rows;) {
+      int k = k0 + i + r;
+      int ci = k % C, t = k / C;
+      int len = C - ci;
+      if (len > rows - r) len = rows - r;
+      run_start[nrun] = r; run_len[nrun] = len;
+      run_kx[nrun] = t % g->kw; run_ky[nrun] = t / g->kw; run_ci[nrun] = ci;
+      nrun++;
+      r += len;
+    }
+    int m = m0;
+    int ox = m % g->ow, t = m / g->ow;
+    int oy = t % g->oh, nb = t / g->oh;
+    for (int p = 0; p < mlen; p++) {
+      float* dp = d + (size_t)p * MR;
+      int iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+      const float* xb = g->x + (size_t)nb * g->h * g->w * C;
+      for (int q = 0; q < nrun; q++) {
+        int iy = in_coord(iy0 + run_ky[q] * g->dh, g->lh, g->h);
+        int ix = in_coord(ix0 + run_kx[q] * g->dw, g->lw, g->w);
+        float* o = dp + run_start[q];
+        if (iy < 0 || ix < 0) {
+          for (int z = 0; z < run_len[q]; z++) o[z] = 0.f;
+        } else {
+          const float* s = xb + ((size_t)iy * g->w + ix) * C + run_ci[q];
+          for (int z = 0; z < run_len[q]; z++) o[z] = s[z];
+        }
+      }
+      for (int r = rows; r < MR; r++) dp[r] = 0.f;
+      if (++ox == g->ow) { ox = 0; if (++oy == g->oh) { oy = 0; nb++; } }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+static size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+// K is cut into equal blocks of at most KC, so that no block is a short remainder.
+static int balanced_kc(int K) {
+  int blocks = (K + KC - 1) / KC;
+  return (K + blocks - 1) / blocks;
+}
+
+// GEMM driver. C[M,N] (beta ? += : =) A . B, A given by a packer (M x K), B by a packer (K x N).
+// The epilogue (bias, activation) is applied once, with the last K block.
+
+static void gemm_serial_block(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb,
+                              const void* bctx, float* C, int ldc, int beta, const epilogue_t* epi,
+                              float* abuf, float* bbuf) {
+  const int kcb = balanced_kc(K);
+  for (int jc = 0; jc < N; jc += NC) {
+    int nc = N - jc < NC ? N - jc : NC;
+    for (int pc = 0; pc < K; pc += kcb) {
+      int kc = K - pc < kcb ? K - pc : kcb;
+      int last = pc + kc >= K;
+      pb(bctx, bbuf, jc, nc, pc, kc);
+      for (int ic = 0; ic < M; ic += MC) {
+        int mc = M - ic < MC ? M - ic : MC;
+        pa(actx, abuf, ic, mc, pc, kc);
+        for (int jr = 0; jr < nc; jr += NR) {
+          int nr = nc - jr < NR ? nc - jr : NR;
+          for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                         C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, beta || pc > 0,
+                         last ? epi : NULL, jc + jr);
+          }
+        }
+      }
+    }
+  }
+}
+
+
+static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, const void* bctx,
+                 float* C, int ldc, int beta, const epilogue_t* epi, int threads) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {  // empty reduction: C = beta ? C : 0, then epilogue
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        float v = beta ? C[(size_t)i * ldc + j] : 0.f;
+        if (epi) {
+          if (epi->bias) v += epi->bias[j];
+          v = apply_act(v, epi->act, epi->alpha);
+        }
+        C[(size_t)i * ldc + j] = v;
+      }
+    return;
+  }
+  size_t bsize = round_up(N < NC ? N : NC, NR) * KC;
+  size_t asize = (size_t)MC * KC;
+  int mblocks = (M + MC - 1) / MC;
+  if (threads <= 1) {
+    int tid = thread_id();
+    gemm_serial_block(M, N, K, pa, actx, pb, bctx, C, ldc, beta, epi,
+                      grow(&g_abuf[tid], &g_acap[tid], asize),
+                      grow(&g_bloc[tid], &g_blcap[tid], bsize));
+    return;
+  }
+  float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
+  const int kcb = balanced_kc(K);
+  for (int t = 0; t < threads; t++) grow(&g_abuf[t], &g_acap[t], asize);
+  for (int jc = 0; jc < N; jc += NC) {
+    int nc = N - jc < NC ? N - jc : NC;
+    int npanels = (nc + NR - 1) / NR;
+    for (int pc = 0; pc < K; pc += kcb) {
+      int kc = K - pc < kcb ? K - pc : kcb;
+      int last = pc + kc >= K;
+      int acc = beta || pc > 0;
+      const epilogue_t* e = last ? epi : NULL;
+#pragma omp parallel num_threads(threads)
+      {
+        int tid = thread_id();
+        float* abuf = g_abuf[tid];
+#pragma omp for schedule(static)
+        for (int j = 0; j < npanels; j++) {
+          int n0 = j * NR;
+          pb(bctx, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < NR ? nc - n0 : NR, pc, kc);
+        }
+        if (mblocks >= threads) {
+#pragma omp for schedule(dynamic, 1)
+          for (int ib = 0; ib < mblocks; ib++) {
+            int ic = ib * MC;
+            int mc = M - ic < MC ? M - ic : MC;
+            pa(actx, abuf, ic, mc, pc, kc);
+            for (int jr = 0; jr < nc; jr += NR) {
+              int nr = nc - jr < NR ? nc - jr : NR;
+              for (int ir = 0; ir < mc; ir += MR) {
+                int mr = mc - ir < MR ? mc - ir : MR;
+                micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                             C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
+              }
+            }
+          }
+        } else {
+          // Few rows (e.g. a dense layer at batch 64): share one packed A block, split columns.
+          for (int ib = 0; ib < mblocks; ib++) {
+            int ic = ib * MC;
+            int mc = M - ic < MC ? M - ic : MC;
+            float* ashared = g_abuf[0];
+#pragma omp single
+            pa(actx, ashared, ic, mc, pc, kc);
+#pragma omp for schedule(static)
+            for (int j = 0; j < npanels; j++) {
+              int jr = j * NR;
+              int nr = nc - jr < NR ? nc - jr : NR;
+              for (int ir = 0; ir < mc; ir += MR) {
+                int mr = mc - ir < MR ? mc - ir : MR;
+                micro_kernel(kc, ashared + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                             C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution by indirect GEMM: out[M, N] = patches(x)[M, K] . W[K, N] with K = taps x channels.
+// The K loop is cut into blocks of whole taps (or, for very wide inputs, channel chunks of one
+// tap) so that each block's rows of W are contiguous and each A row is a run of channels.
+
+static float* g_zero;
+static size_t g_zcap;
+
+static const float* zeros_of(size_t n) {
+  if (n > g_zcap) {
+    free(g_zero);
+    g_zero = (float*)calloc(n + 64, sizeof(float));
+    g_zcap = g_zero ? n : 0;
+  }
+  return g_zero;
+}
+
+static const float** g_tab[MAX_THREADS];
+static size_t g_tcap[MAX_THREADS];
+
+static void conv_tile_pointers(const conv_t* g, const float* zero, int m0, int t0, int nt, int c0,
+                               int M, const float** tab) {
+  int base_y[MR], base_x[MR];
+  const float* img[MR];
+  for (int r = 0; r < MR; r++) {
+    int m = m0 + r;
+    if (m >= M) { img[r] = NULL; continue; }
+    int ox = m % g->ow, t = m / g->ow;
+    int oy = t % g->oh, nb = t / g->oh;
+    base_y[r] = oy * g->sh - g->pt;
+    base_x[r] = ox * g->sw - g->pl;
+    img[r] = g->x + (size_t)nb * g->h * g->w * g->c;
+  }
+  for (int t = 0; t < nt; t++) {
+    int tap = t0 + t, ky = tap / g->kw, kx = tap % g->kw;
+    for (int r = 0; r < MR; r++) {
+      const float* p = zero;
+      if (img[r]) {
+        int iy = in_coord(base_y[r] + ky * g->dh, g->lh, g->h);
+        int ix = in_coord(base_x[r] + kx * g->dw, g->lw, g->w);
+        if (iy >= 0 && ix >= 0) p = img[r] + ((size_t)iy * g->w + ix) * g->c + c0;
+      }
+      tab[t * MR + r] = p;
+    }
+  }
+}
+
+// Few output channels (e.g. the input gradient of a first layer with 1-3 channels): the register
+// tile would be mostly padding, so each output value is a dot product over the gathered patch.
+static float* g_wt;
+static size_t g_wtcap;
+
+static void conv_indirect_narrow(const conv_t* g, const float* wmat, int N, float* out,
+                                 const epilogue_t* epi, int threads) {
+  const int C = g->c, taps = g->kh * g->kw, M = g->n * g->oh * g->ow, K = taps * C;
+  float* wt = grow(&g_wt, &g_wtcap, (size_t)N * K);  // [N][K]
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < N; j++) wt[(size_t)j * K + k] = wmat[(size_t)k * N + j];
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int m = 0; m < M; m++) {
+    int ox = m % g->ow, t = m / g->ow;
+    int oy = t % g->oh, nb = t / g->oh;
+    int y0 = oy * g->sh - g->pt, x0 = ox * g->sw - g->pl;
+    const float* img = g->x + (size_t)nb * g->h * g->w * C;
+    for (int j = 0; j < N; j++) {
+      vf acc = (vf){0};
+      float tail = 0.f;
+      const float* wj = wt + (size_t)j * K;
+      for (int tap = 0; tap < taps; tap++) {
+        int ky = tap / g->kw, kx = tap % g->kw;
+        int iy = in_coord(y0 + ky * g->dh, g->lh, g->h);
+        int ix = in_coord(x0 + kx * g->dw, g->lw, g->w);
+        if (iy < 0 || ix < 0) continue;
+        const float* p = img + ((size_t)iy * g->w + ix) * C;
+        const float* wk = wj + (size_t)tap * C;
+        int c = 0;
+        for (; c + VL <= C; c += VL) {
+          vf a, b;
+          memcpy(&a, p + c, sizeof(vf));
+          memcpy(&b, wk + c, sizeof(vf));
+          acc += a * b;
+        }
+        for (; c < C; c++) tail += p[c] * wk[c];
+      }
+      float v = tail;
+      for (int l = 0; l < VL; l++) v += acc[l];
+      if (epi) {
+        if (epi->bias) v += epi->bias[j];
+        v = apply_act(v, epi->act, epi->alpha);
+      }
+      out[(size_t)m * N + j] = v;
+    }
+  }
+}
+
+static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
+                          const epilogue_t* epi, int threads) {
+  const int C = g->c, taps = g->kh * g->kw, M = g->n * g->oh * g->ow;
+  if (M <= 0 || N <= 0) return;
+  if (N <= NARROW_MAX_OUTPUTS) {
+    conv_indirect_narrow(g, wmat, N, out, epi, threads);
+    return;
+  }
+  const float* zero = zeros_of((size_t)C);
+  int tpb, cch;  // taps per block, channels per block
+  if (C <= KC) {
+    cch = C;
+    tpb = KC / C;
+    int nb = (taps + tpb - 1) / tpb;
+    tpb = (taps + nb - 1) / nb;
+  } else {
+    tpb = 1;
+    int nb = (C + KC - 1) / KC;
+    cch = (C + nb - 1) / nb;
+  }
+  const int kmax = tpb * cch;
+  matrix_t B = {wmat, N, 0};
+  size_t bsize = round_up(N < NC ? N : NC, NR) * kmax;
+  float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
+  int mblocks = (M + MC - 1) / MC;
+  size_t tsize = (size_t)MC * tpb;
+  for (int t = 0; t < threads && t < MAX_THREADS; t++) {
+    if (tsize > g_tcap[t]) {
+      free(g_tab[t]);
+      g_tab[t] = (const float**)malloc(tsize * sizeof(float*));
+      g_tcap[t] = g_tab[t] ? tsize : 0;
+    }
+  }
+  for (int jc = 0; jc < N; jc += NC) {
+    int nc = N - jc < NC ? N - jc : NC;
+    int npanels = (nc + NR - 1) / NR;
+    int jgroups = mblocks >= threads ? 1 : (npanels < threads ? npanels : threads);
+    int items = mblocks * jgroups;
+    for (int t0 = 0; t0 < taps; t0 += tpb) {
+      int nt = taps - t0 < tpb ? taps - t0 : tpb;
+      for (int c0 = 0; c0 < C; c0 += cch) {
+        int clen = C - c0 < cch ? C - c0 : cch;
+        int kc = nt * clen;
+        int k0 = t0 * C + c0;
+        int first = t0 == 0 && c0 == 0;
+        int last = t0 + nt >= taps && c0 + clen >= C;
+        const epilogue_t* e = last ? epi : NULL;
+#pragma omp parallel num_threads(threads)
+        {
+          int tid = thread_id();
+#pragma omp for schedule(static)
+          for (int j = 0; j < npanels; j++) {
+            int n0 = j * NR;
+            pack_b_matrix(&B, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < NR ? nc - n0 : NR, k0, kc);
+          }
+          const float** tab = g_tab[tid];
+#pragma omp for schedule(dynamic, 1)
+          for (int it = 0; it < items; it++) {
+            int ib = it / jgroups, jg = it % jgroups;
+            int p0 = (int)((long)npanels * jg / jgroups), p1 = (int)((long)npanels * (jg + 1) / jgroups);
+            int ic = ib * MC;
+            int mc = M - ic < MC ? M - ic : MC;
+            for (int ir = 0; ir < mc; ir += MR) {
+              int mr = mc - ir < MR ? mc - ir : MR;
+              conv_tile_pointers(g, zero, ic + ir, t0, nt, c0, M, tab);
+              for (int p = p0; p < p1; p++) {
+                int jr = p * NR;
+                int nr = nc - jr < NR ? nc - jr : NR;
+                micro_kernel_indirect(nt, clen, tab, bbuf + (size_t)jr * kc,
+                                      out + (size_t)(ic + ir) * N + jc + jr, N, mr, nr, !first, e,
+                                      jc + jr);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public entry points (all pointers are float32, row-major / NHWC).
+
+// c[batch][M][N] = op(a) . op(b) (+ bias, activation). aStride/bStride are 0 to broadcast.
+void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N, int K,
+               int transA, int transB, int aStride, int bStride, const float* bias, int act,
+               float alpha) {
+  epilogue_t e = {bias, act, alpha};
+  const epilogue_t* epi = (bias || act) ? &e : NULL;
+  double work = (double)M * N * K;
+  if (batch > 1 && g_threads > 1 && work < 4e6) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
+    for (int i = 0; i < batch; i++) {
+      matrix_t A = {a + (size_t)i * aStride, transA ? M : K, transA};
+      matrix_t B = {b + (size_t)i * bStride, transB ? K : N, transB};
+      gemm(M, N, K, pack_a_matrix, &A, pack_b_matrix, &B, c + (size_t)i * M * N, N, 0, epi, 1);
+    }
+    return;
+  }
+  for (int i = 0; i < batch; i++) {
+    matrix_t A = {a + (size_t)i * aStride, transA ? M : K, transA};
+    matrix_t B = {b + (size_t)i * bStride, transB ? K : N, transB};
+    gemm(M, N, K, pack_a_matrix, &A, pack_b_matrix, &B, c + (size_t)i * M * N, N, 0, epi, g_threads);
+  }
+}
+
+// Forward convolution, NHWC x [n,h,w,ci], filter [kh,kw,ci,co] -> y [n,oh,ow,co].
+void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, int ci, int kh,
+               int kw, int co, int oh, int ow, int sh, int sw, int dh, int dw, int pt, int pl,
+               const float* bias, int act, float alpha) {
+  conv_t g = {x, n, h, w, ci, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, 1, 1};
+  epilogue_t e = {bias, act, alpha};
+  const epilogue_t* epi = (bias || act) ? &e : NULL;
+  if (ci >= INDIRECT_MIN_CHANNELS && kh * kw * ci > 0) {
+    conv_indirect(&g, f, co, y, epi, g_threads);
+    return;
+  }
+  matrix_t B = {f, co, 0};
+  gemm(n * oh * ow, co, kh * kw * ci, pack_a_conv, &g, pack_b_matrix, &B, y, co, 0, epi, g_threads);
+}
+
+// Input gradient: dx [n,h,w,ci] from dy [n,oh,ow,co] and filter [kh,kw,ci,co]. It is the
+// convolution of dy, dilated by the stride and padded by (k-1)*dil - pad, with the filter
+// flipped in space and transposed in/out.
+void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n, int h, int w,
+                              int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
+                              int dh, int dw, int pt, int pl) {
+  size_t fsize = (size_t)kh * kw * ci * co;
+  float* ft = grow(&g_wbuf, &g_wcap, fsize);
+  for (int y = 0; y < kh; y++)
+    for (int x = 0; x < kw; x++)
+      for (int i = 0; i < ci; i++)
+        for (int o = 0; o < co; o++)
+          ft[(((size_t)(kh - 1 - y) * kw + (kw - 1 - x)) * co + o) * ci + i] =
+              f[(((size_t)y * kw + x) * ci + i) * co + o];
+  conv_t g = {dy, n, oh, ow, co, kh, kw, h, w, 1, 1, dh, dw,
+              (kh - 1) * dh - pt, (kw - 1) * dw - pl, sh, sw};
+  if (co >= INDIRECT_MIN_CHANNELS) {
+    conv_indirect(&g, ft, ci, dx, NULL, g_threads);
+    return;
+  }
+  matrix_t B = {ft, ci, 0};
+  gemm(n * h * w, ci, kh * kw * co, pack_a_conv, &g, pack_b_matrix, &B, dx, ci, 0, NULL, g_threads);
+}
+
+// Filter gradient: dW [kh,kw,ci,co] = sum over (n,oy,ox) of patch(x) (x) dy, as a GEMM whose
+// A rows are (tap, channel) and whose depth is the output pixel; A is read in place (MR channels
+// of one input pixel per depth step). The depth is split between threads, each with a private
+// result, then summed.
+static float* g_tail[MAX_THREADS];  // copies of pixels whose MR-wide read would pass the end of x
+static size_t g_tlcap[MAX_THREADS];
+
+static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, int m1, float* out,
+                              int tid) {
+  const int C = g->c, taps = g->kh * g->kw;
+  const float* xend = g->x + (size_t)g->n * g->h * g->w * C;
+  const float* zero = zeros_of((size_t)C + MR);
+  float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, NR) * KC);
+  float* tail = grow(&g_tail[tid], &g_tlcap[tid], (size_t)KC * MR);
+  const float* aps[KC];   // A row pointers of one panel, per depth step
+  const float* base[KC];  // the input pixel under the current tap, per depth step (NULL: padding)
+  const float* img[KC];   // the image of each depth step's output pixel
+  int iy0[KC], ix0[KC];   // that pixel's window origin
+  matrix_t B = {dy, co, 0};
+  for (int pc = m0; pc < m1; pc += KC) {
+    int kc = m1 - pc < KC ? m1 - pc : KC;
+    pack_b_matrix(&B, bbuf, 0, co, pc, kc);
+    {
+      int m = pc;
+      int ox = m % g->ow, t = m / g->ow;
+      int oy = t % g->oh, nb = t / g->oh;
+      for (int p = 0; p < kc; p++) {
+        iy0[p] = oy * g->sh - g->pt;
+        ix0[p] = ox * g->sw - g->pl;
+        img[p] = g->x + (size_t)nb * g->h * g->w * C;
+        if (++ox == g->ow) { ox = 0; if (++oy == g->oh) { oy = 0; nb++; } }
+      }
+    }
+    for (int t = 0; t < taps; t++) {
+      int ky = t / g->kw, kx = t % g->kw;
+      for (int p = 0; p < kc; p++) {
+        int iy = in_coord(iy0[p] + ky * g->dh, g->lh, g->h);
+        int ix = in_coord(ix0[p] + kx * g->dw, g->lw, g->w);
+        base[p] = (iy >= 0 && ix >= 0) ? img[p] + ((size_t)iy * g->w + ix) * C : NULL;
+      }
+      for (int ci0 = 0; ci0 < C; ci0 += MR) {
+        int mr = C - ci0 < MR ? C - ci0 : MR;
+        for (int p = 0; p < kc; p++) {
+          const float* ptr = base[p] ? base[p] + ci0 : zero + ci0;
+          if (base[p] && ptr + MR > xend) {
+            float* slot = tail + (size_t)p * MR;
+            for (int r = 0; r < MR; r++) slot[r] = r < mr ? ptr[r] : 0.f;
+            ptr = slot;
+          }
+          aps[p] = ptr;
+        }
+        float* orow = out + ((size_t)t * C + ci0) * co;
+        for (int jr = 0; jr < co; jr += NR) {
+          int nr = co - jr < NR ? co - jr : NR;
+          micro_kernel_ptrs(kc, aps, bbuf + (size_t)jr * kc, orow + jr, co, mr, nr, pc > m0);
+        }
+      }
+    }
+  }
+}
+
+void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, int n, int h, int w,
+                               int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
+                               int dh, int dw, int pt, int pl) {
+  conv_t g = {x, n, h, w, ci, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, 1, 1};
+  int K = kh * kw * ci, M = n * oh * ow;
+  size_t osize = (size_t)K * co;
+  if (M <= 0) {
+    memset(dw_out, 0, osize * sizeof(float));
+    return;
+  }
+  int threads = g_threads;
+  if ((double)K * co * M < 2e6 || M < 64 * threads) threads = 1;
+  if (ci < INDIRECT_MIN_CHANNELS) {  // narrow inputs: packed im2col^T blocks
+    matrix_t B = {dy, co, 0};
+    if (threads <= 1) {
+      gemm(K, co, M, pack_a_conv_t, &g, pack_b_matrix, &B, dw_out, co, 0, NULL, 1);
+      return;
+    }
+  }
+  zeros_of((size_t)ci + MR);  // allocate before any thread reads it
+  float* parts[MAX_THREADS];
+  for (int t = 1; t < threads; t++) parts[t] = grow(&g_part[t], &g_pcap[t], osize);
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = thread_id();
+    int chunk = (M + threads - 1) / threads;
+    chunk = (chunk + KC - 1) / KC * KC;
+    int m0 = tid * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+    float* out = tid == 0 ? dw_out : parts[tid];
+    if (m1 <= m0) {
+      memset(out, 0, osize * sizeof(float));
+    } else if (ci >= INDIRECT_MIN_CHANNELS) {
+      filter_grad_range(&g, dy, co, m0, m1, out, tid);
+    } else {
+      float* abuf = grow(&g_abuf[tid], &g_acap[tid], (size_t)MC * KC);
+      float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, NR) * KC);
+      matrix_t B = {dy, co, 0};
+      for (int pc = m0; pc < m1; pc += KC) {
+        int kc = m1 - pc < KC ? m1 - pc : KC;
+        pack_b_matrix(&B, bbuf, 0, co, pc, kc);
+        for (int ic = 0; ic < K; ic += MC) {
+          int mc = K - ic < MC ? K - ic : MC;
+          pack_a_conv_t(&g, abuf, ic, mc, pc, kc);
+          for (int jr = 0; jr < co; jr += NR) {
+            int nr = co - jr < NR ? co - jr : NR;
+            for (int ir = 0; ir < mc; ir += MR) {
+              int mr = mc - ir < MR ? mc - ir : MR;
+              micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                           out + (size_t)(ic + ir) * co + jr, co, mr, nr, pc > m0, NULL, 0);
+            }
+          }
+        }
+      }
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (size_t i = 0; i < osize; i++) {
+      float s = dw_out[i];
+      for (int t = 1; t < threads; t++) s += parts[t][i];
+      dw_out[i] = s;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling and reductions that TF.js's wasm backend runs with scalar loops.
+
+// Max-pool gradient, NHWC: each dy value goes to the first maximum of its window in x (row-major
+// window order, padding excluded), as TF.js's reference implementation does.
+void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, int w, int c,
+                      int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl) {
+  size_t img = (size_t)h * w * c;
+#pragma omp parallel for schedule(static) num_threads(g_threads)
+  for (int b = 0; b < n; b++) {
+    const float* xb = x + b * img;
+    float* dxb = dx + b * img;
+    memset(dxb, 0, img * sizeof(float));
+    enum { CH = 64 };
+    float best[CH];
+    int where[CH];
+    for (int oy = 0; oy < oh; oy++) {
+      for (int ox = 0; ox < ow; ox++) {
+        const float* g = dy + (((size_t)b * oh + oy) * ow + ox) * c;
+        int y0 = oy * sh - pt, x0 = ox * sw - pl;
+        for (int c0 = 0; c0 < c; c0 += CH) {
+          int cn = c - c0 < CH ? c - c0 : CH;
+          for (int j = 0; j < cn; j++) { best[j] = -INFINITY; where[j] = -1; }
+          for (int ky = 0; ky < kh; ky++) {
+            int iy = y0 + ky;
+            if (iy < 0 || iy >= h) continue;
+            for (int kx = 0; kx < kw; kx++) {
+              int ix = x0 + kx;
+              if (ix < 0 || ix >= w) continue;
+              int base = (iy * w + ix) * c + c0;
+              const float* xp = xb + base;
+              for (int j = 0; j < cn; j++) {
+                if (xp[j] > best[j]) { best[j] = xp[j]; where[j] = base + j; }
+              }
+            }
+          }
+          for (int j = 0; j < cn; j++)
+            if (where[j] >= 0) dxb[where[j]] += g[c0 + j];
+        }
+      }
+    }
+  }
+}
+
+// out[cols] = sum over rows of x[rows][cols] (reduce leading axes).
+void gl_sum_rows(const float* x, float* out, int rows, int cols) {
+  int threads = g_threads;
+  if ((double)rows * cols < 1e5 || rows < 2 * threads) threads = 1;
+  float* parts[MAX_THREADS];
+  for (int t = 1; t < threads; t++) parts[t] = grow(&g_part[t], &g_pcap[t], (size_t)cols);
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = thread_id();
+    int chunk = (rows + threads - 1) / threads;
+    int r0 = tid * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    float* acc = tid == 0 ? out : parts[tid];
+    memset(acc, 0, (size_t)cols * sizeof(float));
+    for (int r = r0; r < r1; r++) {
+      const float* xr = x + (size_t)r * cols;
+      for (int j = 0; j < cols; j++) acc[j] += xr[j];
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int j = 0; j < cols; j++) {
+      float s = out[j];
+      for (int t = 1; t < threads; t++) s += parts[t][j];
+      out[j] = s;
+    }
+  }
+}
+
+// out[rows] = sum over cols of x[rows][cols] (reduce trailing axes).
+void gl_sum_cols(const float* x, float* out, int rows, int cols) {
+  int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + (size_t)r * cols;
+    vf acc = (vf){0};
+    int j = 0;
+    for (; j + VL <= cols; j += VL) {
+      vf v;
+      memcpy(&v, xr + j, sizeof(vf));
+      acc += v;
+    }
+    float s = 0.f;
+    for (int l = 0; l < VL; l++) s += acc[l];
+    for (; j < cols; j++) s += xr[j];
+    out[r] = s;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * TF.js kernels for the wasm backend that run on the native library: convolutions (forward,
+ * fused, input and filter gradients) and matrix products (plain and fused). Everything else stays
+ * on wasm. Cases the native code does not cover (NCHW, non-float32, exotic activations or
+ * broadcasts) are handed to the kernel that was registered before.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { f32View, type WasmBackendLike } from "../wasm_memory.ts";
+import { type ConvGeometry, NativeActivation, type NativeLib } from "./ffi.ts";
+
+type KernelArgs = {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: WasmBackendLike;
+  // deno-lint-ignore no-explicit-any
+  attrs: Record<string, any>;
+};
+type KernelFn = (args: KernelArgs) => tf.TensorInfo;
+
+/** Kernel names this module replaces on the wasm backend. */
+export const NATIVE_KERNEL_NAMES = [
+  "Conv2D",
+  "FusedConv2D",
+  "Conv2DBackpropInput",
+  "Conv2DBackpropFilter",
+  "BatchMatMul",
+  "_FusedMatMul",
+  "MaxPoolGrad",
+  "Sum",
+] as const;
+
+function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return {
+    n: info.batchSize,
+    h: info.inHeight,
+    w: info.inWidth,
+    ci: info.inChannels,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+    co: info.outChannels,
+    oh: info.outHeight,
+    ow: info.outWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    dh: info.dilationHeight,
+    dw: info.dilationWidth,
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+  };
+}
+
+function isChannelsLast(dataFormat: string | undefined): boolean {
+  return dataFormat === undefined || dataFormat === "NHWC" || dataFormat === "channelsLast";
+}
+
+function allFloat32(...ts: (tf.TensorInfo | undefined)[]): boolean {
+  return ts.every((t) => t === undefined || t.dtype === "float32");
+}
+
+function activationCode(name: string | undefined): number | undefined {
+  return NativeActivation[(name ?? "linear") as keyof typeof NativeActivation];
+}
+
+function makeKernels(
+  lib: NativeLib,
+  fallback: (name: string) => KernelFn,
+): Record<string, KernelFn> {
+  function conv2dImpl(args: KernelArgs, fused: boolean): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { x, filter, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo>;
+    const act = fused ? activationCode(attrs.activation) : 0;
+    if (
+      !isChannelsLast(attrs.dataFormat) || !allFloat32(x, filter, bias) || act === undefined ||
+      preluActivationWeights || (bias && tf.util.sizeFromShape(bias.shape) !== filter.shape[3])
+    ) {
+      return fallback(fused ? "FusedConv2D" : "Conv2D")(args);
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    const out = backend.makeOutput(info.outShape, "float32");
+    if (tf.util.sizeFromShape(info.outShape) === 0) return out;
+    lib.conv2d(
+      f32View(backend, x),
+      f32View(backend, filter),
+      f32View(backend, out),
+      geometry(info),
+      bias ? f32View(backend, bias) : null,
+      act,
+      attrs.leakyreluAlpha ?? 0.2,
+    );
+    return out;
+  }
+
+  function conv2dBackpropInput(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
+    if (!isChannelsLast(attrs.dataFormat) || !allFloat32(dy, filter)) {
+      return fallback("Conv2DBackpropInput")(args);
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape,
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    const out = backend.makeOutput(info.inShape, "float32");
+    if (tf.util.sizeFromShape(info.inShape) === 0) return out;
+    lib.conv2dBackpropInput(
+      f32View(backend, dy),
+      f32View(backend, filter),
+      f32View(backend, out),
+      geometry(info),
+    );
+    return out;
+  }
+
+  function conv2dBackpropFilter(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { x, dy } = inputs as Record<string, tf.TensorInfo>;
+    if (!isChannelsLast(attrs.dataFormat) || !allFloat32(x, dy)) {
+      return fallback("Conv2DBackpropFilter")(args);
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterShape,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    const out = backend.makeOutput(attrs.filterShape, "float32");
+    if (tf.util.sizeFromShape(attrs.filterShape) === 0) return out;
+    lib.conv2dBackpropFilter(
+      f32View(backend, x),
+      f32View(backend, dy),
+      f32View(backend, out),
+      geometry(info),
+    );
+    return out;
+  }
+
+  function matmulImpl(args: KernelArgs, fused: boolean): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { a, b, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo>;
+    const { transposeA, transposeB } = attrs;
+    const act = fused ? activationCode(attrs.activation) : 0;
+    const ra = a.shape.length, rb = b.shape.length;
+    const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+    const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
+    const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
+    const simpleBroadcast = batchA === batchB || batchA === 1 || batchB === 1;
+    if (
+      !allFloat32(a, b, bias) || act === undefined || preluActivationWeights || k !== kb ||
+      !simpleBroadcast || (bias && tf.util.sizeFromShape(bias.shape) !== n)
+    ) {
+      return fallback(fused ? "_FusedMatMul" : "BatchMatMul")(args);
+    }
+    const outer = tf.backend_util.assertAndGetBroadcastShape(
+      a.shape.slice(0, -2),
+      b.shape.slice(0, -2),
+    );
+    const outShape = [...outer, m, n];
+    const batch = Math.max(batchA, batchB);
+    const out = backend.makeOutput(outShape, "float32");
+    if (tf.util.sizeFromShape(outShape) === 0) return out;
+    lib.matmul(f32View(backend, a), f32View(backend, b), f32View(backend, out), {
+      batch,
+      m,
+      n,
+      k,
+      transA: Boolean(transposeA),
+      transB: Boolean(transposeB),
+      aStride: batchA === 1 ? 0 : m * k,
+      bStride: batchB === 1 ? 0 : k * n,
+      bias: bias ? f32View(backend, bias) : null,
+      act,
+      alpha: attrs.leakyreluAlpha ?? 0.2,
+    });
+    return out;
+  }
+
+  function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
+    if (!allFloat32(dy, input) || input.shape.length !== 4) return fallback("MaxPoolGrad")(args);
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs.filterSize,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    const out = backend.makeOutput(input.shape, "float32");
+    if (tf.util.sizeFromShape(input.shape) === 0) return out;
+    lib.maxPoolGrad(f32View(backend, input), f32View(backend, dy), f32View(backend, out), {
+      n: info.batchSize,
+      h: info.inHeight,
+      w: info.inWidth,
+      c: info.inChannels,
+      oh: info.outHeight,
+      ow: info.outWidth,
+      kh: info.filterHeight,
+      kw: info.filterWidth,
+      sh: info.strideHeight,
+      sw: info.strideWidth,
+      pt: info.padInfo.top,
+      pl: info.padInfo.left,
+    });
+    return out;
+  }
+
+  // Sums over leading axes (bias gradients) or trailing axes natively; other axis sets go to wasm.
+  function sum(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape).sort((p, q) => p - q);
+    const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
+    const leading = contiguous && axes.length > 0 && axes[0] === 0;
+    const trailing = contiguous && axes.length > 0 && axes[axes.length - 1] === rank - 1;
+    if (x.dtype !== "float32" || !(leading || trailing) || rank === 0) return fallback("Sum")(args);
+    const kept = x.shape.filter((_, i) => !axes.includes(i));
+    const outShape = attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept;
+    const out = backend.makeOutput(outShape, "float32");
+    const split = leading ? axes.length : rank - axes.length;
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, split));
+    const cols = tf.util.sizeFromShape(x.shape.slice(split));
+    const xv = f32View(backend, x), ov = f32View(backend, out);
+    if (ov.length === 0) return out;
+    if (xv.length === 0) ov.fill(0);
+    else if (leading) lib.sumRows(xv, ov, rows, cols);
+    else lib.sumCols(xv, ov, rows, cols);
+    return out;
+  }
+
+  return {
+    MaxPoolGrad: maxPoolGrad,
+    Sum: sum,
+    Conv2D: (args) => conv2dImpl(args, false),
+    FusedConv2D: (args) => conv2dImpl(args, true),
+    Conv2DBackpropInput: conv2dBackpropInput,
+    Conv2DBackpropFilter: conv2dBackpropFilter,
+    BatchMatMul: (args) => matmulImpl(args, false),
+    _FusedMatMul: (args) => matmulImpl(args, true),
+  };
+}
+
+/** A set of kernel overrides that can be undone. */
+export interface KernelOverride {
+  uninstall(): void;
+}
+
+/**
+ * Registers `kernels` on `backendName`, replacing what was there, and returns a handle that
+ * restores the previous registrations. `fallback(name)` gives the kernel that was registered
+ * before (for cases an override hands back).
+ */
+export function overrideKernels(
+  backendName: string,
+  build: (fallback: (name: string) => KernelFn) => Record<string, KernelFn>,
+): KernelOverride {
+  const previous = new Map<string, tf.KernelConfig | undefined>();
+  const fallback = (name: string): KernelFn => {
+    const prev = previous.get(name);
+    if (!prev) {
+      return () => {
+        throw new Error(`${name} on ${backendName}: case not supported and no other kernel exists`);
+      };
+    }
+    return prev.kernelFunc as unknown as KernelFn;
+  };
+  const kernels = build(fallback);
+  for (const [name, fn] of Object.entries(kernels)) {
+    const prev = tf.getKernel(name, backendName);
+    previous.set(name, prev);
+    if (prev) tf.unregisterKernel(name, backendName);
+    tf.registerKernel({
+      kernelName: name,
+      backendName,
+      kernelFunc: fn as unknown as tf.KernelFunc,
+    });
+  }
+  return {
+    uninstall() {
+      for (const [name, prev] of previous) {
+        tf.unregisterKernel(name, backendName);
+        if (prev) tf.registerKernel(prev);
+      }
+    },
+  };
+}
+
+/** Installs the native kernels on the wasm backend. */
+export function installNativeKernels(lib: NativeLib): KernelOverride {
+  return overrideKernels("wasm", (fallback) => makeKernels(lib, fallback));
+}

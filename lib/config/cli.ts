@@ -1,0 +1,56 @@
+/**
+ * The entry-point wrapper every script uses: parse the command line, run, and turn expected
+ * failures into one-line messages.
+ *
+ * @module
+ */
+
+import { type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
+import { UserError } from "../util/errors.ts";
+
+/** Options shared by all scripts. */
+export const COMMON_DEFAULTS = {
+  seed: 0,
+  backend: "auto",
+  out: "results",
+  dataDir: "",
+};
+
+/** Docs of {@link COMMON_DEFAULTS}. */
+export const COMMON_DOCS = {
+  seed: "random seed (same seed + same backend → same numbers)",
+  backend: "compute backend",
+  out: "folder under which the run folder is written",
+  dataDir: "where datasets are looked up first (then $GRADLAB_DATA, then data/)",
+};
+
+/** Allowed values of the common options. */
+export const COMMON_CHOICES = {
+  backend: ["auto", "webgpu", "native", "wasm", "cpu"] as const,
+};
+
+/**
+ * Parses `args` with `spec` and runs `main(config)`. `--help` prints and exits 0; a
+ * {@link UserError} (bad flag, missing dataset, unavailable backend) prints `error: <message>`
+ * and exits 2; other errors propagate with their stack.
+ */
+export async function runCli<C extends Record<string, ConfigValue>>(
+  spec: ConfigSpec<C>,
+  main: (config: C, info: { preset: string | null; explicit: (keyof C)[] }) => Promise<unknown>,
+  args: string[] = Deno.args,
+): Promise<void> {
+  try {
+    const parsed = parseConfig(args, spec);
+    if ("help" in parsed) {
+      console.log(parsed.help);
+      return;
+    }
+    await main(parsed.config, { preset: parsed.preset, explicit: parsed.explicit });
+  } catch (e) {
+    if (e instanceof UserError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}

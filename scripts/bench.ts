@@ -1,0 +1,167 @@
+/**
+ * Benchmarks: the workloads of `shared/bench/README.md` on each backend, one JSON line per
+ * (workload, model, backend, variant) on stdout and in `--out`.
+ *
+ *   deno task bench                          # W1, W1conv, W2 (and the rest) on native + wasm
+ *   deno task bench --quick                  # brief smoke run (CI)
+ *   deno task bench --workload=W1 --backends=native --threads=1,2 --peer
+ *
+ * With `--peer`, the PyTorch peer scripts (Debian python3-torch) run interleaved with ours
+ * (A/B/A/B over `--rounds`), and a summary line per comparison gives the ratio ours / PyTorch.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
+import { initBackend } from "../lib/backend/select.ts";
+import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
+import { benchConvLayers } from "../lib/bench/conv_layers.ts";
+import { peerModelLines, peerUnavailable, type PeerSetup, runPeerScript } from "../lib/bench/peer.ts";
+import { type BenchContext, type BenchLine, dateUtc } from "../lib/bench/result.ts";
+import { median } from "../lib/bench/timing.ts";
+import { projectRoot } from "../lib/util/paths.ts";
+import { UserError } from "../lib/util/errors.ts";
+import type { BenchModelName } from "../lib/models/bench_models.ts";
+
+const WORKLOADS = ["W1", "W1conv", "W2"] as const;
+
+const spec = {
+  description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
+  usage: "deno task bench [--quick] [--workload=W1,W2] [--backends=native,wasm] [--peer]",
+  defaults: {
+    workload: [...WORKLOADS] as string[],
+    backends: ["native", "wasm"] as string[],
+    threads: [1, 2],
+    model: ["cifar_cnn", "mnist_cnn"] as string[],
+    quick: false,
+    peer: false,
+    rounds: 2,
+    peerDir: "../shared/bench/peer",
+    python: "/usr/bin/python3",
+    out: "",
+  },
+  docs: {
+    workload: "workloads to run",
+    backends: "backends to measure (cpu is very slow)",
+    threads: "thread counts for the native backend (wasm, cpu, webgpu run one)",
+    model: "models for W1/W1conv/W2",
+    quick: "one brief window per workload (a smoke check)",
+    peer: "also run the PyTorch peer scripts, interleaved, and print ratios",
+    rounds: "interleaved rounds (ours, peer, ours, peer, ...) with --peer",
+    peerDir: "folder of the peer scripts (relative to the project root)",
+    python: "interpreter with torch for the peer",
+    out: "JSONL file to append results to [default: results/bench/<time>.jsonl]",
+  },
+  choices: {
+    workload: WORKLOADS,
+    backends: COMMON_CHOICES.backend.filter((b) => b !== "auto"),
+    model: ["cifar_cnn", "mnist_cnn"],
+  },
+  integers: ["threads", "rounds"] as const,
+};
+
+type Config = typeof spec.defaults;
+
+async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
+  const lines: BenchLine[] = [];
+  const models = cfg.model as BenchModelName[];
+  for (const w of cfg.workload) {
+    for (const m of models) {
+      if (w === "W1") lines.push(await benchTrain(ctx, m));
+      if (w === "W2") lines.push(await benchInfer(ctx, m));
+      if (w === "W1conv") lines.push(...(await benchConvLayers(ctx, m)));
+    }
+  }
+  return lines;
+}
+
+const PEER_SCRIPTS: Record<string, { script: string; workload: string }> = {
+  W1: { script: "w1_train.py", workload: "W1" },
+  W2: { script: "w2_infer.py", workload: "W2" },
+};
+
+async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<BenchLine[]> {
+  const lines: BenchLine[] = [];
+  for (const w of cfg.workload) {
+    const s = PEER_SCRIPTS[w];
+    if (!s) continue;
+    const obj = await runPeerScript(p, s.script, threads);
+    lines.push(...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)));
+  }
+  return lines;
+}
+
+function ratioLines(all: BenchLine[]): BenchLine[] {
+  const key = (l: BenchLine) => `${l.workload}|${l.model}|${l.threads}|${l.variant}`;
+  const groups = new Map<string, { ours: number[]; peer: number[]; backend: string }>();
+  for (const l of all) {
+    if (l.items_per_s === undefined || (l.backend !== "pytorch" && l.backend !== "native")) continue;
+    const g = groups.get(key(l)) ?? { ours: [], peer: [], backend: "native" };
+    (l.backend === "pytorch" ? g.peer : g.ours).push(l.items_per_s);
+    groups.set(key(l), g);
+  }
+  const out: BenchLine[] = [];
+  for (const [k, g] of groups) {
+    if (!g.ours.length || !g.peer.length) continue;
+    const [workload, model, threads, variant] = k.split("|");
+    const ours = median(g.ours), peer = median(g.peer);
+    out.push({
+      workload,
+      model,
+      backend: `${g.backend}/pytorch`,
+      threads: Number(threads),
+      batch: 0,
+      variant: variant ? `ratio ${variant}` : "ratio",
+      date_utc: dateUtc(),
+      ours_items_per_s: ours,
+      pytorch_items_per_s: peer,
+      ratio: ours / peer,
+      samples: { ours: g.ours, pytorch: g.peer },
+    });
+  }
+  return out;
+}
+
+async function main(cfg: Config) {
+  const outPath = cfg.out ||
+    join(projectRoot(), "results", "bench", `${dateUtc().replace(/[-:]/g, "")}.jsonl`);
+  await Deno.mkdir(join(outPath, ".."), { recursive: true });
+  const emit = async (lines: BenchLine[]) => {
+    for (const l of lines) {
+      const s = JSON.stringify(l);
+      console.log(s);
+      await Deno.writeTextFile(outPath, s + "\n", { append: true });
+    }
+  };
+  const peer: PeerSetup = { dir: join(projectRoot(), cfg.peerDir), python: cfg.python };
+  if (cfg.peer) {
+    const why = await peerUnavailable(peer);
+    if (why) throw new UserError(`--peer: ${why}`);
+  }
+  const all: BenchLine[] = [];
+  const rounds = cfg.peer ? cfg.rounds : 1;
+  for (let round = 1; round <= rounds; round++) {
+    for (const backend of cfg.backends) {
+      const threadList = backend === "native" ? cfg.threads : [1];
+      for (const threads of threadList) {
+        const info = await initBackend(backend as "native", { threads, log: null });
+        const ctx: BenchContext = { backend: info.name, threads: info.threads, quick: cfg.quick };
+        console.error(`[round ${round}] ${info.name}, ${info.threads} thread(s)…`);
+        const lines = await ourLines(ctx, cfg);
+        all.push(...lines);
+        await emit(lines);
+        if (cfg.peer && backend === "native") {
+          console.error(`[round ${round}] pytorch peer, ${threads} thread(s)…`);
+          const p = await peerLines(peer, threads, cfg);
+          all.push(...p);
+          await emit(p);
+        }
+      }
+    }
+  }
+  if (cfg.peer) await emit(ratioLines(all));
+  console.error(`wrote ${outPath}`);
+}
+
+if (import.meta.main) await runCli(spec, main);
