@@ -6,6 +6,7 @@
  * @module
  */
 
+// Backends
 export {
   BACKEND_CHOICES,
   type BackendChoice,
@@ -15,7 +16,93 @@ export {
   initBackend,
   probeWebGpu,
 } from "./lib/backend/select.ts";
-export { type ConfigSpec, ConfigError, parseConfig } from "./lib/config/parse.ts";
-export { runCli } from "./lib/config/cli.ts";
+
+// Configuration and command line
+export { ConfigError, type ConfigSpec, helpText, parseConfig } from "./lib/config/parse.ts";
+export { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "./lib/config/cli.ts";
+
+// Data
+export {
+  classCounts,
+  DataError,
+  type DatasetSplit,
+  imageBatch,
+  type ImageDataset,
+  labelBatch,
+  subset,
+} from "./lib/data/dataset.ts";
+export { FASHION_CLASSES, loadFashionMnist, loadMnist } from "./lib/data/mnist.ts";
+export { CIFAR10_CLASSES, loadCifar10, loadCifar100 } from "./lib/data/cifar.ts";
+export { type LocateOptions } from "./lib/data/locate.ts";
+export {
+  band,
+  gaussianBlobs,
+  moons,
+  type PointSet,
+  quarterAnnuli,
+  syntheticImages,
+} from "./lib/data/synthetic.ts";
+export {
+  classSubset,
+  halves,
+  holdOut,
+  type PairTask,
+  pairTaskDataset,
+  pairTasks,
+  stratifiedSample,
+  twinOf,
+} from "./lib/data/splits.ts";
+export {
+  augmentTensor,
+  centerCrop,
+  cyclicShift,
+  fromTensor,
+  type HostBatch,
+  normalizeChannels,
+  perImageStandardize,
+  randomContrast,
+  randomCrop,
+  randomFlip,
+  toTensor,
+} from "./lib/data/augment.ts";
+
+// Training
+export {
+  Adam,
+  makeOptimizer,
+  Optimizer,
+  type OptimizerConfig,
+  RmsProp,
+  Sgd,
+} from "./lib/train/optimizers.ts";
+export { lrAt, type Schedule } from "./lib/train/schedule.ts";
+export {
+  type Callback,
+  DivergenceError,
+  epochOrder,
+  type EpochRecord,
+  fit,
+  type FitOptions,
+  type TrainState,
+} from "./lib/train/fit.ts";
+export { earlyStopping, ladderCallback, type Rung } from "./lib/train/callbacks.ts";
+export { trainInRun } from "./lib/train/session.ts";
+
+// Runs and plots
+export { RunDir } from "./lib/run/run_dir.ts";
+export { loadModel, saveModel } from "./lib/run/model_io.ts";
+export {
+  barFigure,
+  decisionRegionFigure,
+  type Figure,
+  imageGridFigure,
+  lineFigure,
+  type Series,
+  tableFigure,
+} from "./lib/plot/figures.ts";
+export { figuresHtml, writeFiguresHtml } from "./lib/plot/html.ts";
+export { markdown, show } from "./lib/plot/notebook.ts";
+
+// Utilities
 export { Rng, type RngState } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";

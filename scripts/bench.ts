@@ -17,7 +17,12 @@ import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { initBackend } from "../lib/backend/select.ts";
 import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
 import { benchConvLayers } from "../lib/bench/conv_layers.ts";
-import { peerModelLines, peerUnavailable, type PeerSetup, runPeerScript } from "../lib/bench/peer.ts";
+import {
+  peerModelLines,
+  type PeerSetup,
+  peerUnavailable,
+  runPeerScript,
+} from "../lib/bench/peer.ts";
 import { type BenchContext, type BenchLine, dateUtc } from "../lib/bench/result.ts";
 import { median } from "../lib/bench/timing.ts";
 import { projectRoot } from "../lib/util/paths.ts";
@@ -87,7 +92,9 @@ async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<Be
     const s = PEER_SCRIPTS[w];
     if (!s) continue;
     const obj = await runPeerScript(p, s.script, threads);
-    lines.push(...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)));
+    lines.push(
+      ...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)),
+    );
   }
   return lines;
 }
@@ -96,7 +103,9 @@ function ratioLines(all: BenchLine[]): BenchLine[] {
   const key = (l: BenchLine) => `${l.workload}|${l.model}|${l.threads}|${l.variant}`;
   const groups = new Map<string, { ours: number[]; peer: number[]; backend: string }>();
   for (const l of all) {
-    if (l.items_per_s === undefined || (l.backend !== "pytorch" && l.backend !== "native")) continue;
+    if (l.items_per_s === undefined || (l.backend !== "pytorch" && l.backend !== "native")) {
+      continue;
+    }
     const g = groups.get(key(l)) ?? { ours: [], peer: [], backend: "native" };
     (l.backend === "pytorch" ? g.peer : g.ours).push(l.items_per_s);
     groups.set(key(l), g);

@@ -95,6 +95,10 @@ export async function probeWebGpu(): Promise<
 > {
   const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
   if (!gpu) return { ok: false, reason: "this Deno has no navigator.gpu" };
+  // Mesa prints "XDG_RUNTIME_DIR is invalid" on every probe of a headless machine; give it one.
+  if (!Deno.env.get("XDG_RUNTIME_DIR") && Deno.build.os === "linux") {
+    Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync({ prefix: "gradlab-xdg-" }));
+  }
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await gpu.requestAdapter();

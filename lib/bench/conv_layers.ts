@@ -43,7 +43,12 @@ export async function benchConvLayers(ctx: BenchContext, model: string): Promise
     const f = tf.tensor4d(rng.normals(9 * c * layer.filters, 0.1), [3, 3, c, layer.filters]);
     const y = tf.conv2d(x, f, 1, layer.pad);
     const dy = tf.tensor4d(rng.normals(y.size), y.shape);
-    const attrs = { strides: [1, 1], pad: layer.pad, dataFormat: "NHWC", dimRoundingMode: undefined };
+    const attrs = {
+      strides: [1, 1],
+      pad: layer.pad,
+      dataFormat: "NHWC",
+      dimRoundingMode: undefined,
+    };
     const kernels: Record<string, () => tf.Tensor> = {
       forward: () => tf.conv2d(x, f, 1, layer.pad),
       input_grad: () =>

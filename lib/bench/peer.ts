@@ -53,7 +53,9 @@ export async function runPeerScript(
   }).output();
   const out = new TextDecoder().decode(stdout).trim();
   if (code !== 0) {
-    throw new Error(`peer ${script} failed: ${new TextDecoder().decode(stderr).trim().split("\n").pop()}`);
+    throw new Error(
+      `peer ${script} failed: ${new TextDecoder().decode(stderr).trim().split("\n").pop()}`,
+    );
   }
   return JSON.parse(out.split("\n").pop()!);
 }

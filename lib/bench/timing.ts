@@ -33,7 +33,11 @@ export function procStat(): ProcStat | null {
     const s = Deno.readTextFileSync("/proc/self/stat");
     const fields = s.slice(s.lastIndexOf(")") + 2).split(" ");
     // After "pid (comm) ": state=0, ..., minflt=7, utime=11, stime=12 (clock ticks, 100/s).
-    return { minflt: Number(fields[7]), user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
+    return {
+      minflt: Number(fields[7]),
+      user: Number(fields[11]) / 100,
+      sys: Number(fields[12]) / 100,
+    };
   } catch {
     return null;
   }

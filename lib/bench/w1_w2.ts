@@ -6,13 +6,17 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { buildBenchModel, type BenchModelName } from "../models/bench_models.ts";
+import { type BenchModelName, buildBenchModel } from "../models/bench_models.ts";
 import { Rng } from "../util/rng.ts";
 import { timeWindows } from "./timing.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 
 /** A fixed batch: x ~ N(0,1), y uniform over 10 classes (one-hot), seeded. */
-export function fixedBatch(shape: number[], batch: number, seed = 0): { x: tf.Tensor; y: tf.Tensor } {
+export function fixedBatch(
+  shape: number[],
+  batch: number,
+  seed = 0,
+): { x: tf.Tensor; y: tf.Tensor } {
   const rng = new Rng(seed);
   const size = shape.reduce((a, b) => a * b, batch);
   const labels = Array.from({ length: batch }, () => rng.int(10));
@@ -40,7 +44,10 @@ export async function benchTrain(ctx: BenchContext, name: BenchModelName): Promi
   const firstLoss = (await l0.data())[0];
   l0.dispose();
   for (let i = 0; i < (ctx.quick ? 0 : 4); i++) step().dispose();
-  const timing = await timeWindows(step, 64, { ...windows(ctx, { minS: 1, repeats: 3 }), sync: "window" });
+  const timing = await timeWindows(step, 64, {
+    ...windows(ctx, { minS: 1, repeats: 3 }),
+    sync: "window",
+  });
   const ll = step();
   const lastLoss = (await ll.data())[0];
   ll.dispose();
@@ -70,7 +77,10 @@ export async function benchInfer(ctx: BenchContext, name: BenchModelName): Promi
   const { x, y } = fixedBatch(model.inputs[0].shape.slice(1) as number[], 256);
   const call = () => model.predict(x) as tf.Tensor;
   for (let i = 0; i < (ctx.quick ? 1 : 3); i++) call().dispose();
-  const timing = await timeWindows(call, 256, { ...windows(ctx, { minS: 1, repeats: 3 }), sync: "window" });
+  const timing = await timeWindows(call, 256, {
+    ...windows(ctx, { minS: 1, repeats: 3 }),
+    sync: "window",
+  });
   tf.dispose([x, y]);
   model.dispose();
   return {

@@ -49,7 +49,11 @@ export interface ConfigSpec<C extends Record<string, ConfigValue>> {
 }
 
 /** `--help` was asked for (print `help`, exit 0), or the resolved configuration. */
-export type ParseResult<C> = { help: string } | { config: C; preset: string | null; explicit: (keyof C)[] };
+export type ParseResult<C> = { help: string } | {
+  config: C;
+  preset: string | null;
+  explicit: (keyof C)[];
+};
 
 /** A bad command line; `message` is one line meant for the user. */
 export class ConfigError extends UserError {
@@ -143,25 +147,38 @@ export function parseConfig<C extends Record<string, ConfigValue>>(
   // `--flag=true|false` for booleans, which parseArgs would reject.
   const normalised = args.map((a) => {
     const m = a.match(/^--([a-z0-9-]+)=(true|false)$/);
-    if (m && options[m[1]]?.type === "boolean") return m[2] === "true" ? `--${m[1]}` : `--no-${m[1]}`;
+    if (m && options[m[1]]?.type === "boolean") {
+      return m[2] === "true" ? `--${m[1]}` : `--no-${m[1]}`;
+    }
     return a;
   });
   let parsed;
   try {
-    parsed = parseArgs({
-      args: normalised,
-      options,
-      strict: true,
-      allowPositionals: false,
-      allowNegative: true,
-    } as Parameters<typeof parseArgs>[0]);
+    parsed = parseArgs(
+      {
+        args: normalised,
+        options,
+        strict: true,
+        allowPositionals: false,
+        allowNegative: true,
+      } as Parameters<typeof parseArgs>[0],
+    );
   } catch (e) {
     const msg = (e as Error).message;
     const unknown = msg.match(/Unknown option '([^']+)'/);
     if (unknown) {
       throw new ConfigError(
-        `unknown option ${unknown[1]} (allowed: ${["--preset", ...keys.map((k) => "--" + kebab(k))].join(", ")}; see --help)`,
+        `unknown option ${unknown[1]} (allowed: ${
+          ["--preset", ...keys.map((k) => "--" + kebab(k))].join(", ")
+        }; see --help)`,
       );
+    }
+    const noArg = msg.match(/Option '(--[a-z0-9-]+)' does not take an argument/);
+    if (noArg) {
+      const given = normalised.find((a) => a.startsWith(noArg[1] + "="))?.split("=").slice(1).join(
+        "=",
+      );
+      throw new ConfigError(`${noArg[1]} expects true or false, got '${given ?? ""}'`);
     }
     const positional = msg.match(/Unexpected argument '([^']+)'/);
     if (positional) {
@@ -209,7 +226,12 @@ function show(v: ConfigValue): string {
 /** The `--help` text of a spec. */
 export function helpText<C extends Record<string, ConfigValue>>(spec: ConfigSpec<C>): string {
   const keys = Object.keys(spec.defaults) as (keyof C & string)[];
-  const lines = [spec.description, "", `Usage: ${spec.usage ?? "deno task <script> [--key=value ...]"}`, ""];
+  const lines = [
+    spec.description,
+    "",
+    `Usage: ${spec.usage ?? "deno task <script> [--key=value ...]"}`,
+    "",
+  ];
   lines.push("Options:");
   const rows = keys.map((k) => {
     const kind = kindOf(spec.defaults[k]);
@@ -226,7 +248,9 @@ export function helpText<C extends Record<string, ConfigValue>>(spec: ConfigSpec
     lines.push("", "Presets:");
     for (const [name, p] of presets) {
       const doc = spec.presetDocs?.[name] ?? "";
-      const body = Object.entries(p).map(([k, v]) => `${kebab(k)}=${show(v as ConfigValue)}`).join(" ");
+      const body = Object.entries(p).map(([k, v]) => `${kebab(k)}=${show(v as ConfigValue)}`).join(
+        " ",
+      );
       lines.push(`  ${name.padEnd(10)}${doc ? doc + ": " : ""}${body}`);
     }
   }

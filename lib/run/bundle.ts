@@ -1,0 +1,68 @@
+/**
+ * A single-file container for named float32 tensors plus JSON metadata, used for checkpoints and
+ * snapshots: `GLB1`, a uint32 header length, the JSON header, zero padding to 4 bytes, then the
+ * tensors' values back to back (little-endian). One file can be replaced atomically by rename.
+ *
+ * @module
+ */
+
+/** A named tensor on the host. */
+export interface NamedArray {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+const MAGIC = [0x47, 0x4c, 0x42, 0x31]; // "GLB1"
+
+/** Encodes metadata and tensors into one byte array. */
+export function encodeBundle(meta: unknown, tensors: NamedArray[]): Uint8Array {
+  let offset = 0;
+  const entries = tensors.map((t) => {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    if (size !== t.values.length) {
+      throw new RangeError(
+        `bundle: ${t.name} has ${t.values.length} values for shape [${t.shape}]`,
+      );
+    }
+    const e = { name: t.name, shape: t.shape, offset };
+    offset += size;
+    return e;
+  });
+  const header = new TextEncoder().encode(JSON.stringify({ meta, tensors: entries }));
+  const headerPadded = Math.ceil((8 + header.length) / 4) * 4;
+  const out = new Uint8Array(headerPadded + offset * 4);
+  out.set(MAGIC, 0);
+  new DataView(out.buffer).setUint32(4, header.length, true);
+  out.set(header, 8);
+  const data = new Float32Array(out.buffer, headerPadded, offset);
+  tensors.forEach((t, i) => data.set(t.values, entries[i].offset));
+  return out;
+}
+
+/** Decodes {@link encodeBundle}'s output. Throws on a corrupt or truncated file. */
+export function decodeBundle<M = unknown>(
+  bytes: Uint8Array,
+): { meta: M; tensors: Map<string, NamedArray> } {
+  if (bytes.length < 8 || MAGIC.some((m, i) => bytes[i] !== m)) {
+    throw new Error("not a gradlab bundle (bad magic)");
+  }
+  const hlen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+  if (8 + hlen > bytes.length) throw new Error("bundle header truncated");
+  const { meta, tensors } = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+  const start = Math.ceil((8 + hlen) / 4) * 4;
+  const total = (bytes.length - start) / 4;
+  const copy = bytes.slice(start); // aligned copy
+  const data = new Float32Array(copy.buffer, 0, Math.floor(total));
+  const map = new Map<string, NamedArray>();
+  for (const e of tensors as { name: string; shape: number[]; offset: number }[]) {
+    const size = e.shape.reduce((a: number, b: number) => a * b, 1);
+    if (e.offset + size > data.length) throw new Error(`bundle truncated inside ${e.name}`);
+    map.set(e.name, {
+      name: e.name,
+      shape: e.shape,
+      values: data.subarray(e.offset, e.offset + size),
+    });
+  }
+  return { meta: meta as M, tensors: map };
+}

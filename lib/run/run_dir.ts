@@ -1,0 +1,130 @@
+/**
+ * Run folders: `<out>/<paper>/<run-id>/` with the resolved `config.json`, `metrics.csv`, plots
+ * (`*.html`), `summary.json`, `checkpoint.bin` and a `completed` marker. Every write is atomic
+ * (temporary file, then rename), so a run killed at any moment (kill -9) leaves consistent files,
+ * and `--resume <run-dir>` continues from its last checkpoint.
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
+import { UserError } from "../util/errors.ts";
+import { decodeBundle, encodeBundle, type NamedArray } from "./bundle.ts";
+
+/** A run folder. */
+export class RunDir {
+  private constructor(readonly path: string, readonly config: Record<string, unknown>) {}
+
+  /** Creates a new run folder and writes `config.json`. */
+  static async create(o: {
+    out: string;
+    paper: string;
+    config: Record<string, unknown>;
+    runId?: string;
+  }): Promise<RunDir> {
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "").replace(
+      "T",
+      "-",
+    );
+    const id = o.runId ?? `${stamp}-${crypto.randomUUID().slice(0, 6)}`;
+    const path = resolve(join(o.out, o.paper, id));
+    await Deno.mkdir(path, { recursive: true });
+    const run = new RunDir(path, o.config);
+    await run.writeJson("config.json", { paper: o.paper, ...o.config });
+    return run;
+  }
+
+  /**
+   * Opens an existing run folder to resume it.
+   * @throws UserError when it is not a run folder or has already completed
+   */
+  static async open(path: string): Promise<RunDir> {
+    let config: Record<string, unknown>;
+    try {
+      config = JSON.parse(await Deno.readTextFile(join(path, "config.json")));
+    } catch {
+      throw new UserError(`--resume ${path}: not a run folder (no readable config.json)`);
+    }
+    const run = new RunDir(resolve(path), config);
+    if (await run.isCompleted()) {
+      throw new UserError(`--resume ${path}: this run already completed (see summary.json)`);
+    }
+    return run;
+  }
+
+  /** Path of a file in the run folder. */
+  file(name: string): string {
+    return join(this.path, name);
+  }
+
+  writeJson(name: string, value: unknown): Promise<void> {
+    return writeJsonAtomic(this.file(name), value);
+  }
+
+  writeText(name: string, text: string): Promise<void> {
+    return writeFileAtomic(this.file(name), text);
+  }
+
+  writeBytes(name: string, bytes: Uint8Array): Promise<void> {
+    return writeFileAtomic(this.file(name), bytes);
+  }
+
+  /** Rewrites `metrics.csv` from all rows so far (columns: union of keys, first-seen order). */
+  async writeMetrics(
+    rows: Record<string, number | string | null>[],
+    name = "metrics.csv",
+  ): Promise<void> {
+    await this.writeText(name, toCsv(rows));
+  }
+
+  /** Saves a checkpoint (metadata + tensors) atomically; it replaces the previous one. */
+  async saveCheckpoint(
+    meta: unknown,
+    tensors: NamedArray[],
+    name = "checkpoint.bin",
+  ): Promise<void> {
+    await this.writeBytes(name, encodeBundle(meta, tensors));
+  }
+
+  /** The last checkpoint, or null when there is none. */
+  async loadCheckpoint<M>(
+    name = "checkpoint.bin",
+  ): Promise<{ meta: M; tensors: Map<string, NamedArray> } | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(this.file(name));
+    } catch {
+      return null;
+    }
+    return decodeBundle<M>(bytes);
+  }
+
+  async isCompleted(): Promise<boolean> {
+    try {
+      await Deno.stat(this.file("completed"));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Writes `summary.json`, then the `completed` marker. */
+  async complete(summary: unknown): Promise<void> {
+    await this.writeJson("summary.json", summary);
+    await this.writeText("completed", new Date().toISOString() + "\n");
+  }
+}
+
+/** Rows → CSV text (numbers as-is, strings quoted when needed). */
+export function toCsv(rows: Record<string, number | string | null>[]): string {
+  const cols: string[] = [];
+  for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
+  const cell = (v: number | string | null | undefined) => {
+    if (v === null || v === undefined) return "";
+    const s = String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [cols.join(","), ...rows.map((r) => cols.map((c) => cell(r[c])).join(","))].join("\n") +
+    "\n";
+}

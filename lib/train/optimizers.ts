@@ -1,0 +1,178 @@
+/**
+ * The optimizers the papers use — SGD (momentum, Nesterov, coupled weight decay), RMSProp, Adam —
+ * with state that can be saved and restored exactly (checkpoints and resume).
+ *
+ * Conventions (PyTorch's, which match Chainer's and Torch7's for these settings):
+ * - weight decay adds `wd·w` to the gradient before anything else;
+ * - SGD momentum: v ← μv + g; step = g + μv (Nesterov) or v; w ← w − lr·step;
+ * - RMSProp: s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε) (TensorFlow's form: ε inside the root);
+ * - Adam: bias-corrected moments, w ← w − lr·m̂/(√v̂ + ε).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/** Saved optimizer state: named float arrays plus the step count. */
+export interface OptimizerState {
+  kind: string;
+  step: number;
+  slots: Record<string, { shape: number[]; values: Float32Array }>;
+}
+
+/** Common interface. */
+export abstract class Optimizer {
+  /** number of updates applied */
+  step = 0;
+  protected slots = new Map<string, tf.Variable>();
+
+  private readonly index = new Map<tf.Variable, number>();
+
+  constructor(protected readonly params: tf.Variable[], readonly kind: string) {
+    params.forEach((p, i) => this.index.set(p, i));
+    if (this.index.size !== params.length) throw new Error("optimizer got a parameter twice");
+  }
+
+  // Slots are keyed by parameter position, not name: TF.js names carry a process-wide counter,
+  // so a resumed run's variables have other names.
+  protected slot(name: string, p: tf.Variable, init: () => tf.Tensor): tf.Variable {
+    const key = `${this.index.get(p)}/${name}`;
+    let v = this.slots.get(key);
+    if (!v) {
+      v = tf.variable(tf.tidy(init), false, `${key}/${crypto.randomUUID()}`);
+      this.slots.set(key, v);
+    }
+    return v;
+  }
+
+  /** Applies one update with learning rate `lr`; `grads[i]` belongs to `params[i]`. */
+  apply(grads: tf.Tensor[], lr: number): void {
+    if (grads.length !== this.params.length) {
+      throw new Error(
+        `optimizer got ${grads.length} gradients for ${this.params.length} parameters`,
+      );
+    }
+    this.step++;
+    tf.tidy(() => {
+      this.params.forEach((p, i) => {
+        if (grads[i]) this.update(p, grads[i], lr);
+      });
+    });
+  }
+
+  protected abstract update(p: tf.Variable, g: tf.Tensor, lr: number): void;
+
+  /** A copy of the state. */
+  getState(): OptimizerState {
+    const slots: OptimizerState["slots"] = {};
+    for (const [k, v] of this.slots) {
+      slots[k] = { shape: v.shape, values: v.dataSync() as Float32Array };
+    }
+    return { kind: this.kind, step: this.step, slots };
+  }
+
+  /** Restores a state from {@link getState} (same parameters, same kind). */
+  setState(s: OptimizerState): void {
+    if (s.kind !== this.kind) throw new Error(`optimizer state is for ${s.kind}, not ${this.kind}`);
+    this.step = s.step;
+    for (const [k, { shape, values }] of Object.entries(s.slots)) {
+      const existing = this.slots.get(k);
+      const t = tf.tensor(values, shape);
+      if (existing) {
+        existing.assign(t);
+        t.dispose();
+      } else {
+        this.slots.set(k, tf.variable(t, false, `${k}/${crypto.randomUUID()}`));
+        t.dispose();
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const v of this.slots.values()) v.dispose();
+    this.slots.clear();
+  }
+}
+
+/** Stochastic gradient descent with optional momentum, Nesterov and weight decay. */
+export class Sgd extends Optimizer {
+  constructor(
+    params: tf.Variable[],
+    readonly o: { momentum?: number; nesterov?: boolean; weightDecay?: number } = {},
+  ) {
+    super(params, "sgd");
+  }
+
+  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+    const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
+    let d = wd ? g.add(p.mul(wd)) : g;
+    if (mu) {
+      const v = this.slot("momentum", p, () => tf.zerosLike(p));
+      const nv = v.mul(mu).add(d);
+      v.assign(nv);
+      d = this.o.nesterov ? d.add(nv.mul(mu)) : nv;
+    }
+    p.assign(p.sub(d.mul(lr)));
+  }
+}
+
+/** RMSProp (TensorFlow's form); `initialMeanSquare` 1 reproduces TF1's slot initialisation. */
+export class RmsProp extends Optimizer {
+  constructor(
+    params: tf.Variable[],
+    readonly o: { rho?: number; epsilon?: number; initialMeanSquare?: number } = {},
+  ) {
+    super(params, "rmsprop");
+  }
+
+  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+    const rho = this.o.rho ?? 0.9, eps = this.o.epsilon ?? 1e-10;
+    const init = this.o.initialMeanSquare ?? 0;
+    const s = this.slot("ms", p, () => tf.fill(p.shape, init));
+    const ns = s.mul(rho).add(g.square().mul(1 - rho));
+    s.assign(ns);
+    p.assign(p.sub(g.mul(lr).div(ns.add(eps).sqrt())));
+  }
+}
+
+/** Adam, with optional (coupled) weight decay. */
+export class Adam extends Optimizer {
+  constructor(
+    params: tf.Variable[],
+    readonly o: { beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number } = {},
+  ) {
+    super(params, "adam");
+  }
+
+  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+    const b1 = this.o.beta1 ?? 0.9, b2 = this.o.beta2 ?? 0.999, eps = this.o.epsilon ?? 1e-7;
+    const wd = this.o.weightDecay ?? 0;
+    const d = wd ? g.add(p.mul(wd)) : g;
+    const m = this.slot("m", p, () => tf.zerosLike(p));
+    const v = this.slot("v", p, () => tf.zerosLike(p));
+    const nm = m.mul(b1).add(d.mul(1 - b1));
+    const nv = v.mul(b2).add(d.square().mul(1 - b2));
+    m.assign(nm);
+    v.assign(nv);
+    const c1 = 1 - b1 ** this.step, c2 = 1 - b2 ** this.step;
+    p.assign(p.sub(nm.div(c1).div(nv.div(c2).sqrt().add(eps)).mul(lr)));
+  }
+}
+
+/** Optimizer settings as plain data (config files, checkpoints). */
+export type OptimizerConfig =
+  | { kind: "sgd"; momentum?: number; nesterov?: boolean; weightDecay?: number }
+  | { kind: "rmsprop"; rho?: number; epsilon?: number; initialMeanSquare?: number }
+  | { kind: "adam"; beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number };
+
+/** Builds an optimizer from its config. */
+export function makeOptimizer(params: tf.Variable[], c: OptimizerConfig): Optimizer {
+  switch (c.kind) {
+    case "sgd":
+      return new Sgd(params, c);
+    case "rmsprop":
+      return new RmsProp(params, c);
+    case "adam":
+      return new Adam(params, c);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Ctrl-C (SIGINT) and SIGTERM handling for long runs: the first signal asks the training loop to
+ * stop at the next step boundary, after writing a checkpoint; a second one exits at once.
+ *
+ * @module
+ */
+
+import { UserError } from "./errors.ts";
+
+let requested = false;
+let installed = false;
+
+/** Raised by a loop that stopped because of a signal; the message says how to resume. */
+export class InterruptedError extends UserError {
+  override name = "InterruptedError";
+}
+
+/** Installs the signal handlers (idempotent). */
+export function installInterruptHandler(): void {
+  if (installed || Deno.build.os === "windows") return;
+  installed = true;
+  const onSignal = () => {
+    if (requested) Deno.exit(130);
+    requested = true;
+    console.error(
+      "\ninterrupt: finishing the current step and saving a checkpoint (again to quit now)",
+    );
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+}
+
+/** Whether a stop was requested. */
+export function interruptRequested(): boolean {
+  return requested;
+}
+
+/** For tests: ask for a stop as if a signal had come, or clear the request. */
+export function setInterruptRequested(v: boolean): void {
+  requested = v;
+}

@@ -1,0 +1,66 @@
+import assert from "node:assert";
+import { join } from "node:path";
+import {
+  barFigure,
+  decisionRegionFigure,
+  imageGridFigure,
+  lineFigure,
+  tableFigure,
+} from "../../lib/plot/figures.ts";
+import { figuresHtml, writeFiguresHtml } from "../../lib/plot/html.ts";
+import { show } from "../../lib/plot/notebook.ts";
+
+const line = lineFigure([{ name: "test acc", x: [1, 2], y: [0.5, 0.75] }], {
+  title: "curves",
+  xTitle: "epoch",
+  yTitle: "acc",
+});
+
+Deno.test("figure HTML is self-contained: plotly inlined, no external script, the data embedded", () => {
+  const html = figuresHtml([
+    line,
+    barFigure(["a"], [{ name: "g", values: [1] }], { title: "bars", yTitle: "y" }),
+  ], "t");
+  assert.ok(html.length > 3_000_000, "plotly.js not inlined");
+  assert.ok(!/<script[^>]+src=/i.test(html), "external script");
+  assert.ok(html.includes('"test acc"') && html.includes("[0.5,0.75]"));
+  assert.ok(html.includes('Plotly.newPlot("fig0"') && html.includes('Plotly.newPlot("fig1"'));
+  assert.ok(!html.includes('Plotly.newPlot("fig2"'));
+});
+
+Deno.test("figure JSON cannot close the script element", () => {
+  const html = figuresHtml([tableFigure(["x"], [["</script><b>"]], "t")], "t");
+  assert.ok(!html.includes("</script><b>"));
+});
+
+Deno.test("figure builders produce the expected traces", async () => {
+  const grid = imageGridFigure(
+    [{
+      pixels: new Uint8Array([0, 255, 10, 20]),
+      height: 2,
+      width: 2,
+      channels: 1,
+      caption: "a 0",
+    }],
+    { title: "g", columns: 4 },
+  );
+  assert.deepStrictEqual(grid.data[0].z[0][1], [255, 255, 255]);
+  const dr = decisionRegionFigure({
+    title: "d",
+    xs: [0, 1],
+    ys: [0, 1],
+    z: [[0, 1], [1, 1]],
+    points: { x: [0, 1], y: [0, 1], label: [0, 1] },
+  });
+  assert.deepStrictEqual(dr.data.map((d) => d.type), ["heatmap", "scattergl", "scattergl"]);
+  const dir = await Deno.makeTempDir();
+  await writeFiguresHtml(join(dir, "f.html"), line);
+  assert.ok((await Deno.stat(join(dir, "f.html"))).size > 3_000_000);
+});
+
+Deno.test("show() gives the Jupyter kernel an HTML bundle with the figure", () => {
+  const first = show(line)[Symbol.for("Jupyter.display")]();
+  const second = show(line)[Symbol.for("Jupyter.display")]();
+  assert.ok(first["text/html"].includes("Plotly.newPlot") && first["text/html"].length > 3_000_000);
+  assert.ok(second["text/html"].length < 10_000, "plotly.js shipped twice");
+});

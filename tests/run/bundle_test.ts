@@ -1,0 +1,49 @@
+import assert from "node:assert";
+import { join } from "node:path";
+import { decodeBundle, encodeBundle } from "../../lib/run/bundle.ts";
+import { RunDir, toCsv } from "../../lib/run/run_dir.ts";
+import { writeFileAtomic } from "../../lib/util/atomic.ts";
+
+Deno.test("encodeBundle()/decodeBundle() round-trip metadata and tensors exactly", () => {
+  const t = [
+    { name: "a", shape: [2, 3], values: new Float32Array([1, 2, 3, 4, 5, 6.5]) },
+    { name: "b", shape: [1], values: new Float32Array([-0]) },
+    { name: "c", shape: [0], values: new Float32Array([]) },
+  ];
+  const back = decodeBundle<{ x: number }>(encodeBundle({ x: 7 }, t));
+  assert.deepStrictEqual(back.meta, { x: 7 });
+  for (const e of t) assert.deepStrictEqual(back.tensors.get(e.name)!.values, e.values);
+});
+
+Deno.test("decodeBundle() rejects a truncated or foreign file", () => {
+  const bytes = encodeBundle({}, [{ name: "a", shape: [100], values: new Float32Array(100) }]);
+  assert.throws(() => decodeBundle(bytes.subarray(0, bytes.length - 40)), /truncated/);
+  assert.throws(() => decodeBundle(new TextEncoder().encode("hello world")), /bad magic/);
+});
+
+Deno.test("writeFileAtomic() replaces a file and leaves no temporary behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const p = join(dir, "sub", "x.json");
+  await writeFileAtomic(p, "one");
+  await writeFileAtomic(p, "two");
+  assert.strictEqual(await Deno.readTextFile(p), "two");
+  assert.deepStrictEqual([...Deno.readDirSync(join(dir, "sub"))].map((e) => e.name), ["x.json"]);
+});
+
+Deno.test("RunDir writes config, metrics CSV, summary and the completed marker", async () => {
+  const out = await Deno.makeTempDir();
+  const run = await RunDir.create({ out, paper: "demo", config: { seed: 3 }, runId: "r1" });
+  assert.deepStrictEqual(
+    JSON.parse(await Deno.readTextFile(join(out, "demo", "r1", "config.json"))),
+    { paper: "demo", seed: 3 },
+  );
+  await run.writeMetrics([{ epoch: 1, loss: 0.5 }, { epoch: 2, loss: 0.25, acc: 0.9 }]);
+  assert.strictEqual(
+    await Deno.readTextFile(run.file("metrics.csv")),
+    "epoch,loss,acc\n1,0.5,\n2,0.25,0.9\n",
+  );
+  assert.strictEqual(await run.isCompleted(), false);
+  await run.complete({ ok: true });
+  assert.strictEqual(await run.isCompleted(), true);
+  assert.strictEqual(toCsv([{ a: 'x,"y"' }]), 'a\n"x,""y"""\n');
+});
