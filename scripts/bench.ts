@@ -17,6 +17,7 @@ import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { initBackend } from "../lib/backend/select.ts";
 import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
 import { benchConvLayers } from "../lib/bench/conv_layers.ts";
+import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
 import {
   peerModelLines,
   type PeerSetup,
@@ -29,7 +30,7 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "../lib/models/bench_models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2"] as const;
+const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g"] as const;
 
 const spec = {
   description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
@@ -39,6 +40,14 @@ const spec = {
     backends: ["native", "wasm"] as string[],
     threads: [1, 2],
     model: ["cifar_cnn", "mnist_cnn"] as string[],
+    w3Variants: [
+      "baseline",
+      "labels1/batched",
+      "labels1/batched_copy",
+      "labels10/batched",
+      "labels1/loop",
+    ] as string[],
+    w3gModel: ["gradnet_base_h16", "gradnet_base_h64"] as string[],
     quick: false,
     peer: false,
     rounds: 2,
@@ -50,7 +59,9 @@ const spec = {
     workload: "workloads to run",
     backends: "backends to measure (cpu is very slow)",
     threads: "thread counts for the native backend (wasm, cpu, webgpu run one)",
-    model: "models for W1/W1conv/W2",
+    model: "models for W1/W1conv/W2/W3",
+    w3Variants: "W3/W3g variants",
+    w3gModel: "GradNet base networks for W3g",
     quick: "one brief window per workload (a smoke check)",
     peer: "also run the PyTorch peer scripts, interleaved, and print ratios",
     rounds: "interleaved rounds (ours, peer, ours, peer, ...) with --peer",
@@ -62,6 +73,14 @@ const spec = {
     workload: WORKLOADS,
     backends: COMMON_CHOICES.backend.filter((b) => b !== "auto"),
     model: ["cifar_cnn", "mnist_cnn"],
+    w3Variants: [
+      "baseline",
+      "labels1/batched",
+      "labels1/batched_copy",
+      "labels10/batched",
+      "labels1/loop",
+    ],
+    w3gModel: ["gradnet_base_h16", "gradnet_base_h64"],
   },
   integers: ["threads", "rounds"] as const,
 };
@@ -76,6 +95,13 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       if (w === "W1") lines.push(await benchTrain(ctx, m));
       if (w === "W2") lines.push(await benchInfer(ctx, m));
       if (w === "W1conv") lines.push(...(await benchConvLayers(ctx, m)));
+      if (w === "W3") lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
+    }
+    if (w === "W3g") {
+      for (const m of cfg.w3gModel) {
+        if (!(m in W3_MODELS)) continue;
+        lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
+      }
     }
   }
   return lines;

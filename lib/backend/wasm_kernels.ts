@@ -231,6 +231,75 @@ export function maxPoolGradTs(args: KernelArgs): tf.TensorInfo {
   return out;
 }
 
+/** Slice over heap views (TF.js's wasm Slice first copies its whole input out of the heap). */
+export function sliceTs(args: KernelArgs, fallback: (n: string) => KernelFn): tf.TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!;
+  if (x.dtype !== "float32" && x.dtype !== "int32") return fallback("Slice")(args);
+  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+  const out = backend.makeOutput(size, x.dtype);
+  const total = tf.util.sizeFromShape(size);
+  if (total === 0) return out;
+  const src = f32View(backend, x), dst = f32View(backend, out);
+  const rank = x.shape.length;
+  if (rank === 0) {
+    dst[0] = src[0];
+    return out;
+  }
+  const strides = tf.util.computeStrides(x.shape);
+  const inner = size[rank - 1];
+  const outer = total / inner;
+  const idx = new Array(rank - 1).fill(0);
+  for (let r = 0; r < outer; r++) {
+    let off = begin[rank - 1];
+    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
+    dst.set(src.subarray(off, off + inner), r * inner);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Patches [n, oh·ow, kh·kw·c] of an NHWC input, over heap views (see per_example.ts). */
+export function im2colTs(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.kernelShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } =
+    info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top: pt, left: pl } = info.padInfo;
+  const out = backend.makeOutput([n, oh * ow, kh * kw * c], "float32");
+  if (n * oh * ow === 0) return out;
+  const src = f32View(backend, x), dst = f32View(backend, out);
+  dst.fill(0);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - pt + ky;
+          for (let kx = 0; kx < kw; kx++, o += c) {
+            const ix = ox * sw - pl + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            const s = ((b * h + iy) * w + ix) * c;
+            dst.set(src.subarray(s, s + c), o);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 function channelsLastOnly(name: string, fn: KernelFn, fallback: (n: string) => KernelFn): KernelFn {
   return (args) => {
     const fmt = args.attrs.dataFormat;
@@ -243,6 +312,8 @@ function channelsLastOnly(name: string, fn: KernelFn, fallback: (n: string) => K
 export function installWasmTrainingKernels(): KernelOverride {
   return overrideKernels("wasm", (fallback) => ({
     MaxPoolGrad: maxPoolGradTs,
+    Slice: (args) => sliceTs(args, fallback),
+    GradlabIm2Col: im2colTs,
     Conv2DBackpropFilter: channelsLastOnly(
       "Conv2DBackpropFilter",
       conv2dBackpropFilterComposed,

@@ -181,6 +181,13 @@ export const POOL_CASES: OpCase[] = [
 
 export const ELEMENTWISE_CASES: OpCase[] = [
   {
+    name: "slice 4-D block",
+    shapes: [[3, 5, 6, 4]],
+    f: (x) => tf.slice(x, [1, 2, 0, 1], [2, 3, 5, 2]),
+  },
+  { name: "slice 2-D rows (contiguous)", shapes: [[6, 7]], f: (x) => tf.slice(x, [2, 0], [3, 7]) },
+  { name: "slice 1-D", shapes: [[9]], f: (x) => tf.slice(x, [4], [3]) },
+  {
     name: "sum over leading axes (bias grad)",
     shapes: [[4, 5, 6, 7]],
     f: (x) => tf.sum(x, [0, 1, 2]),

@@ -40,6 +40,12 @@ const SYMBOLS = {
     result: "void",
   },
   gl_sum_rows: { parameters: [buf, buf, i32, i32], result: "void" },
+  gl_im2col: {
+    // x, out, n, h, w, c, kh, kw, oh, ow, sh, sw, pt, pl
+    parameters: [buf, buf, ...Array(12).fill(i32)],
+    result: "void",
+  },
+  gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -124,6 +130,10 @@ export interface NativeLib {
   sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out[rows] = Σ_cols x[rows, cols] */
   sumCols(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** patches [n, oh·ow, kh·kw·c] of an NHWC input (see kernels.c) */
+  im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
+  /** a block of 4-byte elements: out = x[begin : begin + size] */
+  slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
   close(): void;
 }
 
@@ -217,6 +227,31 @@ export function openNativeLib(path: string): NativeLib {
     sumCols(x, out, rows, cols) {
       count("sumCols");
       s.gl_sum_cols(asBuf(x), asBuf(out), rows, cols);
+    },
+    im2col(x, out, g) {
+      count("im2col");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_im2col as any)(
+        asBuf(x),
+        asBuf(out),
+        g.n,
+        g.h,
+        g.w,
+        g.ci,
+        g.kh,
+        g.kw,
+        g.oh,
+        g.ow,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pl,
+      );
+    },
+    slice(x, out, shape, begin, size) {
+      count("slice");
+      const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
+      s.gl_slice(asBuf(x), asBuf(out), shape.length, i32s(shape), i32s(begin), i32s(size));
     },
     close: () => lib.close(),
   };

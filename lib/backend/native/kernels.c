@@ -976,3 +976,52 @@ void gl_sum_cols(const float* x, float* out, int rows, int cols) {
     out[r] = s;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data movement the wasm backend does slowly.
+
+// Patches of an NHWC input: out[n][oy*ow+ox][(ky*kw+kx)*c + ci], zeros where the window leaves
+// the (padded) image. The matrix per-example convolution gradients multiply with.
+void gl_im2col(const float* x, float* out, int n, int h, int w, int c, int kh, int kw, int oh,
+               int ow, int sh, int sw, int pt, int pl) {
+  const size_t K = (size_t)kh * kw * c;
+#pragma omp parallel for schedule(static) num_threads(g_threads)
+  for (int b = 0; b < n; b++) {
+    const float* xb = x + (size_t)b * h * w * c;
+    for (int oy = 0; oy < oh; oy++) {
+      for (int ox = 0; ox < ow; ox++) {
+        float* o = out + (((size_t)b * oh + oy) * ow + ox) * K;
+        for (int ky = 0; ky < kh; ky++) {
+          int iy = oy * sh - pt + ky;
+          for (int kx = 0; kx < kw; kx++, o += c) {
+            int ix = ox * sw - pl + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) memset(o, 0, (size_t)c * sizeof(float));
+            else memcpy(o, xb + ((size_t)iy * w + ix) * c, (size_t)c * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+// General strided block copy for Slice: out has shape size[0..rank), read from x (shape xs) at
+// begin; rank <= 8. The innermost dimension is copied with memcpy.
+void gl_slice(const float* x, float* out, int rank, const int* xs, const int* begin, const int* size) {
+  long strides[8];
+  strides[rank - 1] = 1;
+  for (int d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1] * xs[d + 1];
+  long outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= size[d];
+  const int inner = size[rank - 1];
+  int threads = (double)outer * inner < 1e5 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long r = 0; r < outer; r++) {
+    long rem = r, off = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      long i = rem % size[d];
+      rem /= size[d];
+      off += (begin[d] + i) * strides[d];
+    }
+    memcpy(out + r * inner, x + off + begin[rank - 1], (size_t)inner * sizeof(float));
+  }
+}

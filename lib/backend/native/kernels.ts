@@ -29,6 +29,8 @@ export const NATIVE_KERNEL_NAMES = [
   "_FusedMatMul",
   "MaxPoolGrad",
   "Sum",
+  "Slice",
+  "GradlabIm2Col",
 ] as const;
 
 function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -247,7 +249,40 @@ function makeKernels(
     return out;
   }
 
+  // TF.js's wasm Slice copies its whole input out of the heap first (readSync): a fresh host
+  // allocation, page faults and all, on every call. This one copies only the block.
+  function slice(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    if (x.dtype !== "float32" && x.dtype !== "int32") return fallback("Slice")(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+    const out = backend.makeOutput(size, x.dtype);
+    if (tf.util.sizeFromShape(size) === 0) return out;
+    if (x.shape.length === 0 || x.shape.length > 8) return fallback("Slice")(args);
+    lib.slice(f32View(backend, x), f32View(backend, out), x.shape, begin, size);
+    return out;
+  }
+
+  function im2col(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.kernelShape,
+      attrs.strides,
+      1,
+      attrs.pad,
+    );
+    const g = geometry(info);
+    const out = backend.makeOutput([g.n, g.oh * g.ow, g.kh * g.kw * g.ci], "float32");
+    if (g.n * g.oh * g.ow === 0) return out;
+    lib.im2col(f32View(backend, x), f32View(backend, out), g);
+    return out;
+  }
+
   return {
+    Slice: slice,
+    GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
     Sum: sum,
     Conv2D: (args) => conv2dImpl(args, false),

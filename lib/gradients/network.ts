@@ -1,0 +1,338 @@
+/**
+ * A sequential network as a list of explicit operations, with a forward pass that records what
+ * per-example gradients need (each weight layer's input and pre-activation output) and a
+ * backward pass that propagates many seed directions at once (batch N·D) without re-running the
+ * forward pass.
+ *
+ * Supported TF.js layers: InputLayer, ZeroPadding2D, Conv2D, Dense, MaxPooling2D,
+ * AveragePooling2D, Flatten, Reshape, Activation (relu, linear, tanh, sigmoid, elu not included),
+ * ReLU, LeakyReLU, Dropout (identity: gradients are taken in inference mode). A final softmax
+ * activation is treated as part of the loss (the logits are taken before it).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/** Activations whose derivative the backward pass knows. */
+export type ActivationName = "linear" | "relu" | "tanh" | "sigmoid" | "leakyrelu" | "square";
+
+/** One operation of the network. */
+export type NetOp =
+  | { kind: "pad"; pads: [[number, number], [number, number]] }
+  | {
+    kind: "conv";
+    name: string;
+    kernel: tf.Tensor4D;
+    bias: tf.Tensor1D | null;
+    strides: [number, number];
+    pad: "same" | "valid" | [
+      [number, number],
+      [number, number],
+      [number, number],
+      [number, number],
+    ];
+    activation: ActivationName;
+    alpha: number;
+  }
+  | {
+    kind: "dense";
+    name: string;
+    kernel: tf.Tensor2D;
+    bias: tf.Tensor1D | null;
+    activation: ActivationName;
+    alpha: number;
+  }
+  | {
+    kind: "maxpool" | "avgpool";
+    pool: [number, number];
+    strides: [number, number];
+    pad: "same" | "valid";
+  }
+  | { kind: "reshape"; shape: number[] }
+  | { kind: "act"; activation: ActivationName; alpha: number };
+
+/** A model that is not supported, with the reason. */
+export class UnsupportedModelError extends Error {
+  override name = "UnsupportedModelError";
+}
+
+function activationOf(name: string | undefined, where: string): ActivationName {
+  const n = (name ?? "linear").toLowerCase();
+  if (n === "linear" || n === "relu" || n === "tanh" || n === "sigmoid") return n;
+  throw new UnsupportedModelError(
+    `${where}: activation '${name}' is not supported for per-example gradients`,
+  );
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyLayer = tf.layers.Layer & Record<string, any>;
+
+/**
+ * Converts a sequential TF.js model into operations. The kernels are the model's own variables
+ * (read, not copied), so the operations follow later training of the model.
+ */
+export function netFromModel(model: tf.LayersModel): NetOp[] {
+  const ops: NetOp[] = [];
+  const layers = model.layers as AnyLayer[];
+  layers.forEach((l, i) => {
+    const cls = l.getClassName();
+    const cfg = l.getConfig() as Record<string, unknown>;
+    const where = `layer ${i} (${l.name}, ${cls})`;
+    const isLast = i === layers.length - 1;
+    const act = (name: unknown) =>
+      isLast && name === "softmax" ? "linear" : activationOf(name as string | undefined, where);
+    switch (cls) {
+      case "InputLayer":
+        break;
+      case "ZeroPadding2D": {
+        const p = cfg.padding as [[number, number], [number, number]];
+        ops.push({ kind: "pad", pads: p });
+        break;
+      }
+      case "Conv2D": {
+        if (cfg.dataFormat === "channelsFirst") {
+          throw new UnsupportedModelError(`${where}: channelsFirst`);
+        }
+        const d = cfg.dilationRate as number[] | number;
+        if ((Array.isArray(d) ? d : [d]).some((v) => v !== 1)) {
+          throw new UnsupportedModelError(`${where}: dilation`);
+        }
+        const [kernel, bias] = l.getWeights() as tf.Tensor[];
+        ops.push({
+          kind: "conv",
+          name: l.name,
+          kernel: kernel as tf.Tensor4D,
+          bias: (cfg.useBias ? bias : null) as tf.Tensor1D | null,
+          strides: cfg.strides as [number, number],
+          pad: cfg.padding === "same" ? "same" : "valid",
+          activation: act(cfg.activation),
+          alpha: 0,
+        });
+        break;
+      }
+      case "Dense": {
+        const [kernel, bias] = l.getWeights() as tf.Tensor[];
+        ops.push({
+          kind: "dense",
+          name: l.name,
+          kernel: kernel as tf.Tensor2D,
+          bias: (cfg.useBias ? bias : null) as tf.Tensor1D | null,
+          activation: act(cfg.activation),
+          alpha: 0,
+        });
+        break;
+      }
+      case "MaxPooling2D":
+      case "AveragePooling2D":
+        ops.push({
+          kind: cls === "MaxPooling2D" ? "maxpool" : "avgpool",
+          pool: cfg.poolSize as [number, number],
+          strides: (cfg.strides ?? cfg.poolSize) as [number, number],
+          pad: cfg.padding === "same" ? "same" : "valid",
+        });
+        break;
+      case "Flatten":
+        ops.push({ kind: "reshape", shape: [-1] });
+        break;
+      case "Reshape":
+        ops.push({ kind: "reshape", shape: cfg.targetShape as number[] });
+        break;
+      case "Activation":
+        ops.push({ kind: "act", activation: act(cfg.activation), alpha: 0 });
+        break;
+      case "ReLU":
+        ops.push({ kind: "act", activation: "relu", alpha: 0 });
+        break;
+      case "LeakyReLU":
+        ops.push({ kind: "act", activation: "leakyrelu", alpha: (cfg.alpha as number) ?? 0.3 });
+        break;
+      case "Dropout":
+        break; // inference mode: identity
+      default:
+        throw new UnsupportedModelError(
+          `${where}: layer type ${cls} is not supported for per-example gradients`,
+        );
+    }
+  });
+  // getWeights() returns the layers' variables themselves, so the operations see later updates.
+  return ops;
+}
+
+/** What the forward pass keeps for the backward pass and the weight gradients. */
+export interface Tape {
+  /** per op: its input */
+  inputs: tf.Tensor[];
+  /** per op: its pre-activation output (conv, dense, act) or output */
+  outputs: tf.Tensor[];
+  logits: tf.Tensor2D;
+}
+
+function applyAct(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tensor {
+  switch (a) {
+    case "linear":
+      return z;
+    case "relu":
+      return tf.relu(z);
+    case "tanh":
+      return tf.tanh(z);
+    case "sigmoid":
+      return tf.sigmoid(z);
+    case "leakyrelu":
+      return tf.leakyRelu(z, alpha);
+    case "square":
+      return tf.square(z);
+  }
+}
+
+/** dφ/dz at pre-activation z, as a tensor broadcastable against z. */
+function actDerivative(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tensor | null {
+  switch (a) {
+    case "linear":
+      return null;
+    case "relu":
+      return tf.step(z);
+    case "tanh": {
+      const t = tf.tanh(z);
+      return tf.scalar(1).sub(t.square());
+    }
+    case "sigmoid": {
+      const s = tf.sigmoid(z);
+      return s.mul(tf.scalar(1).sub(s));
+    }
+    case "leakyrelu":
+      return tf.where(z.greater(0), tf.onesLike(z), tf.fill(z.shape, alpha));
+    case "square":
+      return z.mul(2);
+  }
+}
+
+/** Forward pass of the network on `x`, recording the tape. Call inside tf.tidy. */
+export function forward(ops: NetOp[], x: tf.Tensor): Tape {
+  const inputs: tf.Tensor[] = [], outputs: tf.Tensor[] = [];
+  let h = x;
+  for (const op of ops) {
+    inputs.push(h);
+    let z: tf.Tensor;
+    switch (op.kind) {
+      case "pad":
+        z = tf.pad(h, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+        outputs.push(z);
+        h = z;
+        break;
+      case "conv":
+        z = tf.conv2d(h as tf.Tensor4D, op.kernel, op.strides, op.pad);
+        if (op.bias) z = z.add(op.bias);
+        outputs.push(z);
+        h = applyAct(z, op.activation, op.alpha);
+        break;
+      case "dense":
+        z = tf.matMul(h as tf.Tensor2D, op.kernel);
+        if (op.bias) z = z.add(op.bias);
+        outputs.push(z);
+        h = applyAct(z, op.activation, op.alpha);
+        break;
+      case "maxpool":
+        z = tf.maxPool(h as tf.Tensor4D, op.pool, op.strides, op.pad);
+        outputs.push(z);
+        h = z;
+        break;
+      case "avgpool":
+        z = tf.avgPool(h as tf.Tensor4D, op.pool, op.strides, op.pad);
+        outputs.push(z);
+        h = z;
+        break;
+      case "reshape":
+        z = h.reshape([h.shape[0], ...op.shape]);
+        outputs.push(z);
+        h = z;
+        break;
+      case "act":
+        outputs.push(h);
+        h = applyAct(h, op.activation, op.alpha);
+        break;
+    }
+  }
+  if (h.rank !== 2) {
+    throw new UnsupportedModelError(
+      `the network's output has rank ${h.rank}, expected [batch, classes]`,
+    );
+  }
+  return { inputs, outputs, logits: h as tf.Tensor2D };
+}
+
+/** Repeats each row of a tensor D times: [N, ...] → [N·D, ...] (row i·D + d = row i). */
+function repeatRows(t: tf.Tensor, d: number): tf.Tensor {
+  if (d === 1) return t;
+  const [n, ...rest] = t.shape;
+  return tf.tile(t.reshape([n, 1, ...rest]), [1, d, ...rest.map(() => 1)]).reshape([
+    n * d,
+    ...rest,
+  ]);
+}
+
+/**
+ * Backward pass for `seeds` [N, D, K] (D directions per example, e.g. softmax − one-hot for each
+ * label) from the logits down: returns, for every conv/dense op, the gradient with respect to its
+ * pre-activation output, shaped [N·D, ...] (row i·D + d). Call inside tf.tidy.
+ */
+export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<number, tf.Tensor> {
+  const [n, d, k] = seeds.shape;
+  const deltas = new Map<number, tf.Tensor>();
+  const firstWeight = ops.findIndex((o) => o.kind === "conv" || o.kind === "dense");
+  let g: tf.Tensor = seeds.reshape([n * d, k]); // gradient w.r.t. the current op's output
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const op = ops[i];
+    const input = tape.inputs[i];
+    switch (op.kind) {
+      case "pad": {
+        const [[t], [l]] = op.pads;
+        const [, h, w, c] = input.shape as number[];
+        g = g.slice([0, t, l, 0], [n * d, h, w, c]);
+        break;
+      }
+      case "conv":
+      case "dense": {
+        const der = actDerivative(tape.outputs[i], op.activation, op.alpha);
+        if (der) g = g.mul(repeatRows(der, d));
+        deltas.set(i, g);
+        if (i === firstWeight) return deltas; // nothing below the first weight layer needs it
+        g = op.kind === "dense"
+          ? tf.matMul(g as tf.Tensor2D, op.kernel, false, true)
+          : tf.conv2dTranspose(
+            g as tf.Tensor4D,
+            op.kernel,
+            [n * d, ...(input.shape.slice(1) as [number, number, number])],
+            op.strides,
+            op.pad,
+          );
+        break;
+      }
+      case "maxpool": {
+        const x = repeatRows(input, d), y = repeatRows(tape.outputs[i], d);
+        g = tf.engine().runKernel("MaxPoolGrad", { dy: g, input: x, output: y }, {
+          filterSize: op.pool,
+          strides: op.strides,
+          pad: op.pad,
+        }) as tf.Tensor;
+        break;
+      }
+      case "avgpool":
+        g = tf.engine().runKernel("AvgPoolGrad", { dy: g, input: repeatRows(input, d) }, {
+          filterSize: op.pool,
+          strides: op.strides,
+          pad: op.pad,
+        }) as tf.Tensor;
+        break;
+      case "reshape":
+        g = g.reshape([n * d, ...input.shape.slice(1)]);
+        break;
+      case "act": {
+        const der = actDerivative(input, op.activation, op.alpha);
+        if (der) g = g.mul(repeatRows(der, d));
+        break;
+      }
+    }
+  }
+  return deltas;
+}
