@@ -19,9 +19,11 @@ import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
 import { benchConvLayers } from "../lib/bench/conv_layers.ts";
 import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
 import {
+  PEER_FULL_MATRIX_METHODS,
   peerModelLines,
   type PeerSetup,
   peerUnavailable,
+  peerW3Lines,
   runPeerScript,
 } from "../lib/bench/peer.ts";
 import { type BenchContext, type BenchLine, dateUtc } from "../lib/bench/result.ts";
@@ -116,43 +118,76 @@ async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<Be
   const lines: BenchLine[] = [];
   for (const w of cfg.workload) {
     const s = PEER_SCRIPTS[w];
-    if (!s) continue;
-    const obj = await runPeerScript(p, s.script, threads);
-    lines.push(
-      ...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)),
-    );
+    if (s) {
+      const obj = await runPeerScript(p, s.script, threads);
+      lines.push(
+        ...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)),
+      );
+    }
+    if (w === "W3" || w === "W3g") {
+      const models = w === "W3" ? cfg.model : cfg.w3gModel;
+      const obj = await runPeerScript(p, "w3_pergrad.py", threads, [
+        "--models",
+        models.join(","),
+        "--methods",
+        PEER_FULL_MATRIX_METHODS.join(","),
+        "--reuse-methods",
+        "",
+      ]);
+      lines.push(...peerW3Lines(obj, threads));
+    }
   }
   return lines;
 }
 
-function ratioLines(all: BenchLine[]): BenchLine[] {
-  const key = (l: BenchLine) => `${l.workload}|${l.model}|${l.threads}|${l.variant}`;
-  const groups = new Map<string, { ours: number[]; peer: number[]; backend: string }>();
-  for (const l of all) {
-    if (l.items_per_s === undefined || (l.backend !== "pytorch" && l.backend !== "native")) {
-      continue;
-    }
-    const g = groups.get(key(l)) ?? { ours: [], peer: [], backend: "native" };
-    (l.backend === "pytorch" ? g.peer : g.ours).push(l.items_per_s);
-    groups.set(key(l), g);
+/**
+ * The comparison key of a line: W1/W2 compare like with like; W3 compares our batched engine
+ * with PyTorch's best full-matrix method (loop, vmap or trick_all) at the same label count.
+ */
+function comparisonKey(l: BenchLine): string | null {
+  if (l.items_per_s === undefined) return null;
+  if (l.workload === "W3" || l.workload === "W3g") {
+    const [labels, method] = l.variant.split("/");
+    if (l.backend === "native" && method !== "batched") return null;
+    if (l.backend === "pytorch" && !PEER_FULL_MATRIX_METHODS.includes(method)) return null;
+    return `${l.workload}|${l.model}|${l.threads}|${labels}`;
   }
+  return `${l.workload}|${l.model}|${l.threads}|${l.variant}`;
+}
+
+function ratioLines(all: BenchLine[]): BenchLine[] {
+  // Per round, PyTorch's best method; then medians over rounds.
+  const groups = new Map<string, { ours: number[]; peer: Map<string, number> }>();
+  all.forEach((l) => {
+    if (l.backend !== "pytorch" && l.backend !== "native") return;
+    const k = comparisonKey(l);
+    if (!k) return;
+    const g = groups.get(k) ?? { ours: [], peer: new Map<string, number>() };
+    if (l.backend === "native") g.ours.push(l.items_per_s!);
+    else {
+      const round = String(l.round ?? 0);
+      g.peer.set(round, Math.max(g.peer.get(round) ?? 0, l.items_per_s!));
+    }
+    groups.set(k, g);
+  });
   const out: BenchLine[] = [];
   for (const [k, g] of groups) {
-    if (!g.ours.length || !g.peer.length) continue;
+    const peer = [...g.peer.values()];
+    if (!g.ours.length || !peer.length) continue;
     const [workload, model, threads, variant] = k.split("|");
-    const ours = median(g.ours), peer = median(g.peer);
+    const ours = median(g.ours), theirs = median(peer);
     out.push({
       workload,
       model,
-      backend: `${g.backend}/pytorch`,
+      backend: "native/pytorch",
       threads: Number(threads),
       batch: 0,
       variant: variant ? `ratio ${variant}` : "ratio",
       date_utc: dateUtc(),
       ours_items_per_s: ours,
-      pytorch_items_per_s: peer,
-      ratio: ours / peer,
-      samples: { ours: g.ours, pytorch: g.peer },
+      pytorch_items_per_s: theirs,
+      ratio: ours / theirs,
+      samples: { ours: g.ours, pytorch: peer },
     });
   }
   return out;
@@ -183,12 +218,12 @@ async function main(cfg: Config) {
         const info = await initBackend(backend as "native", { threads, log: null });
         const ctx: BenchContext = { backend: info.name, threads: info.threads, quick: cfg.quick };
         console.error(`[round ${round}] ${info.name}, ${info.threads} thread(s)…`);
-        const lines = await ourLines(ctx, cfg);
+        const lines = (await ourLines(ctx, cfg)).map((l) => ({ ...l, round }));
         all.push(...lines);
         await emit(lines);
         if (cfg.peer && backend === "native") {
           console.error(`[round ${round}] pytorch peer, ${threads} thread(s)…`);
-          const p = await peerLines(peer, threads, cfg);
+          const p = (await peerLines(peer, threads, cfg)).map((l) => ({ ...l, round }));
           all.push(...p);
           await emit(p);
         }

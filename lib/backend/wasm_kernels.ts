@@ -262,6 +262,37 @@ export function sliceTs(args: KernelArgs, fallback: (n: string) => KernelFn): tf
   return out;
 }
 
+/** Tile over heap views (TF.js's wasm Tile is a slow scalar loop). */
+export function tileTs(args: KernelArgs, fallback: (n: string) => KernelFn): tf.TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const x = inputs.x!;
+  const reps = attrs.reps as number[];
+  if ((x.dtype !== "float32" && x.dtype !== "int32") || x.shape.length === 0) {
+    return fallback("Tile")(args);
+  }
+  const shape = x.shape.map((d, i) => d * reps[i]);
+  const out = backend.makeOutput(shape, x.dtype);
+  const total = tf.util.sizeFromShape(shape);
+  if (total === 0) return out;
+  const src = f32View(backend, x), dst = f32View(backend, out);
+  const rank = x.shape.length;
+  const xStrides = tf.util.computeStrides(x.shape);
+  const inner = x.shape[rank - 1], rin = reps[rank - 1];
+  const outer = total / (inner * rin);
+  const idx = new Array(rank - 1).fill(0);
+  for (let r = 0; r < outer; r++) {
+    let off = 0;
+    for (let d = 0; d < rank - 1; d++) off += (idx[d] % x.shape[d]) * xStrides[d];
+    const row = src.subarray(off, off + inner);
+    for (let k = 0; k < rin; k++) dst.set(row, (r * rin + k) * inner);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
 /** Patches [n, oh·ow, kh·kw·c] of an NHWC input, over heap views (see per_example.ts). */
 export function im2colTs(args: KernelArgs): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -313,6 +344,7 @@ export function installWasmTrainingKernels(): KernelOverride {
   return overrideKernels("wasm", (fallback) => ({
     MaxPoolGrad: maxPoolGradTs,
     Slice: (args) => sliceTs(args, fallback),
+    Tile: (args) => tileTs(args, fallback),
     GradlabIm2Col: im2colTs,
     Conv2DBackpropFilter: channelsLastOnly(
       "Conv2DBackpropFilter",

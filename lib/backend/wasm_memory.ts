@@ -21,5 +21,7 @@ export function f32View(backend: WasmBackendLike, t: tf.TensorInfo): Float32Arra
   const size = tf.util.sizeFromShape(t.shape);
   if (size === 0) return new Float32Array(0);
   const { memoryOffset } = backend.dataIdMap.get(t.dataId);
+  // TF.js does not check its wasm malloc: offset 0 means the 4 GB wasm heap is exhausted.
+  if (!memoryOffset) throw new Error("wasm heap exhausted (4 GB limit): use smaller batches");
   return new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, size);
 }

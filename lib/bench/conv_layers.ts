@@ -47,7 +47,6 @@ export async function benchConvLayers(ctx: BenchContext, model: string): Promise
       strides: [1, 1],
       pad: layer.pad,
       dataFormat: "NHWC",
-      dimRoundingMode: undefined,
     };
     const kernels: Record<string, () => tf.Tensor> = {
       forward: () => tf.conv2d(x, f, 1, layer.pad),

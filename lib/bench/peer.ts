@@ -79,3 +79,40 @@ export function peerModelLines(
     items_per_s_windows: r.items_per_s_windows,
   }));
 }
+
+/** Full-matrix methods of the W3 peer (trick_dense yields only the dense columns). */
+export const PEER_FULL_MATRIX_METHODS = ["loop", "vmap", "trick_all"];
+
+/** Lines for a W3 peer object: one per (model, labels, method), plus the baseline. */
+export function peerW3Lines(obj: Record<string, unknown>, threads: number): BenchLine[] {
+  const models = obj.models as Record<string, Record<string, unknown>>;
+  const lines: BenchLine[] = [];
+  for (const [model, m] of Object.entries(models)) {
+    const workload = model.startsWith("gradnet_base") ? "W3g" : "W3";
+    const base = m.baseline_batched_fwd_bwd as Record<string, number>;
+    const common = {
+      workload,
+      model,
+      backend: "pytorch",
+      threads,
+      batch: 64,
+      date_utc: String(obj.date_utc),
+    };
+    lines.push({ ...common, variant: "baseline", items_per_s: base.examples_per_s });
+    for (const labels of ["labels_1", "labels_10"]) {
+      const methods =
+        (m[labels] as { methods: Record<string, Record<string, number>> } | undefined)?.methods ??
+          {};
+      for (const [method, r] of Object.entries(methods)) {
+        lines.push({
+          ...common,
+          variant: `${labels.replace("_", "")}/${method}`,
+          items_per_s: r.examples_per_s,
+          minor_faults_per_call: r.minor_faults_per_call,
+          cpu_sys_s_per_call: r.cpu_sys_s_per_call,
+        });
+      }
+    }
+  }
+  return lines;
+}

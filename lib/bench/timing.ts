@@ -72,7 +72,13 @@ export async function timeWindows(
       if (last) tf.dispose(last);
       last = call();
       n++;
-      if (options.sync === "call" && last) await syncValue(last);
+      if (options.sync === "call" && last) {
+        await syncValue(last);
+        // Free the result before the next call: a small tensor left alive next to a large freed
+        // block fragments the wasm heap, and every call then grows it afresh.
+        tf.dispose(last);
+        last = undefined;
+      }
       el = (performance.now() - t0) / 1000;
       if (el >= options.minS) break;
     }

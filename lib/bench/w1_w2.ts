@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type BenchModelName, buildBenchModel } from "../models/bench_models.ts";
 import { Rng } from "../util/rng.ts";
+import { countParams } from "../models/cnn_cifar.ts";
 import { timeWindows } from "./timing.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 
@@ -24,10 +25,6 @@ export function fixedBatch(
     x: tf.tensor(rng.normals(size), [batch, ...shape]),
     y: tf.tidy(() => tf.oneHot(tf.tensor1d(labels, "int32"), 10)),
   };
-}
-
-function paramCount(model: tf.LayersModel): number {
-  return model.trainableWeights.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** W1: one step = forward, mean softmax cross-entropy, backward, Adam update. */
@@ -51,7 +48,7 @@ export async function benchTrain(ctx: BenchContext, name: BenchModelName): Promi
   const ll = step();
   const lastLoss = (await ll.data())[0];
   ll.dispose();
-  const params = paramCount(model);
+  const params = countParams(model);
   tf.dispose([x, y]);
   model.dispose();
   opt.dispose();
@@ -61,7 +58,6 @@ export async function benchTrain(ctx: BenchContext, name: BenchModelName): Promi
     backend: ctx.backend,
     threads: ctx.threads,
     batch: 64,
-    items_per_s: timing.items_per_s,
     variant: "",
     date_utc: dateUtc(),
     ...timing,
@@ -89,7 +85,6 @@ export async function benchInfer(ctx: BenchContext, name: BenchModelName): Promi
     backend: ctx.backend,
     threads: ctx.threads,
     batch: 256,
-    items_per_s: timing.items_per_s,
     variant: "",
     date_utc: dateUtc(),
     ...timing,

@@ -165,6 +165,8 @@ export interface Tape {
   inputs: tf.Tensor[];
   /** per op: its pre-activation output (conv, dense, act) or output */
   outputs: tf.Tensor[];
+  /** per op: the activation's derivative at the pre-activation (null: linear or no activation) */
+  derivatives: (tf.Tensor | null)[];
   logits: tf.Tensor2D;
 }
 
@@ -210,6 +212,7 @@ function actDerivative(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tenso
 /** Forward pass of the network on `x`, recording the tape. Call inside tf.tidy. */
 export function forward(ops: NetOp[], x: tf.Tensor): Tape {
   const inputs: tf.Tensor[] = [], outputs: tf.Tensor[] = [];
+  const derivatives: (tf.Tensor | null)[] = [];
   let h = x;
   for (const op of ops) {
     inputs.push(h);
@@ -258,7 +261,16 @@ export function forward(ops: NetOp[], x: tf.Tensor): Tape {
       `the network's output has rank ${h.rank}, expected [batch, classes]`,
     );
   }
-  return { inputs, outputs, logits: h as tf.Tensor2D };
+  // Derivatives once per forward pass: every seed block of the backward pass reuses them.
+  ops.forEach((op, i) => {
+    const act = op.kind === "conv" || op.kind === "dense" || op.kind === "act";
+    derivatives.push(
+      act
+        ? actDerivative(op.kind === "act" ? inputs[i] : outputs[i], op.activation, op.alpha)
+        : null,
+    );
+  });
+  return { inputs, outputs, derivatives, logits: h as tf.Tensor2D };
 }
 
 /** Repeats each row of a tensor D times: [N, ...] → [N·D, ...] (row i·D + d = row i). */
@@ -269,6 +281,13 @@ function repeatRows(t: tf.Tensor, d: number): tf.Tensor {
     n * d,
     ...rest,
   ]);
+}
+
+/** g [N·D, ...] times m [N, ...], broadcast over the D rows of each example. */
+function mulRows(g: tf.Tensor, m: tf.Tensor, d: number): tf.Tensor {
+  if (d === 1) return g.mul(m);
+  const [n, ...rest] = m.shape;
+  return g.reshape([n, d, ...rest]).mul(m.reshape([n, 1, ...rest])).reshape([n * d, ...rest]);
 }
 
 /**
@@ -293,8 +312,8 @@ export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<numb
       }
       case "conv":
       case "dense": {
-        const der = actDerivative(tape.outputs[i], op.activation, op.alpha);
-        if (der) g = g.mul(repeatRows(der, d));
+        const der = tape.derivatives[i];
+        if (der) g = mulRows(g, der, d);
         deltas.set(i, g);
         if (i === firstWeight) return deltas; // nothing below the first weight layer needs it
         g = op.kind === "dense"
@@ -328,8 +347,8 @@ export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<numb
         g = g.reshape([n * d, ...input.shape.slice(1)]);
         break;
       case "act": {
-        const der = actDerivative(input, op.activation, op.alpha);
-        if (der) g = g.mul(repeatRows(der, d));
+        const der = tape.derivatives[i];
+        if (der) g = mulRows(g, der, d);
         break;
       }
     }

@@ -12,9 +12,9 @@
  * cost one forward pass and one backward pass with K seed directions batched together.
  *
  * **Layout.** Rows are the concatenation, layer by layer in network order, of each chosen weight
- * layer's kernel gradient (and, with `includeBias`, then its bias gradient), with coordinates in
- * output-major order: dense kernel [out, in]; conv kernel [out, kh, kw, in]; biases [out]. The
- * `layout` returned says where each block starts.
+ * layer's kernel gradient (and, with `includeBias`, then its bias gradient), each flattened in
+ * the layout of its TF.js weight tensor: dense kernel [in, out]; conv kernel [kh, kw, in, out];
+ * biases [out]. The `layout` returned says where each block starts.
  *
  * @module
  */
@@ -64,8 +64,7 @@ export function gradientLayout(
   ops.forEach((op, i) => {
     if (op.kind !== "conv" && op.kind !== "dense") return;
     if (o.layers && !o.layers.includes(op.name)) return;
-    const k = op.kernel.shape as number[];
-    const shape: number[] = op.kind === "dense" ? [k[1], k[0]] : [k[3], k[0], k[1], k[2]];
+    const shape = [...op.kernel.shape] as number[];
     const size = shape.reduce((a, b) => a * b, 1);
     blocks.push({ op: i, layer: op.name, kind: op.kind, part: "kernel", shape, offset, size });
     offset += size;
@@ -134,6 +133,7 @@ export function im2col(
 /** Patches of every conv block's input, computed once per forward pass. Call inside tf.tidy. */
 function convPatches(ops: NetOp[], tape: Tape, layout: GradientLayout): Map<number, tf.Tensor3D> {
   const patches = new Map<number, tf.Tensor3D>();
+  if (hasFusedKernel()) return patches; // the fused kernel reads patches in place
   for (const b of layout.blocks) {
     const op = ops[b.op];
     if (op.kind !== "conv" || b.part !== "kernel" || patches.has(b.op)) continue;
@@ -160,6 +160,7 @@ function gradientsForSeeds(
 ): tf.Tensor3D {
   const [n, d] = seeds.shape;
   const deltas = backward(ops, tape, seeds);
+  if (hasFusedKernel()) return fusedGradients(ops, tape, deltas, layout, n, d);
   const parts = layout.blocks.map((b) => {
     const op = ops[b.op];
     const delta = deltas.get(b.op)!;
@@ -167,7 +168,11 @@ function gradientsForSeeds(
     if (op.kind === "dense") {
       const out = op.kernel.shape[1], inp = op.kernel.shape[0];
       if (b.part === "bias") return delta.reshape([n, d, out]);
-      return delta.reshape([n, d * out, 1]).mul(a.reshape([n, 1, inp])).reshape([n, d, out * inp]);
+      return a.reshape([n, 1, inp, 1]).mul(delta.reshape([n, d, 1, out])).reshape([
+        n,
+        d,
+        inp * out,
+      ]);
     }
     if (op.kind !== "conv") throw new Error("unreachable");
     const co = op.kernel.shape[3];
@@ -175,13 +180,52 @@ function gradientsForSeeds(
     const pix = oh! * ow!;
     if (b.part === "bias") return delta.reshape([n, d, pix, co]).sum(2);
     const patches = patchCache.get(b.op)!;
-    // δ as [N, pix, D·Co]: one matrix product per example covers every direction.
+    // patchesᵀ [Kp, pix] · δ [pix, D·Co] per example covers every direction at once.
     const dT = d === 1
       ? delta.reshape([n, pix, co])
       : delta.reshape([n, d, pix, co]).transpose([0, 2, 1, 3]).reshape([n, pix, d * co]);
-    return tf.matMul(dT as tf.Tensor3D, patches, true, false).reshape([n, d, b.size]);
+    const g = tf.matMul(patches, dT as tf.Tensor3D, true, false); // [N, Kp, D·Co]
+    return d === 1
+      ? g.reshape([n, 1, b.size])
+      : g.reshape([n, -1, d, co]).transpose([0, 2, 1, 3]).reshape([n, d, b.size]);
   });
   return (parts.length === 1 ? parts[0] : tf.concat(parts, 2)) as tf.Tensor3D;
+}
+
+function hasFusedKernel(): boolean {
+  return tf.getKernel("GradlabPerExampleGrads", tf.getBackend()) !== undefined;
+}
+
+/** The same, by the backend's fused kernel: every block written in place into [N·D, P]. */
+function fusedGradients(
+  ops: NetOp[],
+  tape: Tape,
+  deltas: Map<number, tf.Tensor>,
+  layout: GradientLayout,
+  n: number,
+  d: number,
+): tf.Tensor3D {
+  const inputs: Record<string, tf.Tensor> = {};
+  const layers: Record<string, unknown>[] = [];
+  for (const b of layout.blocks) {
+    if (b.part !== "kernel") continue;
+    const op = ops[b.op] as Extract<NetOp, { kind: "conv" | "dense" }>;
+    const bias = layout.blocks.find((x) => x.op === b.op && x.part === "bias");
+    const i = layers.length;
+    inputs[`a${i}`] = tape.inputs[b.op];
+    inputs[`d${i}`] = deltas.get(b.op)!;
+    layers.push({
+      kind: op.kind,
+      kernelShape: op.kernel.shape,
+      strides: op.kind === "conv" ? op.strides : undefined,
+      pad: op.kind === "conv" ? op.pad : undefined,
+      kernelOffset: b.offset,
+      biasOffset: bias ? bias.offset : -1,
+    });
+  }
+  const attrs = { layers, D: d, P: layout.size } as unknown as tf.NamedAttrMap;
+  const out = tf.engine().runKernel("GradlabPerExampleGrads", inputs, attrs) as tf.Tensor;
+  return out.reshape([n, d, layout.size]);
 }
 
 function labelTensor(labels: ArrayLike<number> | tf.Tensor1D, n: number, k: number): tf.Tensor2D {
@@ -244,13 +288,24 @@ export function* labelGradientBlocks(
     return {
       inputs: tape.inputs,
       outputs: tape.outputs,
+      derivatives: tape.derivatives.filter((t): t is tf.Tensor => t !== null),
+      derivativeAt: tape.derivatives.map((t) => t !== null),
       logits: tape.logits,
       p: tf.softmax(tape.logits),
       patchOps: [...pm.keys()],
       patchTensors: [...pm.values()],
     };
-  }) as unknown as Tape & { p: tf.Tensor2D; patchOps: number[]; patchTensors: tf.Tensor3D[] };
-  const kept = { tape: held as Tape, p: held.p };
+  }) as unknown as Omit<Tape, "derivatives"> & {
+    derivatives: tf.Tensor[];
+    derivativeAt: boolean[];
+    p: tf.Tensor2D;
+    patchOps: number[];
+    patchTensors: tf.Tensor3D[];
+  };
+  // tf.tidy returns tensors only: put the nulls of the derivative list back.
+  let next = 0;
+  const derivatives = held.derivativeAt.map((has) => (has ? held.derivatives[next++] : null));
+  const kept = { tape: { ...held, derivatives } as Tape, p: held.p };
   const patches = new Map(held.patchOps.map((op, i) => [op, held.patchTensors[i]]));
   const [n, k] = kept.p.shape;
   const chunk = Math.max(1, Math.min(k, o.labelChunk ?? k));
@@ -267,7 +322,14 @@ export function* labelGradientBlocks(
     }
   } finally {
     // The tape holds x itself (the caller's) among its inputs: free everything else.
-    const mine = [...held.inputs, ...held.outputs, held.logits, held.p, ...held.patchTensors];
+    const mine = [
+      ...held.inputs,
+      ...held.outputs,
+      ...held.derivatives,
+      held.logits,
+      held.p,
+      ...held.patchTensors,
+    ];
     tf.dispose(mine.filter((t) => t !== x));
   }
 }

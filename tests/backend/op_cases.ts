@@ -187,6 +187,8 @@ export const ELEMENTWISE_CASES: OpCase[] = [
   },
   { name: "slice 2-D rows (contiguous)", shapes: [[6, 7]], f: (x) => tf.slice(x, [2, 0], [3, 7]) },
   { name: "slice 1-D", shapes: [[9]], f: (x) => tf.slice(x, [4], [3]) },
+  { name: "tile 4-D", shapes: [[2, 1, 3, 2]], f: (x) => tf.tile(x, [2, 3, 1, 2]) },
+  { name: "tile 2-D", shapes: [[3, 4]], f: (x) => tf.tile(x, [1, 3]) },
   {
     name: "sum over leading axes (bias grad)",
     shapes: [[4, 5, 6, 7]],

@@ -17,7 +17,7 @@ import { Rng } from "../../lib/util/rng.ts";
 const BACKEND = (Deno.env.get("GRADLAB_TEST_BACKEND") ?? "native") as "native" | "wasm";
 await initBackend(BACKEND, { log: null });
 
-/** The same matrix by a loop of batch-1 tf.grads calls, in the documented layout. */
+/** The same matrix by a loop of batch-1 tf.grads calls (rows: each weight tensor flattened). */
 function loopReference(
   model: tf.LayersModel,
   x: tf.Tensor,
@@ -46,9 +46,7 @@ function loopReference(
         vars,
       );
       layout.blocks.forEach((b, j) => {
-        let g = grads[vars[j].name];
-        if (b.part === "kernel") g = g.rank === 4 ? g.transpose([3, 0, 1, 2]) : g.transpose([1, 0]);
-        out.set(g.dataSync(), i * layout.size + b.offset);
+        out.set(grads[vars[j].name].dataSync(), i * layout.size + b.offset);
       });
     });
   }
@@ -191,7 +189,7 @@ Deno.test("the last dense layer's per-example gradient is exactly (softmax(z) �
       const d = p[i][o] - (o === labels[i] ? 1 : 0);
       for (let j = 0; j < h[i].length; j++) {
         const want = Math.fround(d * h[i][j]);
-        const got = g[i][head.offset + o * h[i].length + j];
+        const got = g[i][head.offset + j * 10 + o];
         assert.ok(Math.abs(got - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${got} vs ${want}`);
       }
     }
@@ -208,4 +206,17 @@ Deno.test("cnn_cifar(64) has 130,378 parameters on 24×24×3 and gradients of 13
     4800,
     102400,
   ], ["l1", 107200, 23040]]);
+});
+
+Deno.test({
+  name: "on the native backend the fused per-example kernel did the work",
+  ignore: BACKEND !== "native",
+  fn: async () => {
+    const { loadedNativeLib } = await import("../../lib/backend/select.ts");
+    const calls = loadedNativeLib()!.calls;
+    assert.ok(
+      (calls.perExampleConv ?? 0) > 0 && (calls.perExampleDense ?? 0) > 0,
+      JSON.stringify(calls),
+    );
+  },
 });

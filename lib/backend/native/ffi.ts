@@ -46,6 +46,17 @@ const SYMBOLS = {
     result: "void",
   },
   gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
+  gl_tile: { parameters: [buf, buf, i32, buf, buf], result: "void" },
+  gl_pe_conv: {
+    // x, delta, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl, D, P, koff, boff
+    parameters: [buf, buf, buf, ...Array(14).fill(i32), "i64", "i64", "i64"],
+    result: "void",
+  },
+  gl_pe_dense: {
+    // a, delta, out, n, in, out, D, P, koff, boff
+    parameters: [buf, buf, buf, i32, i32, i32, i32, "i64", "i64", "i64"],
+    result: "void",
+  },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -134,6 +145,31 @@ export interface NativeLib {
   im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
   /** a block of 4-byte elements: out = x[begin : begin + size] */
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
+  /** out = x tiled `reps` times along each axis (4-byte elements) */
+  tile(x: Float32Array, out: Float32Array, shape: number[], reps: number[]): void;
+  /** per-example conv kernel (and bias) gradients into rows of out [n·D, P] (see kernels.c) */
+  perExampleConv(
+    x: Float32Array,
+    delta: Float32Array,
+    out: Float32Array,
+    g: ConvGeometry,
+    o: { D: number; P: number; kernelOffset: number; biasOffset: number },
+  ): void;
+  /** per-example dense kernel (and bias) gradients into rows of out [n·D, P] */
+  perExampleDense(
+    a: Float32Array,
+    delta: Float32Array,
+    out: Float32Array,
+    o: {
+      n: number;
+      in: number;
+      out: number;
+      D: number;
+      P: number;
+      kernelOffset: number;
+      biasOffset: number;
+    },
+  ): void;
   close(): void;
 }
 
@@ -252,6 +288,57 @@ export function openNativeLib(path: string): NativeLib {
       count("slice");
       const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
       s.gl_slice(asBuf(x), asBuf(out), shape.length, i32s(shape), i32s(begin), i32s(size));
+    },
+    tile(x, out, shape, reps) {
+      count("tile");
+      s.gl_tile(
+        asBuf(x),
+        asBuf(out),
+        shape.length,
+        new Int32Array(shape) as Int32Array<ArrayBuffer>,
+        new Int32Array(reps) as Int32Array<ArrayBuffer>,
+      );
+    },
+    perExampleConv(x, delta, out, g, o) {
+      count("perExampleConv");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_pe_conv as any)(
+        asBuf(x),
+        asBuf(delta),
+        asBuf(out),
+        g.n,
+        g.h,
+        g.w,
+        g.ci,
+        g.kh,
+        g.kw,
+        g.co,
+        g.oh,
+        g.ow,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pl,
+        o.D,
+        BigInt(o.P),
+        BigInt(o.kernelOffset),
+        BigInt(o.biasOffset),
+      );
+    },
+    perExampleDense(a, delta, out, o) {
+      count("perExampleDense");
+      s.gl_pe_dense(
+        asBuf(a),
+        asBuf(delta),
+        asBuf(out),
+        o.n,
+        o.in,
+        o.out,
+        o.D,
+        BigInt(o.P),
+        BigInt(o.kernelOffset),
+        BigInt(o.biasOffset),
+      );
     },
     close: () => lib.close(),
   };

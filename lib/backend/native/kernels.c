@@ -14,6 +14,9 @@
 // Threads: OpenMP; the caller sets the count with gl_set_threads.
 
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +39,9 @@
 #define NC 2048
 // Inputs with fewer channels than this are packed (im2col blocks) rather than read in place.
 #define INDIRECT_MIN_CHANNELS 1
+// Filter gradients of inputs with fewer channels than a register tile has rows are packed: the
+// in-place path would fill each tile from one tap's few channels only.
+#define FILTER_INDIRECT_MIN_CHANNELS MR
 // Convolutions with at most this many output channels use per-output dot products.
 #define NARROW_MAX_OUTPUTS 4
 
@@ -834,7 +840,7 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
   }
   int threads = g_threads;
   if ((double)K * co * M < 2e6 || M < 64 * threads) threads = 1;
-  if (ci < INDIRECT_MIN_CHANNELS) {  // narrow inputs: packed im2col^T blocks
+  if (ci < FILTER_INDIRECT_MIN_CHANNELS) {  // narrow inputs: packed im2col^T blocks
     matrix_t B = {dy, co, 0};
     if (threads <= 1) {
       gemm(K, co, M, pack_a_conv_t, &g, pack_b_matrix, &B, dw_out, co, 0, NULL, 1);
@@ -853,7 +859,7 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
     float* out = tid == 0 ? dw_out : parts[tid];
     if (m1 <= m0) {
       memset(out, 0, osize * sizeof(float));
-    } else if (ci >= INDIRECT_MIN_CHANNELS) {
+    } else if (ci >= FILTER_INDIRECT_MIN_CHANNELS) {
       filter_grad_range(&g, dy, co, m0, m1, out, tid);
     } else {
       float* abuf = grow(&g_abuf[tid], &g_acap[tid], (size_t)MC * KC);
@@ -1023,5 +1029,98 @@ void gl_slice(const float* x, float* out, int rank, const int* xs, const int* be
       off += (begin[d] + i) * strides[d];
     }
     memcpy(out + r * inner, x + off + begin[rank - 1], (size_t)inner * sizeof(float));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-example weight gradients written straight into the rows of a [rows, P] matrix: row
+// r = i·D + dd holds example i's gradient for seed direction dd. Each layer's block uses its
+// TF.js weight layout: conv kernel [kh][kw][ci][co], dense kernel [in][out], biases [out].
+
+// Conv layer: x [n, h, w, ci] (the layer's input), delta [n·D, oh, ow, co]. Each (example,
+// direction) is the filter gradient of a batch of one, computed by the same in-place kernel as
+// Conv2DBackpropFilter, into its row block.
+void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int w, int ci, int kh,
+                int kw, int co, int oh, int ow, int sh, int sw, int pt, int pl, int D, long P,
+                long koff, long boff) {
+  const int pix = oh * ow;
+  const long pairs = (long)n * D;
+  zeros_of((size_t)ci + MR);  // grown before the threads read it
+#pragma omp parallel num_threads(g_threads)
+  {
+    int tid = thread_id();
+#pragma omp for schedule(dynamic, 1)
+    for (long r = 0; r < pairs; r++) {
+      long i = r / D;
+      conv_t g = {x + (size_t)i * h * w * ci, 1, h, w, ci, kh, kw, oh, ow, sh, sw, 1, 1, pt, pl, 1, 1};
+      const float* dl = delta + (size_t)r * pix * co;
+      float* row = out + (size_t)r * P;
+      if (ci >= FILTER_INDIRECT_MIN_CHANNELS) {
+        filter_grad_range(&g, dl, co, 0, pix, row + koff, tid);
+      } else {
+        matrix_t B = {dl, co, 0};
+        gemm(kh * kw * ci, co, pix, pack_a_conv_t, &g, pack_b_matrix, &B, row + koff, co, 0, NULL, 1);
+      }
+      if (boff >= 0) {
+        float* b = row + boff;
+        for (int c = 0; c < co; c++) b[c] = 0.f;
+        for (int p = 0; p < pix; p++)
+          for (int c = 0; c < co; c++) b[c] += dl[(size_t)p * co + c];
+      }
+    }
+  }
+}
+
+// Dense layer: a [n, in], delta [n·D, outc]; kernel block [in][out] = a ⊗ delta.
+void gl_pe_dense(const float* a, const float* delta, float* out, int n, int in, int outc, int D,
+                 long P, long koff, long boff) {
+  const long rows = (long)n * D;
+#pragma omp parallel for schedule(static) num_threads(g_threads)
+  for (long r = 0; r < rows; r++) {
+    const float* ar = a + (size_t)(r / D) * in;
+    const float* dr = delta + (size_t)r * outc;
+    float* o = out + (size_t)r * P + koff;
+    for (int j = 0; j < in; j++) {
+      const float s = ar[j];
+      float* oj = o + (size_t)j * outc;
+      int k = 0;
+#if defined(__AVX512F__)
+      // The block is written once and not read back soon: stream it past the caches (from the
+      // first 64-byte boundary on).
+      if (((uintptr_t)oj & 3) == 0) {
+        for (; k < outc && ((uintptr_t)(oj + k) & 63); k++) oj[k] = s * dr[k];
+        const __m512 sv = _mm512_set1_ps(s);
+        for (; k + 16 <= outc; k += 16) _mm512_stream_ps(oj + k, _mm512_mul_ps(sv, _mm512_loadu_ps(dr + k)));
+      }
+#endif
+      for (; k < outc; k++) oj[k] = s * dr[k];
+    }
+    if (boff >= 0) memcpy(out + (size_t)r * P + boff, dr, (size_t)outc * sizeof(float));
+  }
+#if defined(__AVX512F__)
+  _mm_sfence();
+#endif
+}
+
+// Tile of 4-byte elements: out[i0..] = x[i0 % xs0, ...]; rank <= 8.
+void gl_tile(const float* x, float* out, int rank, const int* xs, const int* reps) {
+  long os[8], xstr[8];
+  for (int d = 0; d < rank; d++) os[d] = (long)xs[d] * reps[d];
+  xstr[rank - 1] = 1;
+  for (int d = rank - 2; d >= 0; d--) xstr[d] = xstr[d + 1] * xs[d + 1];
+  long outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= os[d];
+  const int inner = xs[rank - 1], rin = reps[rank - 1];
+  int threads = (double)outer * inner * rin < 1e5 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long r = 0; r < outer; r++) {
+    long rem = r, off = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      long i = rem % os[d];
+      rem /= os[d];
+      off += (i % xs[d]) * xstr[d];
+    }
+    float* o = out + r * (long)inner * rin;
+    for (int k = 0; k < rin; k++) memcpy(o + (long)k * inner, x + off, (size_t)inner * sizeof(float));
   }
 }

@@ -30,8 +30,21 @@ export const NATIVE_KERNEL_NAMES = [
   "MaxPoolGrad",
   "Sum",
   "Slice",
+  "Tile",
   "GradlabIm2Col",
+  "GradlabPerExampleGrads",
 ] as const;
+
+/** One layer of a "GradlabPerExampleGrads" call (see lib/gradients/per_example.ts). */
+export interface PerExampleLayerAttr {
+  kind: "conv" | "dense";
+  kernelShape: number[];
+  strides?: [number, number];
+  pad?: "same" | "valid";
+  kernelOffset: number;
+  /** −1 when the bias is not included */
+  biasOffset: number;
+}
 
 function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   return {
@@ -263,6 +276,23 @@ function makeKernels(
     return out;
   }
 
+  // TF.js's wasm Tile is a scalar loop: hundreds of ms for a few million values.
+  function tile(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    const reps = attrs.reps as number[];
+    if (
+      (x.dtype !== "float32" && x.dtype !== "int32") || x.shape.length === 0 || x.shape.length > 8
+    ) {
+      return fallback("Tile")(args);
+    }
+    const shape = x.shape.map((d, i) => d * reps[i]);
+    const out = backend.makeOutput(shape, x.dtype);
+    if (tf.util.sizeFromShape(shape) === 0) return out;
+    lib.tile(f32View(backend, x), f32View(backend, out), x.shape, reps);
+    return out;
+  }
+
   function im2col(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const x = inputs.x!;
@@ -280,8 +310,52 @@ function makeKernels(
     return out;
   }
 
+  // Inputs a0, d0, a1, d1, …: each layer's input [N, …] and output delta [N·D, …]; output
+  // [N·D, P] with every layer's per-example gradient written in place (no temporaries).
+  function perExampleGrads(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const layers = attrs.layers as PerExampleLayerAttr[];
+    const D = attrs.D as number, P = attrs.P as number;
+    const n = inputs.a0!.shape[0];
+    const out = backend.makeOutput([n * D, P], "float32");
+    if (n * D * P === 0) return out;
+    const ov = f32View(backend, out);
+    layers.forEach((l, i) => {
+      const a = inputs[`a${i}`]!, d = inputs[`d${i}`]!;
+      const av = f32View(backend, a), dv = f32View(backend, d);
+      if (l.kind === "dense") {
+        lib.perExampleDense(av, dv, ov, {
+          n,
+          in: l.kernelShape[0],
+          out: l.kernelShape[1],
+          D,
+          P,
+          kernelOffset: l.kernelOffset,
+          biasOffset: l.biasOffset,
+        });
+      } else {
+        const info = tf.backend_util.computeConv2DInfo(
+          a.shape as [number, number, number, number],
+          l.kernelShape as [number, number, number, number],
+          l.strides!,
+          1,
+          l.pad!,
+        );
+        lib.perExampleConv(av, dv, ov, geometry(info), {
+          D,
+          P,
+          kernelOffset: l.kernelOffset,
+          biasOffset: l.biasOffset,
+        });
+      }
+    });
+    return out;
+  }
+
   return {
+    GradlabPerExampleGrads: perExampleGrads,
     Slice: slice,
+    Tile: tile,
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
     Sum: sum,

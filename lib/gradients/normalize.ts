@@ -1,0 +1,142 @@
+/**
+ * Per-coordinate statistics of gradient rows in one streaming pass, and the normalisations
+ * GradNet tried (spec step 5): `none | scale | std | std_l2 | power | scale_power`.
+ *
+ * - scale:       (g − min) / (max − min), a zero range counting as 1
+ * - std:         (g − mean) / std, a zero std counting as 1
+ * - std_l2:      std, then each layer block divided by its L2 norm
+ * - power:       sign(g)·|g|^e (e = `exponent`, default 0.125 as in the authors' first commit)
+ * - scale_power: scale, then sign(n)·|n|^e (e default 0.5) — the final choice
+ *
+ * Entries that are exactly zero before normalising (sparsified away, or dead units) stay exactly
+ * zero after it, as the original resets the masked entries.
+ *
+ * @module
+ */
+
+import type { GradientLayout } from "./per_example.ts";
+
+/** Normalisation names. */
+export const NORMALIZATIONS = ["none", "scale", "std", "std_l2", "power", "scale_power"] as const;
+export type Normalization = typeof NORMALIZATIONS[number];
+
+/** Per-coordinate statistics. */
+export interface CoordinateStats {
+  count: number;
+  min: Float32Array;
+  max: Float32Array;
+  mean: Float32Array;
+  std: Float32Array;
+}
+
+/** Accumulates per-coordinate min, max, mean and (population) std over rows, in one pass. */
+export class RunningStats {
+  private n = 0;
+  private readonly mn: Float32Array;
+  private readonly mx: Float32Array;
+  private readonly sum: Float64Array;
+  private readonly sumSq: Float64Array;
+
+  constructor(readonly size: number) {
+    this.mn = new Float32Array(size).fill(Infinity);
+    this.mx = new Float32Array(size).fill(-Infinity);
+    this.sum = new Float64Array(size);
+    this.sumSq = new Float64Array(size);
+  }
+
+  /** Adds `rows` ([count, size] row-major). */
+  update(rows: Float32Array): void {
+    const P = this.size;
+    if (rows.length % P !== 0) {
+      throw new RangeError(`rows of length ${rows.length} are not a multiple of ${P}`);
+    }
+    const count = rows.length / P;
+    for (let r = 0; r < count; r++) {
+      const o = r * P;
+      for (let i = 0; i < P; i++) {
+        const v = rows[o + i];
+        if (v < this.mn[i]) this.mn[i] = v;
+        if (v > this.mx[i]) this.mx[i] = v;
+        this.sum[i] += v;
+        this.sumSq[i] += v * v;
+      }
+    }
+    this.n += count;
+  }
+
+  /** The statistics so far. */
+  result(): CoordinateStats {
+    if (this.n === 0) throw new RangeError("no rows seen");
+    const mean = new Float32Array(this.size), std = new Float32Array(this.size);
+    for (let i = 0; i < this.size; i++) {
+      const m = this.sum[i] / this.n;
+      mean[i] = m;
+      std[i] = Math.sqrt(Math.max(this.sumSq[i] / this.n - m * m, 0));
+    }
+    return { count: this.n, min: this.mn.slice(), max: this.mx.slice(), mean, std };
+  }
+}
+
+/** Options of {@link normalizeRows}. */
+export interface NormalizeOptions {
+  kind: Normalization;
+  /** statistics (needed by scale, std, std_l2, scale_power) */
+  stats?: CoordinateStats;
+  /** power exponent (power: 0.125, scale_power: 0.5) */
+  exponent?: number;
+  layout?: GradientLayout;
+}
+
+function signedPow(v: number, e: number): number {
+  return v < 0 ? -Math.pow(-v, e) : Math.pow(v, e);
+}
+
+/** Normalises `rows` ([count, P]) in place. */
+export function normalizeRows(rows: Float32Array, o: NormalizeOptions): void {
+  if (o.kind === "none") return;
+  const needsStats = o.kind !== "power";
+  if (needsStats && !o.stats) throw new RangeError(`normalisation '${o.kind}' needs statistics`);
+  const P = o.stats?.min.length ?? o.layout?.size;
+  if (!P) throw new RangeError("normalizeRows needs statistics or a layout to know the row length");
+  if (rows.length % P !== 0) {
+    throw new RangeError(`rows of length ${rows.length} are not a multiple of ${P}`);
+  }
+  const count = rows.length / P;
+  const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
+  const s = o.stats;
+  for (let r = 0; r < count; r++) {
+    const row = rows.subarray(r * P, (r + 1) * P);
+    for (let i = 0; i < P; i++) {
+      const g = row[i];
+      if (g === 0) continue; // masked entries stay exactly zero
+      switch (o.kind) {
+        case "scale":
+        case "scale_power": {
+          const range = s!.max[i] - s!.min[i];
+          const n = (g - s!.min[i]) / (range === 0 ? 1 : range);
+          row[i] = o.kind === "scale" ? n : signedPow(n, e);
+          break;
+        }
+        case "std":
+        case "std_l2": {
+          const sd = s!.std[i];
+          row[i] = (g - s!.mean[i]) / (sd === 0 ? 1 : sd);
+          break;
+        }
+        case "power":
+          row[i] = signedPow(g, e);
+          break;
+      }
+    }
+    if (o.kind === "std_l2") {
+      if (!o.layout) throw new RangeError("std_l2 needs the layout (per-layer L2 norms)");
+      for (const b of o.layout.blocks) {
+        const block = row.subarray(b.offset, b.offset + b.size);
+        let ss = 0;
+        for (let i = 0; i < block.length; i++) ss += block[i] * block[i];
+        const norm = Math.sqrt(ss);
+        if (norm > 0) { for (let i = 0; i < block.length; i++) block[i] /= norm; }
+      }
+    }
+  }
+}
