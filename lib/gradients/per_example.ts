@@ -47,6 +47,8 @@ export interface PerExampleOptions {
   includeBias?: boolean;
   /** names of the weight layers to include (default: every conv and dense layer) */
   layers?: string[];
+  /** with biases: all kernel blocks first, then all bias blocks (default: layer by layer) */
+  biasLast?: boolean;
 }
 
 function resolveOps(model: tf.LayersModel | NetOp[]): NetOp[] {
@@ -82,6 +84,15 @@ export function gradientLayout(
       offset += out;
     }
   });
+  if (o.biasLast) {
+    // Same blocks, kernels first: recompute the offsets in that order.
+    blocks.sort((a, b) => (a.part === b.part ? a.offset - b.offset : a.part === "kernel" ? -1 : 1));
+    let at = 0;
+    for (const b of blocks) {
+      b.offset = at;
+      at += b.size;
+    }
+  }
   if (o.layers) {
     const missing = o.layers.filter((n) => !blocks.some((b) => b.layer === n));
     if (missing.length) throw new RangeError(`no conv or dense layer named ${missing.join(", ")}`);

@@ -68,7 +68,7 @@ export interface FitOptions<B extends { size: number }> {
   epochs: number;
   stepsPerEpoch: number;
   /** builds batch `step` of `epoch` (examples, augmentation drawn from `rng`) */
-  makeBatch(epoch: number, step: number, rng: Rng): B;
+  makeBatch(epoch: number, step: number, rng: Rng): B | Promise<B>;
   /** frees a batch (default: disposes every tensor found in it) */
   disposeBatch?(b: B): void;
   /** the loss of a batch, run under gradient recording */
@@ -145,7 +145,7 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
     let t0 = performance.now();
     for (let step = state.stepInEpoch; step < o.stepsPerEpoch; step++) {
       const lr = lrAt(o.schedule, o.baseLr, epoch + step / o.stepsPerEpoch, o.epochs);
-      const b = o.makeBatch(epoch, step, o.rng);
+      const b = await o.makeBatch(epoch, step, o.rng);
       let correctT: tf.Scalar | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const r = o.lossFn(b);

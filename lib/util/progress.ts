@@ -59,7 +59,8 @@ export class Progress {
     if (metrics !== undefined) this.metrics = metrics;
     const now = performance.now();
     const interval = this.tty ? 100 : this.logEvery * 1000;
-    if (now - this.lastDraw >= interval || this.done >= this.total) this.draw(now);
+    // In a log, the last line is finish()'s; on a terminal the bar also redraws at the end.
+    if (now - this.lastDraw >= interval || (this.tty && this.done >= this.total)) this.draw(now);
   }
 
   /** Sets metrics text without advancing. */

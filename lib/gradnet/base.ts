@@ -1,0 +1,170 @@
+/**
+ * Training the GradNet base network (spec §2) on the first half of the training set — plain SGD,
+ * weight decay, batch 64, learning rate halved every 25 epochs — with a ladder of snapshots taken
+ * when test accuracy first reaches each target. Test accuracy is measured every `evalEvery`
+ * steps, so that low rungs are caught even when one epoch jumps past them.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { ImageDataset } from "../data/dataset.ts";
+import type { RunDir } from "../run/run_dir.ts";
+import { arraysToVariables, variablesToArrays } from "../run/model_io.ts";
+import { decodeBundle, encodeBundle } from "../run/bundle.ts";
+import { epochOrder, type TrainState } from "../train/fit.ts";
+import { ladderCallback, type Rung } from "../train/callbacks.ts";
+import { Sgd } from "../train/optimizers.ts";
+import { trainInRun } from "../train/session.ts";
+import { Rng } from "../util/rng.ts";
+import { type AugmentPolicy, testView, trainView } from "./preprocess.ts";
+
+/** Settings of the base network's training. */
+export interface BaseTrainOptions {
+  seed: number;
+  lr: number;
+  weightDecay: number;
+  batch: number;
+  /** halve the learning rate every this many epochs */
+  halveEvery: number;
+  maxEpochs: number;
+  /** test accuracy is measured every this many steps */
+  evalEvery: number;
+  targets: number[];
+  policy: AugmentPolicy;
+  crop: number;
+  quiet?: boolean;
+}
+
+/** Accuracy of `model` on `ds` (test views), in batches. */
+export async function accuracy(
+  model: tf.LayersModel,
+  ds: ImageDataset,
+  idx: ArrayLike<number>,
+  o: { policy: AugmentPolicy; crop: number },
+  batch = 500,
+): Promise<number> {
+  let correct = 0;
+  for (let s = 0; s < idx.length; s += batch) {
+    const part = Array.from(idx).slice(s, s + batch);
+    const c = tf.tidy(() => {
+      const x = testView(ds, part, o);
+      const pred = (model.predict(x) as tf.Tensor).argMax(-1);
+      return pred.equal(tf.tensor1d(part.map((i) => ds.labels[i]), "int32")).sum();
+    });
+    correct += (await c.data())[0];
+    c.dispose();
+  }
+  return correct / idx.length;
+}
+
+/** The file of rung k's snapshot. */
+export function rungFile(k: number): string {
+  return `base-rung-${k}.bin`;
+}
+
+/** Saves the model's weights as a rung snapshot. */
+export async function saveSnapshot(
+  run: RunDir,
+  k: number,
+  model: tf.LayersModel,
+  meta: Record<string, unknown>,
+): Promise<void> {
+  await run.writeBytes(rungFile(k), encodeBundle(meta, variablesToArrays(model.weights, "w")));
+}
+
+/** Loads a rung snapshot into `model`; returns its metadata. */
+export async function loadSnapshot(
+  run: RunDir,
+  k: number,
+  model: tf.LayersModel,
+): Promise<Record<string, unknown>> {
+  const b = decodeBundle<Record<string, unknown>>(await Deno.readFile(run.file(rungFile(k))));
+  arraysToVariables(model.weights, "w", b.tensors);
+  return b.meta;
+}
+
+/**
+ * Trains (or resumes) the base network until every ladder target is reached or `maxEpochs`
+ * pass. Returns the training state; its `extra.ladder` lists the rungs reached.
+ */
+export async function trainBaseLadder(
+  run: RunDir,
+  model: tf.LayersModel,
+  train: ImageDataset,
+  test: ImageDataset,
+  o: BaseTrainOptions,
+): Promise<{ state: TrainState; rungs: Rung[] }> {
+  const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const optimizer = new Sgd(params, { weightDecay: o.weightDecay });
+  const stepsPerEpoch = Math.floor(train.n / o.batch);
+  if (stepsPerEpoch < 1) {
+    throw new RangeError(`${train.n} base training images are fewer than one batch of ${o.batch}`);
+  }
+  const evalEvery = Math.min(o.evalEvery, stepsPerEpoch);
+  const segments = Math.ceil((o.maxEpochs * stepsPerEpoch) / evalEvery);
+  const testIdx = Array.from({ length: test.n }, (_, i) => i);
+  const targets = [...o.targets].sort((a, b) => a - b);
+  const view = { policy: o.policy, crop: o.crop };
+  const state = await trainInRun({
+    run,
+    name: "base-checkpoint.bin",
+    metricsFile: "base-metrics.csv",
+    label: "base net",
+    params,
+    variables: model.weights,
+    optimizer,
+    baseLr: o.lr,
+    // "Epochs" of this loop are evaluation segments of `evalEvery` steps.
+    schedule: { kind: "step", everyEpochs: (o.halveEvery * stepsPerEpoch) / evalEvery, gamma: 0.5 },
+    epochs: segments,
+    stepsPerEpoch: evalEvery,
+    rng: new Rng(o.seed),
+    checkpointEvery: Math.max(1, evalEvery),
+    quiet: o.quiet,
+    makeBatch(segment, step, rng) {
+      const global = segment * evalEvery + step;
+      const epoch = Math.floor(global / stepsPerEpoch), pos = global % stepsPerEpoch;
+      const idx = epochOrder(o.seed, epoch, train.n).subarray(pos * o.batch, (pos + 1) * o.batch);
+      const x = trainView(train, idx, rng, view);
+      const y = tf.tidy(() =>
+        tf.oneHot(tf.tensor1d(Array.from(idx, (i) => train.labels[i]), "int32"), train.numClasses)
+      );
+      return { x, y, size: idx.length };
+    },
+    lossFn(b) {
+      const logits = model.apply(b.x, { training: true }) as tf.Tensor;
+      return {
+        loss: tf.losses.softmaxCrossEntropy(b.y, logits) as tf.Scalar,
+        correct: logits.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
+      };
+    },
+    async evaluate() {
+      return { test_acc: await accuracy(model, test, testIdx, view) };
+    },
+    callbacks: [
+      ladderCallback({
+        targets,
+        metric: "test_acc",
+        stopWhenDone: true,
+        async onReach(target, record) {
+          const k = targets.indexOf(target);
+          await saveSnapshot(run, k, model, {
+            target,
+            test_acc: record.test_acc,
+            step: record.step,
+          });
+          if (!o.quiet) {
+            console.error(
+              `  rung ${k + 1}: test accuracy ${
+                record.test_acc?.toFixed(4)
+              } ≥ ${target} at step ${record.step}`,
+            );
+          }
+        },
+      }),
+    ],
+  });
+  optimizer.dispose();
+  return { state, rungs: (state.extra.ladder ?? []) as Rung[] };
+}

@@ -1,0 +1,98 @@
+/**
+ * GradNet's input vectors (spec §2): the per-example gradient of the base network's loss with
+ * respect to its kernels, sparsified per layer to the top q % by magnitude, then normalised with
+ * per-coordinate statistics taken in one pass over the GradNet training half.
+ *
+ * @module
+ */
+
+import type * as tf from "@tensorflow/tfjs";
+import {
+  type GradientLayout,
+  gradientLayout,
+  labelGradientBlocks,
+  perExampleGradients,
+  type PerExampleOptions,
+} from "../gradients/per_example.ts";
+import type { NetOp } from "../gradients/network.ts";
+import { sparsifyRows } from "../gradients/sparsify.ts";
+import { type CoordinateStats, type Normalization, normalizeRows } from "../gradients/normalize.ts";
+
+/** How gradient rows become features. */
+export interface FeatureOptions {
+  /** sparsify to the top `selectionPercent` % per layer (false: keep every entry) */
+  sparsify: boolean;
+  selectionPercent: number;
+  normalization: Normalization;
+  /** power exponent (default: 0.125 for power, 0.5 for scale_power) */
+  exponent?: number;
+}
+
+/** Turns base-network gradients into GradNet features. */
+export class Featurizer {
+  stats: CoordinateStats | null = null;
+  readonly layout: GradientLayout;
+
+  constructor(
+    readonly ops: NetOp[],
+    readonly o: FeatureOptions,
+    readonly gradients: PerExampleOptions = {},
+  ) {
+    this.layout = gradientLayout(ops, gradients);
+  }
+
+  /** Raw gradient rows → sparsified rows (in place). */
+  private sparsified(rows: Float32Array): Float32Array {
+    if (this.o.sparsify) sparsifyRows(rows, this.layout, this.o.selectionPercent);
+    return rows;
+  }
+
+  /** Sparsified (not normalised) rows for one label per example — the statistics pass. */
+  async rawRows(x: tf.Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
+    const { gradients } = perExampleGradients(this.ops, x, labels, this.gradients);
+    const rows = (await gradients.data()) as Float32Array;
+    gradients.dispose();
+    return this.sparsified(rows);
+  }
+
+  /** Normalises sparsified rows in place. */
+  normalize(rows: Float32Array): Float32Array {
+    if (this.o.normalization !== "none" && this.o.normalization !== "power" && !this.stats) {
+      throw new Error("Featurizer: statistics are needed before normalising");
+    }
+    normalizeRows(rows, {
+      kind: this.o.normalization,
+      stats: this.stats ?? undefined,
+      exponent: this.o.exponent,
+      layout: this.layout,
+    });
+    return rows;
+  }
+
+  /** Feature rows [N, P] for one label per example. */
+  async rows(x: tf.Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
+    return this.normalize(await this.rawRows(x, labels));
+  }
+
+  /** Feature rows [N, K, P] for every label (label-major within each example). */
+  async allLabelRows(
+    x: tf.Tensor,
+    labelChunk = 10,
+  ): Promise<{ rows: Float32Array; classes: number }> {
+    const n = x.shape[0];
+    let out: Float32Array | null = null;
+    let k = 0;
+    for (const b of labelGradientBlocks(this.ops, x, { ...this.gradients, labelChunk })) {
+      const [, kk, p] = b.gradients.shape;
+      k = b.probabilities.shape[1];
+      out ??= new Float32Array(n * k * p);
+      const block = (await b.gradients.data()) as Float32Array;
+      b.gradients.dispose();
+      this.normalize(this.sparsified(block));
+      for (let i = 0; i < n; i++) {
+        out.set(block.subarray(i * kk * p, (i + 1) * kk * p), (i * k + b.labels[0]) * p);
+      }
+    }
+    return { rows: out!, classes: k };
+  }
+}

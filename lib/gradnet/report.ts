@@ -1,0 +1,94 @@
+/**
+ * GradNet's outputs: the Table-1-like comparison (base accuracy, GradNet accuracy, gain per rung)
+ * as JSON, Markdown and an HTML plot, and learning-curve plots.
+ *
+ * @module
+ */
+
+import { barFigure, type Figure, lineFigure, type Series, tableFigure } from "../plot/figures.ts";
+import { writeFiguresHtml } from "../plot/html.ts";
+import type { RunDir } from "../run/run_dir.ts";
+
+/** One rung of the table. */
+export interface RungResult {
+  rung: number;
+  target: number;
+  base_acc: number;
+  gradnet_acc: number;
+  /** relative gain, improved / original − 1, as in the poster */
+  gain: number;
+  test_rule: string;
+  test_images: number;
+  seconds: number;
+  base_step: number;
+}
+
+/** The table as Markdown. */
+export function tableMarkdown(rows: RungResult[], title: string): string {
+  const lines = [
+    `### ${title}`,
+    "",
+    "| rung | target | base accuracy | GradNet accuracy | gain (relative) | test rule | test images | seconds |",
+    "|---:|---:|---:|---:|---:|---|---:|---:|",
+    ...rows.map((r) =>
+      `| ${r.rung} | ${r.target} | ${r.base_acc.toFixed(4)} | ${r.gradnet_acc.toFixed(4)} | ` +
+      `${(100 * r.gain).toFixed(2)} % | ${r.test_rule} | ${r.test_images} | ${
+        r.seconds.toFixed(0)
+      } |`
+    ),
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** The table's figures: grouped bars (base vs GradNet per rung) and the table itself. */
+export function tableFigures(rows: RungResult[], title: string): Figure[] {
+  const cats = rows.map((r) => `rung ${r.rung} (≥${r.target})`);
+  return [
+    barFigure(cats, [
+      { name: "base network", values: rows.map((r) => r.base_acc) },
+      { name: "GradNet", values: rows.map((r) => r.gradnet_acc) },
+    ], { title, yTitle: "test accuracy" }),
+    tableFigure(
+      ["rung", "target", "base", "GradNet", "gain %", "rule", "seconds"],
+      rows.map((
+        r,
+      ) => [
+        r.rung,
+        r.target,
+        r.base_acc,
+        r.gradnet_acc,
+        100 * r.gain,
+        r.test_rule,
+        Math.round(r.seconds),
+      ]),
+      title,
+    ),
+  ];
+}
+
+/** Writes table.json, table.md and table.html; returns the Markdown. */
+export async function writeTable(run: RunDir, rows: RungResult[], title: string): Promise<string> {
+  const md = tableMarkdown(rows, title);
+  await run.writeJson("table.json", rows);
+  await run.writeText("table.md", md);
+  await writeFiguresHtml(run.file("table.html"), tableFigures(rows, title), title);
+  return md;
+}
+
+/** A learning-curve figure. */
+export function curvesFigure(
+  series: Series[],
+  o: { title: string; xTitle: string; yTitle: string },
+): Figure {
+  return lineFigure(series, o);
+}
+
+/** Writes learning curves (one series per run) to `name`.html. */
+export async function writeCurves(
+  run: RunDir,
+  name: string,
+  series: Series[],
+  o: { title: string; xTitle: string; yTitle: string },
+): Promise<void> {
+  await writeFiguresHtml(run.file(`${name}.html`), curvesFigure(series, o), o.title);
+}

@@ -1,0 +1,126 @@
+/** GradNet: parameter counts, block isolation, the test rule, and a smoke run of the pipeline. */
+
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert";
+import { join } from "node:path";
+import { initBackend } from "../../lib/backend/select.ts";
+import { cnnCifar, countParams } from "../../lib/models/cnn_cifar.ts";
+import { GradNet, gradNetParamCount, parseStructure } from "../../lib/models/gradnet.ts";
+import { sumRule } from "../../lib/gradnet/train.ts";
+import { Rng } from "../../lib/util/rng.ts";
+
+await initBackend("native", { log: null });
+
+const CIFAR64 = [4800, 102400, 23040];
+const CIFAR16 = [1200, 6400, 5760];
+
+Deno.test("parameter counts: base 130,378; GradNet 10,841,440 / 2,814,850 / 224,050", () => {
+  assert.strictEqual(countParams(cnnCifar(64)), 130378);
+  const count = (blocks: number[], s: string) =>
+    gradNetParamCount({
+      blockSizes: blocks,
+      hidden: parseStructure(s),
+      classes: 10,
+      batchNorm: false,
+    });
+  assert.strictEqual(count(CIFAR64, "5+100+25"), 10841440);
+  assert.strictEqual(count(CIFAR64, "5+25+10"), 2814850);
+  assert.strictEqual(count(CIFAR16, "5+25+10"), 224050);
+  const built = new GradNet({
+    blockSizes: CIFAR16,
+    hidden: [5, 25, 10],
+    classes: 10,
+    dropout: 0,
+    batchNorm: false,
+    seed: 1,
+  });
+  assert.strictEqual(built.paramCount(), 224050);
+  built.dispose();
+});
+
+Deno.test("the h = 16 gradient blocks of cnn_cifar are 1,200 / 6,400 / 5,760 (13,360 numbers)", async () => {
+  const { gradientLayout } = await import("../../lib/gradients/per_example.ts");
+  assert.deepStrictEqual(gradientLayout(cnnCifar(16)).blocks.map((b) => b.size), CIFAR16);
+});
+
+Deno.test("parseStructure() reads 5+25+10 and rejects nonsense", () => {
+  assert.deepStrictEqual(parseStructure("5+25+10"), [5, 25, 10]);
+  assert.throws(() => parseStructure("5+x"), /not like 5\+25\+10/);
+  assert.throws(() => parseStructure("5+0+1"), /not like/);
+});
+
+Deno.test("block isolation: changing block 1's inputs changes only block 1's hidden units", () => {
+  const net = new GradNet({
+    blockSizes: [6, 9, 4],
+    hidden: [3, 5, 2],
+    classes: 10,
+    dropout: 0,
+    batchNorm: false,
+    seed: 2,
+  });
+  const rng = new Rng(3);
+  const x = rng.normals(4 * 19);
+  const y = x.slice();
+  for (let r = 0; r < 4; r++) for (let j = 0; j < 6; j++) y[r * 19 + j] += rng.normal();
+  const hx = net.hiddenLayer(tf.tensor2d(x, [4, 19])).arraySync();
+  const hy = net.hiddenLayer(tf.tensor2d(y, [4, 19])).arraySync();
+  for (let r = 0; r < 4; r++) {
+    assert.deepStrictEqual(hx[r].slice(3), hy[r].slice(3), "units of blocks 2 and 3 changed");
+  }
+  assert.ok(
+    hx.some((row, r) => row.slice(0, 3).some((v, j) => v !== hy[r][j])),
+    "block 1 did not react",
+  );
+  net.dispose();
+});
+
+Deno.test("sumRule(): the prediction is the argmax of the logits summed over the label gradients", () => {
+  // Two images, K = 3 label gradients each, C = 3 classes. Image 0: no single row's argmax is 2,
+  // but the sum's is. Image 1: rows disagree; the sum picks class 0.
+  const logits = tf.tensor2d([
+    [3, 0, 2.5],
+    [0, 3, 2.5],
+    [0, 0, 2],
+    [5, 0, 0],
+    [0, 2, 0],
+    [0, 2, 0],
+  ]);
+  assert.deepStrictEqual(Array.from(sumRule(logits, 2, 3)), [2, 0]);
+});
+
+Deno.test({
+  name: "gradnet --preset=smoke runs the whole pipeline and writes every artifact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { main, DEFAULTS, GRADNET_SPEC } = await import("../../scripts/gradnet.ts");
+    const out = await Deno.makeTempDir();
+    const { run, table } = await main({
+      ...DEFAULTS,
+      ...GRADNET_SPEC.presets.smoke,
+      out,
+      backend: "native",
+    }, { quiet: true });
+    for (
+      const f of [
+        "config.json",
+        "base-metrics.csv",
+        "table.json",
+        "table.md",
+        "table.html",
+        "gradnet-curves.html",
+        "summary.json",
+        "completed",
+      ]
+    ) {
+      assert.ok((await Deno.stat(join(run.path, f))).size > 0, `${f} missing`);
+    }
+    assert.ok(table.length >= 1);
+    for (const r of table) {
+      for (const v of [r.base_acc, r.gradnet_acc, r.gain]) assert.ok(Number.isFinite(v));
+      assert.ok(r.gradnet_acc >= 0 && r.gradnet_acc <= 1);
+    }
+    const md = await Deno.readTextFile(join(run.path, "table.md"));
+    assert.match(md, /\| rung \| target \| base accuracy \| GradNet accuracy/);
+  },
+});
