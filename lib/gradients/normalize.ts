@@ -88,6 +88,7 @@ export interface NormalizeOptions {
 }
 
 function signedPow(v: number, e: number): number {
+  if (e === 0.5) return v < 0 ? -Math.sqrt(-v) : Math.sqrt(v);
   return v < 0 ? -Math.pow(-v, e) : Math.pow(v, e);
 }
 

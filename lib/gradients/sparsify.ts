@@ -7,6 +7,7 @@
  */
 
 import type { GradientLayout } from "./per_example.ts";
+import { loadedNativeLib } from "../backend/select.ts";
 
 /** The k-th smallest value (0-based) of `a`, rearranging `a` (quickselect, Hoare partition). */
 function kthSmallest(a: Float32Array, k: number, lo = 0, hi = a.length - 1): number {
@@ -53,7 +54,8 @@ export function percentile(values: Float32Array, p: number, scratch?: Float32Arr
   // After selecting lo, everything right of it is ≥ a[lo]: the next order statistic is their min.
   let vHi = Infinity;
   for (let i = lo + 1; i < n; i++) if (a[i] < vHi) vHi = a[i];
-  return vLo + frac * (vHi - vLo);
+  // Interpolated in double precision, rounded to the data's float32 (as the native kernel does).
+  return Math.fround(vLo + frac * (vHi - vLo));
 }
 
 /**
@@ -62,15 +64,31 @@ export function percentile(values: Float32Array, p: number, scratch?: Float32Arr
  *
  * @param rows [count, P] row-major
  * @param q percent kept, 0 < q ≤ 100 (GradNet: 15)
+ * @param options.native false: the TypeScript implementation even when the native library is loaded
  * @returns the number of entries kept
  */
-export function sparsifyRows(rows: Float32Array, layout: GradientLayout, q: number): number {
+export function sparsifyRows(
+  rows: Float32Array,
+  layout: GradientLayout,
+  q: number,
+  options: { native?: boolean } = {},
+): number {
   if (!(q > 0 && q <= 100)) throw new RangeError(`selection percent ${q} outside (0, 100]`);
   const P = layout.size;
   if (rows.length % P !== 0) {
     throw new RangeError(`rows of length ${rows.length} are not a multiple of P = ${P}`);
   }
   const count = rows.length / P;
+  const lib = options.native === false ? null : loadedNativeLib();
+  if (lib && count > 0) {
+    return lib.sparsify(
+      rows,
+      P,
+      layout.blocks.map((b) => b.offset),
+      layout.blocks.map((b) => b.size),
+      q,
+    );
+  }
   const maxBlock = Math.max(...layout.blocks.map((b) => b.size));
   const abs = new Float32Array(maxBlock), scratch = new Float32Array(maxBlock);
   let kept = 0;

@@ -13,8 +13,9 @@ function npPercentile(a: number[], p: number): number {
 
 Deno.test("percentile() matches numpy's linear rule on hand-made cases", () => {
   assert.strictEqual(percentile(Float32Array.from([1, 2, 3, 4]), 50), 2.5);
-  assert.ok(
-    Math.abs(percentile(Float32Array.from([0, 0, 0, 1, 1, 1, 2, 2, 5, 9]), 85) - 3.95) < 1e-6,
+  assert.strictEqual(
+    percentile(Float32Array.from([0, 0, 0, 1, 1, 1, 2, 2, 5, 9]), 85),
+    Math.fround(3.95),
   );
   assert.strictEqual(percentile(Float32Array.from([3, 3, 3, 3]), 85), 3);
   assert.strictEqual(percentile(Float32Array.from([7]), 85), 7);
@@ -28,8 +29,9 @@ Deno.test("percentile() equals the sorting reference on random data with many ti
     const n = 1 + rng.int(60);
     const a = Array.from({ length: n }, () => rng.int(6));
     const p = rng.int(101);
+    // Thresholds are rounded to float32, the precision of the data.
     assert.ok(
-      Math.abs(percentile(Float32Array.from(a), p) - npPercentile(a, p)) < 1e-9,
+      percentile(Float32Array.from(a), p) === Math.fround(npPercentile(a, p)),
       `${a} p=${p}`,
     );
   }
@@ -69,5 +71,31 @@ Deno.test("sparsifyRows() agrees with the numpy rule on random rows with ties", 
     }
     sparsifyRows(rows, layout, q);
     assert.deepStrictEqual(Array.from(rows), want.map((v) => v + 0)); // +0: −0 → 0
+  }
+});
+
+Deno.test("the native sparsification keeps exactly what the TypeScript one keeps", async () => {
+  const { initBackend, loadedNativeLib } = await import("../../lib/backend/select.ts");
+  await initBackend("native", { log: null });
+  assert.ok(loadedNativeLib());
+  const rng = new Rng(5);
+  const big: GradientLayout = {
+    size: 700,
+    blocks: [
+      { op: 0, layer: "a", kind: "conv", part: "kernel", shape: [300], offset: 0, size: 300 },
+      { op: 1, layer: "b", kind: "dense", part: "kernel", shape: [400], offset: 300, size: 400 },
+    ],
+  };
+  for (const ties of [false, true]) {
+    const rows = Float32Array.from(
+      { length: 20 * 700 },
+      () => (ties ? rng.int(7) - 3 : rng.normal()),
+    );
+    const a = rows.slice(), b = rows.slice();
+    const ka = sparsifyRows(a, big, 15, { native: false });
+    const kb = sparsifyRows(b, big, 15);
+    assert.strictEqual(kb, ka);
+    assert.deepStrictEqual(b, a);
+    assert.ok((loadedNativeLib()!.calls.sparsify ?? 0) > 0);
   }
 });

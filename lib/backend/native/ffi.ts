@@ -47,6 +47,7 @@ const SYMBOLS = {
   },
   gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
   gl_tile: { parameters: [buf, buf, i32, buf, buf], result: "void" },
+  gl_sparsify: { parameters: [buf, i32, "i64", i32, buf, buf, "f64"], result: "i64" },
   gl_pe_conv: {
     // x, delta, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl, D, P, koff, boff
     parameters: [buf, buf, buf, ...Array(14).fill(i32), "i64", "i64", "i64"],
@@ -145,6 +146,8 @@ export interface NativeLib {
   im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
   /** a block of 4-byte elements: out = x[begin : begin + size] */
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
+  /** per-block top-q % sparsification of rows [count, P] in place; returns entries kept */
+  sparsify(rows: Float32Array, P: number, offsets: number[], sizes: number[], q: number): number;
   /** out = x tiled `reps` times along each axis (4-byte elements) */
   tile(x: Float32Array, out: Float32Array, shape: number[], reps: number[]): void;
   /** per-example conv kernel (and bias) gradients into rows of out [n·D, P] (see kernels.c) */
@@ -288,6 +291,19 @@ export function openNativeLib(path: string): NativeLib {
       count("slice");
       const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
       s.gl_slice(asBuf(x), asBuf(out), shape.length, i32s(shape), i32s(begin), i32s(size));
+    },
+    sparsify(rows, P, offsets, sizes, q) {
+      count("sparsify");
+      const kept = s.gl_sparsify(
+        asBuf(rows),
+        rows.length / P,
+        BigInt(P),
+        offsets.length,
+        new BigInt64Array(offsets.map(BigInt)) as BigInt64Array<ArrayBuffer>,
+        new Int32Array(sizes) as Int32Array<ArrayBuffer>,
+        q,
+      );
+      return Number(kept);
     },
     tile(x, out, shape, reps) {
       count("tile");

@@ -32,8 +32,8 @@
 #define VL 8
 #define MR 6
 #endif
-#define NV 2
-#define NR (NV * VL)
+// The widest register-tile panel (buffers are sized for it); see kernels_for().
+#define NR (2 * VL)
 #define KC 256
 #define MC (MR * 12)
 #define NC 2048
@@ -125,12 +125,18 @@ static inline float apply_act(float v, int act, float alpha) {
   }
 }
 
-static inline void store_tile(vf acc[MR][NV], float* restrict c, int ldc, int mr, int nr,
-                              int accumulate, const epilogue_t* epi, int col0) {
-  if (mr == MR && nr == NR && !epi) {
+// Register tiles are MR rows by nv·VL columns with nv ∈ {1, 2}: outputs of at most VL columns
+// (6- or 16-channel convolutions, say) use the one-vector kernels and waste no lanes. The kernels
+// are written once for a compile-time nv and instantiated for both.
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE void store_tile_nv(const int nv, vf acc[MR][2], float* restrict c, int ldc, int mr,
+                                 int nr, int accumulate, const epilogue_t* epi, int col0) {
+  const int nrw = nv * VL;
+  if (mr == MR && nr == nrw && !epi) {
     for (int r = 0; r < MR; r++) {
       float* cr = c + (size_t)r * ldc;
-      for (int v = 0; v < NV; v++) {
+      for (int v = 0; v < nv; v++) {
         vf cur;
         if (accumulate) {
           memcpy(&cur, cr + v * VL, sizeof(vf));
@@ -145,10 +151,10 @@ static inline void store_tile(vf acc[MR][NV], float* restrict c, int ldc, int mr
   }
   float tile[MR * NR] __attribute__((aligned(64)));
   for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++) memcpy(tile + r * NR + v * VL, &acc[r][v], sizeof(vf));
+    for (int v = 0; v < nv; v++) memcpy(tile + r * nrw + v * VL, &acc[r][v], sizeof(vf));
   for (int r = 0; r < mr; r++) {
     float* cr = c + (size_t)r * ldc;
-    const float* tr = tile + r * NR;
+    const float* tr = tile + r * nrw;
     for (int j = 0; j < nr; j++) {
       float v = tr[j];
       if (accumulate) v += cr[j];
@@ -161,85 +167,120 @@ static inline void store_tile(vf acc[MR][NV], float* restrict c, int ldc, int mr
   }
 }
 
-static void micro_kernel(int kc, const float* restrict a, const float* restrict b, float* restrict c,
-                         int ldc, int mr, int nr, int accumulate, const epilogue_t* epi, int col0) {
-  vf acc[MR][NV];
+// acc[r][·] = Σ_p a[p*MR + r] · b[p*nrw + ·] (packed A and B panels).
+ALWAYS_INLINE void micro_kernel_nv(const int nv, int kc, const float* restrict a, const float* restrict b,
+                                   float* restrict c, int ldc, int mr, int nr, int accumulate,
+                                   const epilogue_t* epi, int col0) {
+  const int nrw = nv * VL;
+  vf acc[MR][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
-  }
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
   for (int p = 0; p < kc; p++) {
-    const vf b0 = *(const vf*)(b + p * NR);
-    const vf b1 = *(const vf*)(b + p * NR + VL);
+    const vf b0 = *(const vf*)(b + p * nrw);
+    const vf b1 = nv > 1 ? *(const vf*)(b + p * nrw + VL) : b0;
     const float* ap = a + p * MR;
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       acc[r][0] += ap[r] * b0;
-      acc[r][1] += ap[r] * b1;
+      if (nv > 1) acc[r][1] += ap[r] * b1;
     }
   }
-  store_tile(acc, c, ldc, mr, nr, accumulate, epi, col0);
+  store_tile_nv(nv, acc, c, ldc, mr, nr, accumulate, epi, col0);
 }
 
 // The same tile product, but row r of A is read in place through pointers: for tap t the row's
 // clen values start at rows[t*MR + r] (an input pixel's channels, or a zero buffer for padding).
 // This is a convolution without im2col packing ("indirect GEMM").
-static void micro_kernel_indirect(int ntaps, int clen, const float* const* rows,
-                                  const float* restrict b, float* restrict c, int ldc, int mr,
-                                  int nr, int accumulate, const epilogue_t* epi, int col0) {
-  vf acc[MR][NV];
+ALWAYS_INLINE void micro_kernel_indirect_nv(const int nv, int ntaps, int clen,
+                                            const float* const* rows, const float* restrict b,
+                                            float* restrict c, int ldc, int mr, int nr,
+                                            int accumulate, const epilogue_t* epi, int col0) {
+  const int nrw = nv * VL;
+  vf acc[MR][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
-  }
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
   for (int t = 0; t < ntaps; t++) {
     const float* rp[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) rp[r] = rows[t * MR + r];
     for (int q = 0; q < clen; q++) {
       const vf b0 = *(const vf*)(b);
-      const vf b1 = *(const vf*)(b + VL);
-      b += NR;
+      const vf b1 = nv > 1 ? *(const vf*)(b + VL) : b0;
+      b += nrw;
 #pragma GCC unroll 16
       for (int r = 0; r < MR; r++) {
         acc[r][0] += rp[r][q] * b0;
-        acc[r][1] += rp[r][q] * b1;
+        if (nv > 1) acc[r][1] += rp[r][q] * b1;
       }
     }
   }
-  store_tile(acc, c, ldc, mr, nr, accumulate, epi, col0);
+  store_tile_nv(nv, acc, c, ldc, mr, nr, accumulate, epi, col0);
 }
 
 // Tile product whose A panel is read through one pointer per depth step: at step p the MR row
 // values are aps[p][0..MR-1] (for the filter gradient: MR consecutive channels of one pixel).
-static void micro_kernel_ptrs(int kc, const float* const* aps, const float* restrict b,
-                              float* restrict c, int ldc, int mr, int nr, int accumulate) {
-  vf acc[MR][NV];
+ALWAYS_INLINE void micro_kernel_ptrs_nv(const int nv, int kc, const float* const* aps,
+                                        const float* restrict b, float* restrict c, int ldc,
+                                        int mr, int nr, int accumulate) {
+  const int nrw = nv * VL;
+  vf acc[MR][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = (vf){0};
-  }
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = (vf){0};
   for (int p = 0; p < kc; p++) {
-    const vf b0 = *(const vf*)(b + p * NR);
-    const vf b1 = *(const vf*)(b + p * NR + VL);
+    const vf b0 = *(const vf*)(b + p * nrw);
+    const vf b1 = nv > 1 ? *(const vf*)(b + p * nrw + VL) : b0;
     const float* ap = aps[p];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       acc[r][0] += ap[r] * b0;
-      acc[r][1] += ap[r] * b1;
+      if (nv > 1) acc[r][1] += ap[r] * b1;
     }
   }
-  store_tile(acc, c, ldc, mr, nr, accumulate, NULL, 0);
+  store_tile_nv(nv, acc, c, ldc, mr, nr, accumulate, NULL, 0);
 }
+
+typedef void (*mk_fn)(int, const float*, const float*, float*, int, int, int, int, const epilogue_t*, int);
+typedef void (*mki_fn)(int, int, const float* const*, const float*, float*, int, int, int, int,
+                       const epilogue_t*, int);
+typedef void (*mkp_fn)(int, const float* const*, const float*, float*, int, int, int, int);
+
+#define INSTANTIATE(NVV)                                                                            \
+  static void micro_kernel_##NVV(int kc, const float* a, const float* b, float* c, int ldc,        \
+                                 int mr, int nr, int acc, const epilogue_t* e, int col0) {          \
+    micro_kernel_nv(NVV, kc, a, b, c, ldc, mr, nr, acc, e, col0);                                  \
+  }                                                                                                 \
+  static void micro_kernel_indirect_##NVV(int nt, int cl, const float* const* rows, const float* b, \
+                                          float* c, int ldc, int mr, int nr, int acc,               \
+                                          const epilogue_t* e, int col0) {                          \
+    micro_kernel_indirect_nv(NVV, nt, cl, rows, b, c, ldc, mr, nr, acc, e, col0);                  \
+  }                                                                                                 \
+  static void micro_kernel_ptrs_##NVV(int kc, const float* const* aps, const float* b, float* c,   \
+                                      int ldc, int mr, int nr, int acc) {                           \
+    micro_kernel_ptrs_nv(NVV, kc, aps, b, c, ldc, mr, nr, acc);                                    \
+  }
+INSTANTIATE(1)
+INSTANTIATE(2)
+
+/** The kernels of one panel width. */
+typedef struct {
+  int nrw;  // columns per panel
+  mk_fn mk;
+  mki_fn mki;
+  mkp_fn mkp;
+} kernels_t;
+
+static const kernels_t K_NARROW = {VL, micro_kernel_1, micro_kernel_indirect_1, micro_kernel_ptrs_1};
+static const kernels_t K_WIDE = {2 * VL, micro_kernel_2, micro_kernel_indirect_2, micro_kernel_ptrs_2};
+
+/** Panels of one vector for at most VL output columns, of two otherwise. */
+static const kernels_t* kernels_for(int ncols) { return ncols <= VL ? &K_NARROW : &K_WIDE; }
 
 // ---------------------------------------------------------------------------------------------
 // Packers. pack_a writes ceil(mlen/MR) panels of [klen][MR]; pack_b writes ceil(nlen/NR) panels
 // of [klen][NR]; both zero-pad the ragged edge.
 
-typedef void (*pack_fn)(const void* ctx, float* dst, int i0, int ilen, int k0, int klen);
+// w: panel width (MR for A panels; the kernels' nrw for B panels).
+typedef void (*pack_fn)(const void* ctx, float* dst, int i0, int ilen, int k0, int klen, int w);
 
 typedef struct {
   const float* p;
@@ -247,7 +288,8 @@ typedef struct {
   int trans;  // 0: element (i,k) at p[i*ld + k]; 1: at p[k*ld + i]
 } matrix_t;
 
-static void pack_a_matrix(const void* vctx, float* dst, int m0, int mlen, int k0, int klen) {
+static void pack_a_matrix(const void* vctx, float* dst, int m0, int mlen, int k0, int klen, int w) {
+  (void)w;
   const matrix_t* A = (const matrix_t*)vctx;
   for (int i = 0; i < mlen; i += MR) {
     int mr = mlen - i < MR ? mlen - i : MR;
@@ -271,26 +313,26 @@ static void pack_a_matrix(const void* vctx, float* dst, int m0, int mlen, int k0
   }
 }
 
-static void pack_b_matrix(const void* vctx, float* dst, int n0, int nlen, int k0, int klen) {
+static void pack_b_matrix(const void* vctx, float* dst, int n0, int nlen, int k0, int klen, int w) {
   const matrix_t* B = (const matrix_t*)vctx;  // element (k, n): trans=0 at p[k*ld+n], trans=1 at p[n*ld+k]
-  for (int j = 0; j < nlen; j += NR) {
-    int nr = nlen - j < NR ? nlen - j : NR;
+  for (int j = 0; j < nlen; j += w) {
+    int nr = nlen - j < w ? nlen - j : w;
     float* d = dst + (size_t)j * klen;
     if (!B->trans) {
       for (int p = 0; p < klen; p++) {
         const float* s = B->p + (size_t)(k0 + p) * B->ld + n0 + j;
         int c = 0;
-        for (; c < nr; c++) d[p * NR + c] = s[c];
-        for (; c < NR; c++) d[p * NR + c] = 0.f;
+        for (; c < nr; c++) d[p * w + c] = s[c];
+        for (; c < w; c++) d[p * w + c] = 0.f;
       }
     } else {
       int c = 0;
       for (; c < nr; c++) {
         const float* s = B->p + (size_t)(n0 + j + c) * B->ld + k0;
-        for (int p = 0; p < klen; p++) d[p * NR + c] = s[p];
+        for (int p = 0; p < klen; p++) d[p * w + c] = s[p];
       }
-      for (; c < NR; c++)
-        for (int p = 0; p < klen; p++) d[p * NR + c] = 0.f;
+      for (; c < w; c++)
+        for (int p = 0; p < klen; p++) d[p * w + c] = 0.f;
     }
   }
 }
@@ -319,7 +361,8 @@ static inline int in_coord(int li, int dil, int size) {
 }
 
 // A = patches: row m = (n, oy, ox), column k = (ky, kx, ci).
-static void pack_a_conv(const void* vctx, float* dst, int m0, int mlen, int k0, int klen) {
+static void pack_a_conv(const void* vctx, float* dst, int m0, int mlen, int k0, int klen, int w) {
+  (void)w;
   const conv_t* g = (const conv_t*)vctx;
   const int C = g->c;
   for (int i = 0; i < mlen; i += MR) {
@@ -360,7 +403,9 @@ static void pack_a_conv(const void* vctx, float* dst, int m0, int mlen, int k0, 
 }
 
 // A = patches^T: row = k (ky, kx, ci), depth = m (n, oy, ox). Used for the filter gradient.
-static void pack_a_conv_t(const void* vctx, float* dst, int k0, int klen_rows, int m0, int mlen) {
+static void pack_a_conv_t(const void* vctx, float* dst, int k0, int klen_rows, int m0, int mlen,
+                          int w) {
+  (void)w;
   const conv_t* g = (const conv_t*)vctx;
   const int C = g->c;
   for (int i = 0; i < klen_rows; i += MR) {
@@ -418,20 +463,22 @@ static void gemm_serial_block(int M, int N, int K, pack_fn pa, const void* actx,
                               const void* bctx, float* C, int ldc, int beta, const epilogue_t* epi,
                               float* abuf, float* bbuf) {
   const int kcb = balanced_kc(K);
+  const kernels_t* kn = kernels_for(N);
+  const int nrw = kn->nrw;
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
     for (int pc = 0; pc < K; pc += kcb) {
       int kc = K - pc < kcb ? K - pc : kcb;
       int last = pc + kc >= K;
-      pb(bctx, bbuf, jc, nc, pc, kc);
+      pb(bctx, bbuf, jc, nc, pc, kc, nrw);
       for (int ic = 0; ic < M; ic += MC) {
         int mc = M - ic < MC ? M - ic : MC;
-        pa(actx, abuf, ic, mc, pc, kc);
-        for (int jr = 0; jr < nc; jr += NR) {
-          int nr = nc - jr < NR ? nc - jr : NR;
+        pa(actx, abuf, ic, mc, pc, kc, MR);
+        for (int jr = 0; jr < nc; jr += nrw) {
+          int nr = nc - jr < nrw ? nc - jr : nrw;
           for (int ir = 0; ir < mc; ir += MR) {
             int mr = mc - ir < MR ? mc - ir : MR;
-            micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+            kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
                          C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, beta || pc > 0,
                          last ? epi : NULL, jc + jr);
           }
@@ -457,7 +504,9 @@ static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, 
       }
     return;
   }
-  size_t bsize = round_up(N < NC ? N : NC, NR) * KC;
+  const kernels_t* kn = kernels_for(N);
+  const int nrw = kn->nrw;
+  size_t bsize = round_up(N < NC ? N : NC, nrw) * KC;
   size_t asize = (size_t)MC * KC;
   int mblocks = (M + MC - 1) / MC;
   if (threads <= 1) {
@@ -472,7 +521,7 @@ static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, 
   for (int t = 0; t < threads; t++) grow(&g_abuf[t], &g_acap[t], asize);
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
-    int npanels = (nc + NR - 1) / NR;
+    int npanels = (nc + nrw - 1) / nrw;
     for (int pc = 0; pc < K; pc += kcb) {
       int kc = K - pc < kcb ? K - pc : kcb;
       int last = pc + kc >= K;
@@ -484,20 +533,20 @@ static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, 
         float* abuf = g_abuf[tid];
 #pragma omp for schedule(static)
         for (int j = 0; j < npanels; j++) {
-          int n0 = j * NR;
-          pb(bctx, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < NR ? nc - n0 : NR, pc, kc);
+          int n0 = j * nrw;
+          pb(bctx, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < nrw ? nc - n0 : nrw, pc, kc, nrw);
         }
         if (mblocks >= threads) {
 #pragma omp for schedule(dynamic, 1)
           for (int ib = 0; ib < mblocks; ib++) {
             int ic = ib * MC;
             int mc = M - ic < MC ? M - ic : MC;
-            pa(actx, abuf, ic, mc, pc, kc);
-            for (int jr = 0; jr < nc; jr += NR) {
-              int nr = nc - jr < NR ? nc - jr : NR;
+            pa(actx, abuf, ic, mc, pc, kc, MR);
+            for (int jr = 0; jr < nc; jr += nrw) {
+              int nr = nc - jr < nrw ? nc - jr : nrw;
               for (int ir = 0; ir < mc; ir += MR) {
                 int mr = mc - ir < MR ? mc - ir : MR;
-                micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
                              C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
               }
             }
@@ -509,14 +558,14 @@ static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, 
             int mc = M - ic < MC ? M - ic : MC;
             float* ashared = g_abuf[0];
 #pragma omp single
-            pa(actx, ashared, ic, mc, pc, kc);
+            pa(actx, ashared, ic, mc, pc, kc, MR);
 #pragma omp for schedule(static)
             for (int j = 0; j < npanels; j++) {
-              int jr = j * NR;
-              int nr = nc - jr < NR ? nc - jr : NR;
+              int jr = j * nrw;
+              int nr = nc - jr < nrw ? nc - jr : nrw;
               for (int ir = 0; ir < mc; ir += MR) {
                 int mr = mc - ir < MR ? mc - ir : MR;
-                micro_kernel(kc, ashared + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                kn->mk(kc, ashared + (size_t)ir * kc, bbuf + (size_t)jr * kc,
                              C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
               }
             }
@@ -643,8 +692,10 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
     cch = (C + nb - 1) / nb;
   }
   const int kmax = tpb * cch;
+  const kernels_t* kn = kernels_for(N);
+  const int nrw = kn->nrw;
   matrix_t B = {wmat, N, 0};
-  size_t bsize = round_up(N < NC ? N : NC, NR) * kmax;
+  size_t bsize = round_up(N < NC ? N : NC, nrw) * kmax;
   float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
   int mblocks = (M + MC - 1) / MC;
   size_t tsize = (size_t)MC * tpb;
@@ -657,7 +708,7 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
   }
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
-    int npanels = (nc + NR - 1) / NR;
+    int npanels = (nc + nrw - 1) / nrw;
     int jgroups = mblocks >= threads ? 1 : (npanels < threads ? npanels : threads);
     int items = mblocks * jgroups;
     for (int t0 = 0; t0 < taps; t0 += tpb) {
@@ -674,8 +725,8 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
           int tid = thread_id();
 #pragma omp for schedule(static)
           for (int j = 0; j < npanels; j++) {
-            int n0 = j * NR;
-            pack_b_matrix(&B, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < NR ? nc - n0 : NR, k0, kc);
+            int n0 = j * nrw;
+            pack_b_matrix(&B, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < nrw ? nc - n0 : nrw, k0, kc, nrw);
           }
           const float** tab = g_tab[tid];
 #pragma omp for schedule(dynamic, 1)
@@ -688,9 +739,9 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
               int mr = mc - ir < MR ? mc - ir : MR;
               conv_tile_pointers(g, zero, ic + ir, t0, nt, c0, M, tab);
               for (int p = p0; p < p1; p++) {
-                int jr = p * NR;
-                int nr = nc - jr < NR ? nc - jr : NR;
-                micro_kernel_indirect(nt, clen, tab, bbuf + (size_t)jr * kc,
+                int jr = p * nrw;
+                int nr = nc - jr < nrw ? nc - jr : nrw;
+                kn->mki(nt, clen, tab, bbuf + (size_t)jr * kc,
                                       out + (size_t)(ic + ir) * N + jc + jr, N, mr, nr, !first, e,
                                       jc + jr);
               }
@@ -779,7 +830,9 @@ static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, 
   const int C = g->c, taps = g->kh * g->kw;
   const float* xend = g->x + (size_t)g->n * g->h * g->w * C;
   const float* zero = zeros_of((size_t)C + MR);
-  float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, NR) * KC);
+  const kernels_t* kn = kernels_for(co);
+  const int nrw = kn->nrw;
+  float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
   float* tail = grow(&g_tail[tid], &g_tlcap[tid], (size_t)KC * MR);
   const float* aps[KC];   // A row pointers of one panel, per depth step
   const float* base[KC];  // the input pixel under the current tap, per depth step (NULL: padding)
@@ -788,7 +841,7 @@ static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, 
   matrix_t B = {dy, co, 0};
   for (int pc = m0; pc < m1; pc += KC) {
     int kc = m1 - pc < KC ? m1 - pc : KC;
-    pack_b_matrix(&B, bbuf, 0, co, pc, kc);
+    pack_b_matrix(&B, bbuf, 0, co, pc, kc, nrw);
     {
       int m = pc;
       int ox = m % g->ow, t = m / g->ow;
@@ -819,9 +872,9 @@ static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, 
           aps[p] = ptr;
         }
         float* orow = out + ((size_t)t * C + ci0) * co;
-        for (int jr = 0; jr < co; jr += NR) {
-          int nr = co - jr < NR ? co - jr : NR;
-          micro_kernel_ptrs(kc, aps, bbuf + (size_t)jr * kc, orow + jr, co, mr, nr, pc > m0);
+        for (int jr = 0; jr < co; jr += nrw) {
+          int nr = co - jr < nrw ? co - jr : nrw;
+          kn->mkp(kc, aps, bbuf + (size_t)jr * kc, orow + jr, co, mr, nr, pc > m0);
         }
       }
     }
@@ -863,19 +916,21 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
       filter_grad_range(&g, dy, co, m0, m1, out, tid);
     } else {
       float* abuf = grow(&g_abuf[tid], &g_acap[tid], (size_t)MC * KC);
-      float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, NR) * KC);
+      const kernels_t* kn = kernels_for(co);
+      const int nrw = kn->nrw;
+      float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
       matrix_t B = {dy, co, 0};
       for (int pc = m0; pc < m1; pc += KC) {
         int kc = m1 - pc < KC ? m1 - pc : KC;
-        pack_b_matrix(&B, bbuf, 0, co, pc, kc);
+        pack_b_matrix(&B, bbuf, 0, co, pc, kc, nrw);
         for (int ic = 0; ic < K; ic += MC) {
           int mc = K - ic < MC ? K - ic : MC;
-          pack_a_conv_t(&g, abuf, ic, mc, pc, kc);
-          for (int jr = 0; jr < co; jr += NR) {
-            int nr = co - jr < NR ? co - jr : NR;
+          pack_a_conv_t(&g, abuf, ic, mc, pc, kc, MR);
+          for (int jr = 0; jr < co; jr += nrw) {
+            int nr = co - jr < nrw ? co - jr : nrw;
             for (int ir = 0; ir < mc; ir += MR) {
               int mr = mc - ir < MR ? mc - ir : MR;
-              micro_kernel(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+              kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
                            out + (size_t)(ic + ir) * co + jr, co, mr, nr, pc > m0, NULL, 0);
             }
           }
@@ -1123,4 +1178,67 @@ void gl_tile(const float* x, float* out, int rank, const int* xs, const int* rep
     float* o = out + r * (long)inner * rin;
     for (int k = 0; k < rin; k++) memcpy(o + (long)k * inner, x + off, (size_t)inner * sizeof(float));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient post-processing (GradNet): per-block top-q % sparsification of rows.
+
+static float kth_smallest(float* a, int n, int k) {
+  int lo = 0, hi = n - 1;
+  while (hi > lo) {
+    int mid = lo + (hi - lo) / 2;
+    float x = a[lo], y = a[mid], z = a[hi];
+    if (x > y) { float t = x; x = y; y = t; }
+    if (y > z) { float t = y; y = z; z = t; }
+    if (x > y) { float t = x; x = y; y = t; }
+    float pivot = y;
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { float t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
+}
+
+// In each row and each block [offsets[b], offsets[b] + sizes[b]), zero every entry whose |g| is not
+// strictly above the (100 − q)th percentile of the block's |g| (numpy's linear interpolation).
+// Returns the number of entries kept.
+long gl_sparsify(float* rows, int nrows, long P, int nblocks, const long* offsets, const int* sizes,
+                 double q) {
+  int maxb = 0;
+  for (int b = 0; b < nblocks; b++) if (sizes[b] > maxb) maxb = sizes[b];
+  long kept = 0;
+#pragma omp parallel num_threads(g_threads) reduction(+ : kept)
+  {
+    int tid = thread_id();
+    float* a = grow(&g_part[tid], &g_pcap[tid], (size_t)maxb);
+#pragma omp for schedule(dynamic, 4)
+    for (int r = 0; r < nrows; r++) {
+      for (int b = 0; b < nblocks; b++) {
+        float* blk = rows + (size_t)r * P + offsets[b];
+        const int n = sizes[b];
+        if (n <= 0) continue;
+        for (int i = 0; i < n; i++) a[i] = fabsf(blk[i]);
+        const double pos = (100.0 - q) / 100.0 * (n - 1);
+        const int lo = (int)floor(pos);
+        const double frac = pos - lo;
+        float thr = kth_smallest(a, n, lo);
+        if (frac > 0 && lo + 1 < n) {
+          float next = INFINITY;
+          for (int i = lo + 1; i < n; i++) if (a[i] < next) next = a[i];
+          thr = (float)(thr + frac * ((double)next - thr));
+        }
+        for (int i = 0; i < n; i++) {
+          if (fabsf(blk[i]) > thr) kept++;
+          else blk[i] = 0.f;
+        }
+      }
+    }
+  }
+  return kept;
 }
