@@ -18,6 +18,7 @@ import { initBackend } from "../lib/backend/select.ts";
 import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
 import { benchConvLayers } from "../lib/bench/conv_layers.ts";
 import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
+import { benchStream } from "../lib/bench/w3_stream.ts";
 import {
   PEER_FULL_MATRIX_METHODS,
   peerModelLines,
@@ -32,13 +33,14 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "../lib/models/bench_models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g"] as const;
+const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream"] as const;
+const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g"];
 
 const spec = {
   description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
   usage: "deno task bench [--quick] [--workload=W1,W2] [--backends=native,wasm] [--peer]",
   defaults: {
-    workload: [...WORKLOADS] as string[],
+    workload: DEFAULT_WORKLOADS,
     backends: ["native", "wasm"] as string[],
     threads: [1, 2],
     model: ["cifar_cnn", "mnist_cnn"] as string[],
@@ -50,6 +52,8 @@ const spec = {
       "labels1/loop",
     ] as string[],
     w3gModel: ["gradnet_base_h16", "gradnet_base_h64"] as string[],
+    streamN: [10000, 50000],
+    streamH: 16,
     quick: false,
     peer: false,
     rounds: 2,
@@ -64,6 +68,8 @@ const spec = {
     model: "models for W1/W1conv/W2/W3",
     w3Variants: "W3/W3g variants",
     w3gModel: "GradNet base networks for W3g",
+    streamN: "W3stream: examples streamed to a gradient file, per measurement",
+    streamH: "W3stream: width h of the GradNet base network",
     quick: "one brief window per workload (a smoke check)",
     peer: "also run the PyTorch peer scripts, interleaved, and print ratios",
     rounds: "interleaved rounds (ours, peer, ours, peer, ...) with --peer",
@@ -84,7 +90,7 @@ const spec = {
     ],
     w3gModel: ["gradnet_base_h16", "gradnet_base_h64"],
   },
-  integers: ["threads", "rounds"] as const,
+  integers: ["threads", "rounds", "streamN", "streamH"] as const,
 };
 
 type Config = typeof spec.defaults;
@@ -98,6 +104,11 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       if (w === "W2") lines.push(await benchInfer(ctx, m));
       if (w === "W1conv") lines.push(...(await benchConvLayers(ctx, m)));
       if (w === "W3") lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
+    }
+    if (w === "W3stream") {
+      for (const n of cfg.streamN) {
+        lines.push(await benchStream(ctx, cfg.streamH, ctx.quick ? Math.min(n, 512) : n));
+      }
     }
     if (w === "W3g") {
       for (const m of cfg.w3gModel) {
