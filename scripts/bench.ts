@@ -20,6 +20,13 @@ import { benchConvLayers } from "../lib/bench/conv_layers.ts";
 import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
 import { benchStream } from "../lib/bench/w3_stream.ts";
 import {
+  benchSvm,
+  drawSvmData,
+  peerSvmLine,
+  readSvmDump,
+  type SvmData,
+} from "../lib/bench/w5_svm.ts";
+import {
   PEER_FULL_MATRIX_METHODS,
   peerModelLines,
   type PeerSetup,
@@ -33,8 +40,8 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "../lib/models/bench_models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream"] as const;
-const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g"];
+const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W5"] as const;
+const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W5"];
 
 const spec = {
   description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
@@ -204,6 +211,71 @@ function ratioLines(all: BenchLine[]): BenchLine[] {
   return out;
 }
 
+/**
+ * W5 runs once per round, outside the backend loop (the solver is TypeScript on one thread);
+ * with --peer, scikit-learn's fit comes first in round 1 and its data dump is what both fit.
+ */
+async function runW5(
+  cfg: Config,
+  peer: PeerSetup,
+  emit: (l: BenchLine[]) => Promise<void>,
+): Promise<BenchLine[]> {
+  const lines: BenchLine[] = [];
+  const shape = { n: cfg.quick ? 2000 : 10000, d: 512, classes: 10, sigma: 2 };
+  let data: SvmData | null = null;
+  const dump = cfg.peer ? await Deno.makeTempDir({ prefix: "gradlab-w5-" }) : null;
+  const rounds = cfg.peer ? cfg.rounds : 1;
+  for (let round = 1; round <= rounds; round++) {
+    if (cfg.peer) {
+      console.error(`[round ${round}] W5 scikit-learn peer…`);
+      const extra = [
+        "--n",
+        String(shape.n),
+        "--svc-subset",
+        "0",
+        ...(data ? [] : ["--dump-dir", dump!]),
+      ];
+      const l = [{ ...peerSvmLine(await runPeerScript(peer, "w5_svm.py", 1, extra)), round }];
+      lines.push(...l);
+      await emit(l);
+    }
+    data ??= dump
+      ? await readSvmDump(dump, shape.d, shape.classes)
+      : drawSvmData({ ...shape, seed: 0 });
+    console.error(`[round ${round}] W5 TypeScript SVM (${data.source})…`);
+    const l = [{
+      ...benchSvm({ backend: "typescript", threads: 1, quick: cfg.quick }, data),
+      round,
+    }];
+    lines.push(...l);
+    await emit(l);
+  }
+  if (dump) await Deno.remove(dump, { recursive: true });
+  return lines;
+}
+
+/** W5: median fit times of both sides and the speed-up (scikit-learn's time ÷ ours). */
+function svmRatioLines(all: BenchLine[]): BenchLine[] {
+  const fit = (backend: string) =>
+    all.filter((l) => l.workload === "W5" && l.backend === backend).map((l) => l.fit_s as number);
+  const ours = fit("typescript"), theirs = fit("sklearn");
+  if (!ours.length || !theirs.length) return [];
+  const model = all.find((l) => l.workload === "W5")!.model;
+  return [{
+    workload: "W5",
+    model,
+    backend: "typescript/sklearn",
+    threads: 1,
+    batch: 0,
+    variant: "ratio",
+    date_utc: dateUtc(),
+    ours_fit_s: median(ours),
+    sklearn_fit_s: median(theirs),
+    speedup: median(theirs) / median(ours),
+    samples: { ours, sklearn: theirs },
+  }];
+}
+
 async function main(cfg: Config) {
   const outPath = cfg.out ||
     join(projectRoot(), "results", "bench", `${dateUtc().replace(/[-:]/g, "")}.jsonl`);
@@ -222,7 +294,8 @@ async function main(cfg: Config) {
   }
   const all: BenchLine[] = [];
   const rounds = cfg.peer ? cfg.rounds : 1;
-  for (let round = 1; round <= rounds; round++) {
+  const tensorWorkloads = cfg.workload.some((w) => w !== "W5");
+  for (let round = 1; round <= rounds && tensorWorkloads; round++) {
     for (const backend of cfg.backends) {
       const threadList = backend === "native" ? cfg.threads : [1];
       for (const threads of threadList) {
@@ -241,7 +314,8 @@ async function main(cfg: Config) {
       }
     }
   }
-  if (cfg.peer) await emit(ratioLines(all));
+  if (cfg.workload.includes("W5")) all.push(...(await runW5(cfg, peer, emit)));
+  if (cfg.peer) await emit([...ratioLines(all), ...svmRatioLines(all)]);
   console.error(`wrote ${outPath}`);
 }
 

@@ -98,7 +98,13 @@ function primalValue(
  * @param x [n, d] row-major features
  * @param y n labels (0/1 or ±1)
  */
-export function fitBinarySvm(x: ArrayLike<number>, y: ArrayLike<number>, n: number, d: number, o: BinarySvmOptions = {}): BinarySvm {
+export function fitBinarySvm(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  n: number,
+  d: number,
+  o: BinarySvmOptions = {},
+): BinarySvm {
   if (x.length !== n * d) throw new RangeError(`x has ${x.length} values, expected ${n}·${d}`);
   if (y.length !== n) throw new RangeError(`${y.length} labels for ${n} examples`);
   const ys = signs(y);
@@ -112,56 +118,147 @@ export function fitBinarySvm(x: ArrayLike<number>, y: ArrayLike<number>, n: numb
   return dcd(x, ys, n, d, o);
 }
 
-/** Dual coordinate descent (LIBLINEAR), bias regularised through an augmented feature, or none. */
-function dcd(x: ArrayLike<number>, y: Float64Array, n: number, d: number, o: BinarySvmOptions): BinarySvm {
+/**
+ * Dual coordinate descent (LIBLINEAR), bias regularised through an augmented feature, or none.
+ *
+ * With LIBLINEAR's shrinking: a variable at a bound whose gradient points outward beyond last
+ * sweep's extreme projected gradients leaves the active set. When the projected gradients of the
+ * active set span less than `pgTol`, all variables return; if they also agree, the duality gap is
+ * checked, and `pgTol` tightened tenfold while the gap is still above `tol`.
+ */
+function dcd(
+  xIn: ArrayLike<number>,
+  y: Float64Array,
+  n: number,
+  d: number,
+  o: BinarySvmOptions,
+): BinarySvm {
   const C = o.C ?? 1, loss = o.loss ?? "squared_hinge", tol = o.tol ?? 1e-4;
   const B = (o.bias ?? "regularized") === "regularized" ? (o.biasScale ?? 1) : 0;
   const U = loss === "hinge" ? C : Infinity;
   const Dii = loss === "hinge" ? 0 : 1 / (2 * C);
+  // one monomorphic, double-precision copy: the inner loops below are the whole cost
+  const x = xIn instanceof Float64Array ? xIn : Float64Array.from(xIn);
   const w = new Float64Array(d);
   let wb = 0; // weight of the constant feature: b = wb·B
   const alpha = new Float64Array(n);
   const qd = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let s = B * B + Dii;
-    for (let k = 0; k < d; k++) s += x[i * d + k] ** 2;
+    for (let k = 0, o = i * d; k < d; k++) s += x[o + k] * x[o + k];
     qd[i] = s;
   }
   const rng = new Rng(o.seed ?? 0);
-  const order = Array.from({ length: n }, (_, i) => i);
+  const index = Int32Array.from({ length: n }, (_, i) => i);
+  let active = n;
+  let pgMaxOld = Infinity, pgMinOld = -Infinity;
+  let pgTol = 0.1;
   const maxIter = o.maxIter ?? 1000;
   let iter = 0, primal = 0, dual = 0, converged = false;
   for (; iter < maxIter; iter++) {
-    rng.shuffle(order);
-    for (const i of order) {
-      const G = y[i] * (dot(x, i * d, w, d) + wb * B) - 1 + Dii * alpha[i];
-      let pg = G;
-      if (alpha[i] === 0) pg = Math.min(G, 0);
-      else if (alpha[i] === U) pg = Math.max(G, 0);
+    // Fisher–Yates over the active part
+    for (let s = active - 1; s > 0; s--) {
+      const r = rng.int(s + 1), t = index[s];
+      index[s] = index[r];
+      index[r] = t;
+    }
+    let pgMax = -Infinity, pgMin = Infinity;
+    for (let s = 0; s < active; s++) {
+      const i = index[s], off = i * d;
+      const G = y[i] * (dot64(w, x, off, d) + wb * B) - 1 + Dii * alpha[i];
+      let pg = 0;
+      if (alpha[i] === 0) {
+        if (G > pgMaxOld) {
+          index[s--] = index[--active];
+          index[active] = i;
+          continue;
+        }
+        if (G < 0) pg = G;
+      } else if (alpha[i] === U) {
+        if (G < pgMinOld) {
+          index[s--] = index[--active];
+          index[active] = i;
+          continue;
+        }
+        if (G > 0) pg = G;
+      } else pg = G;
+      if (pg > pgMax) pgMax = pg;
+      if (pg < pgMin) pgMin = pg;
       if (Math.abs(pg) < 1e-15 || qd[i] === 0) continue;
       const old = alpha[i];
       alpha[i] = Math.min(Math.max(old - G / qd[i], 0), U);
       const delta = (alpha[i] - old) * y[i];
-      for (let k = 0; k < d; k++) w[k] += delta * x[i * d + k];
+      axpy64(delta, x, off, w, d);
       wb += delta * B;
     }
-    // duality gap
-    let aSum = 0, aSq = 0;
-    for (let i = 0; i < n; i++) {
-      aSum += alpha[i];
-      aSq += alpha[i] * alpha[i];
+    if (pgMax - pgMin <= pgTol) {
+      if (active < n) { // unshrink and verify on every variable
+        active = n;
+        pgMaxOld = Infinity;
+        pgMinOld = -Infinity;
+        continue;
+      }
+      ({ primal, dual } = dcdObjectives(x, y, n, d, w, wb, B, alpha, C, loss));
+      if (primal - dual <= tol * Math.max(1, Math.abs(primal))) {
+        converged = true;
+        iter++;
+        break;
+      }
+      pgTol /= 10;
     }
-    let wsq = wb * wb;
-    for (let k = 0; k < d; k++) wsq += w[k] * w[k];
-    dual = aSum - 0.5 * wsq - (loss === "squared_hinge" ? aSq / (4 * C) : 0);
-    primal = primalValue(x, y, d, w, wb * B, C, loss, wb * wb);
-    if (primal - dual <= tol * Math.max(1, Math.abs(primal))) {
-      converged = true;
-      iter++;
-      break;
-    }
+    pgMaxOld = pgMax > 0 ? pgMax : Infinity;
+    pgMinOld = pgMin < 0 ? pgMin : -Infinity;
   }
+  if (!converged) ({ primal, dual } = dcdObjectives(x, y, n, d, w, wb, B, alpha, C, loss));
   return finish(w, wb * B, alpha, primal, dual, iter, converged);
+}
+
+/** w·x[off, off + d), four accumulators (the loop is latency-bound otherwise). */
+function dot64(w: Float64Array, x: Float64Array, off: number, d: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, k = 0;
+  for (; k + 3 < d; k += 4) {
+    s0 += w[k] * x[off + k];
+    s1 += w[k + 1] * x[off + k + 1];
+    s2 += w[k + 2] * x[off + k + 2];
+    s3 += w[k + 3] * x[off + k + 3];
+  }
+  for (; k < d; k++) s0 += w[k] * x[off + k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+/** w += a·x[off, off + d). */
+function axpy64(a: number, x: Float64Array, off: number, w: Float64Array, d: number): void {
+  let k = 0;
+  for (; k + 3 < d; k += 4) {
+    w[k] += a * x[off + k];
+    w[k + 1] += a * x[off + k + 1];
+    w[k + 2] += a * x[off + k + 2];
+    w[k + 3] += a * x[off + k + 3];
+  }
+  for (; k < d; k++) w[k] += a * x[off + k];
+}
+
+function dcdObjectives(
+  x: Float64Array,
+  y: Float64Array,
+  n: number,
+  d: number,
+  w: Float64Array,
+  wb: number,
+  B: number,
+  alpha: Float64Array,
+  C: number,
+  loss: SvmLoss,
+): { primal: number; dual: number } {
+  let aSum = 0, aSq = 0;
+  for (let i = 0; i < n; i++) {
+    aSum += alpha[i];
+    aSq += alpha[i] * alpha[i];
+  }
+  let wsq = wb * wb;
+  for (let k = 0; k < d; k++) wsq += w[k] * w[k];
+  const dual = aSum - 0.5 * wsq - (loss === "squared_hinge" ? aSq / (4 * C) : 0);
+  return { primal: primalValue(x, y, d, w, wb * B, C, loss, wb * wb), dual };
 }
 
 function finish(
@@ -184,7 +281,13 @@ function finish(
  * SMO with a free bias: min ½αᵀQ̄α − Σα s.t. yᵀα = 0, 0 ≤ α ≤ U, moving pairs chosen by LIBSVM's
  * second-order rule. ∇_i = y_i w·x_i − 1 + D_ii α_i is recomputed from w (O(n·d) per update).
  */
-function smo(x: ArrayLike<number>, y: Float64Array, n: number, d: number, o: BinarySvmOptions): BinarySvm {
+function smo(
+  x: ArrayLike<number>,
+  y: Float64Array,
+  n: number,
+  d: number,
+  o: BinarySvmOptions,
+): BinarySvm {
   const C = o.C ?? 1, loss = o.loss ?? "squared_hinge", tol = o.tol ?? 1e-4;
   const U = loss === "hinge" ? C : Infinity;
   const Dii = loss === "hinge" ? 0 : 1 / (2 * C);
@@ -272,7 +375,12 @@ function smo(x: ArrayLike<number>, y: Float64Array, n: number, d: number, o: Bin
 }
 
 /** b from the KKT conditions: the mean over free SVs of −y_i∇_i, else the middle of its bounds. */
-function biasFromGradient(y: Float64Array, grad: Float64Array, alpha: Float64Array, U: number): number {
+function biasFromGradient(
+  y: Float64Array,
+  grad: Float64Array,
+  alpha: Float64Array,
+  U: number,
+): number {
   let sum = 0, count = 0, ub = Infinity, lb = -Infinity;
   for (let t = 0; t < y.length; t++) {
     const v = -y[t] * grad[t];
@@ -312,7 +420,12 @@ function gapSmo(
 }
 
 /** f(x) = w·x + b for every row of x. */
-export function decisionFunction(m: { w: ArrayLike<number>; b: number }, x: ArrayLike<number>, n: number, d: number): Float64Array {
+export function decisionFunction(
+  m: { w: ArrayLike<number>; b: number },
+  x: ArrayLike<number>,
+  n: number,
+  d: number,
+): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let s = m.b;

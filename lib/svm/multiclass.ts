@@ -154,7 +154,14 @@ export function fitCrammerSinger(
  * The exact minimiser of one example's sub-problem (LIBLINEAR's solve_sub_problem):
  * min Σ_m ½A α_m² + B_m α_m  s.t. Σ α_m = 0, α_m ≤ C·δ_{m,y}.
  */
-function solveSubproblem(A: number, yi: number, C: number, B: Float64Array, out: Float64Array, K: number): void {
+function solveSubproblem(
+  A: number,
+  yi: number,
+  C: number,
+  B: Float64Array,
+  out: Float64Array,
+  K: number,
+): void {
   const D = Array.from(B);
   D[yi] += A * C;
   D.sort((p, q) => q - p);

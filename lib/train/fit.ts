@@ -73,6 +73,8 @@ export interface FitOptions<B extends { size: number }> {
   disposeBatch?(b: B): void;
   /** the loss of a batch, run under gradient recording */
   lossFn(b: B): LossResult;
+  /** rescale the gradients when their global L2 norm exceeds this (default: never) */
+  clipNorm?: number;
   /** metrics after each epoch (e.g. test accuracy); must not leak tensors */
   evaluate?(epoch: number): Promise<Record<string, number>>;
   rng: Rng;
@@ -152,7 +154,15 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
         if (r.correct) correctT = tf.keep(r.correct);
         return r.loss;
       }, o.params);
-      o.optimizer.apply(o.params.map((p) => grads[p.name]), lr);
+      let g = o.params.map((p) => grads[p.name]);
+      if (o.clipNorm !== undefined) {
+        const clipped = clipByGlobalNorm(g, o.clipNorm);
+        tf.dispose(Object.values(grads).filter((t) => !clipped.includes(t)));
+        g = clipped;
+        for (const k of Object.keys(grads)) delete grads[k];
+        g.forEach((t, i) => (grads[o.params[i].name] = t));
+      }
+      o.optimizer.apply(g, lr);
       const loss = (await value.data())[0];
       const correct = correctT ? (await correctT.data())[0] : null;
       tf.dispose([value, ...Object.values(grads)]);
@@ -229,6 +239,14 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
   state.finished = true;
   state.rng = o.rng.getState();
   return state;
+}
+
+/** Gradients scaled by min(1, maxNorm / ‖g‖) (‖g‖ over all of them together). */
+export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): tf.Tensor[] {
+  const norm = tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt().dataSync()[0]);
+  if (!(norm > maxNorm)) return grads;
+  const scale = maxNorm / norm;
+  return grads.map((g) => tf.tidy(() => g.mul(scale)));
 }
 
 /** The order of examples in `epoch`: a permutation of 0..n−1 that depends only on (seed, epoch). */

@@ -96,6 +96,21 @@ export const DENSE_CASES: OpCase[] = [
   { name: "matMul long K", shapes: [[3, 600], [600, 40]], f: (a, b) => tf.matMul(a, b) },
   { name: "matMul wide N", shapes: [[2, 10], [10, 2100]], f: (a, b) => tf.matMul(a, b) },
   {
+    name: "matMul thin: 3 rows, transposeB",
+    shapes: [[3, 20], [40, 20]],
+    f: (a, b) => tf.matMul(a, b, false, true),
+  },
+  {
+    name: "matMul thin: 2 columns, both transposed",
+    shapes: [[300, 7], [2, 300]],
+    f: (a, b) => tf.matMul(a, b, true, true),
+  },
+  {
+    name: "matMul thin: long reduction",
+    shapes: [[600, 2], [600, 64]],
+    f: (a, b) => tf.matMul(a, b, true, false),
+  },
+  {
     name: "fused matMul bias relu",
     shapes: [[9, 20], [20, 33], [33]],
     f: (a, b, c) =>

@@ -10,11 +10,18 @@ import { gaussianBlobs } from "../../lib/data/synthetic.ts";
 Deno.test("GD on logistic regression turns toward the hard-margin SVM direction (angle falls below 5°)", () => {
   const b = gaussianBlobs({ centers: [[-2, -1], [2, 1.5]], sigma: 0.6, counts: 50, seed: 3 });
   const y = Array.from(b.y, (v) => (v === 1 ? 1 : -1));
-  const svm = fitBinarySvm(b.x, Array.from(b.y), b.n, 2, { C: 1e6, loss: "hinge", bias: "none", tol: 1e-9, maxIter: 100000 });
+  const svm = fitBinarySvm(b.x, Array.from(b.y), b.n, 2, {
+    C: 1e6,
+    loss: "hinge",
+    bias: "none",
+    tol: 1e-9,
+    maxIter: 100000,
+  });
   assert.ok(svm.converged);
   const w = [0, 0];
   const angle = () => {
-    const c = (w[0] * svm.w[0] + w[1] * svm.w[1]) / Math.hypot(w[0], w[1]) / Math.hypot(svm.w[0], svm.w[1]);
+    const c = (w[0] * svm.w[0] + w[1] * svm.w[1]) / Math.hypot(w[0], w[1]) /
+      Math.hypot(svm.w[0], svm.w[1]);
     return (Math.acos(Math.min(1, c)) * 180) / Math.PI;
   };
   const angles: number[] = [];

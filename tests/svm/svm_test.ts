@@ -49,7 +49,8 @@ Deno.test("KKT on random separable sets: α ≥ 0, Σαy = 0, margins ≥ 1, = 1
 
 /** Hard-margin SVM in 2-D by enumeration: the best separator touches 2 or 3 points. */
 function bruteForce(x: Float32Array, y: number[], n: number): { w: number[]; b: number } {
-  const P = [...Array(n).keys()].filter((i) => y[i] === 1), M = [...Array(n).keys()].filter((i) => y[i] !== 1);
+  const P = [...Array(n).keys()].filter((i) => y[i] === 1),
+    M = [...Array(n).keys()].filter((i) => y[i] !== 1);
   const pt = (i: number) => [x[2 * i], x[2 * i + 1]];
   let best = { margin: -1, u: [0, 0], c: 0 };
   const consider = (u: number[], c: number, margin: number) => {
@@ -144,7 +145,12 @@ Deno.test("a class collapsed onto one point, duplicated: the boundary sits half-
 
 Deno.test("Crammer–Singer on three one-hot points: W_k = e_k − 1/3 (hand-solved)", () => {
   const x = [1, 0, 0, 0, 1, 0, 0, 0, 1];
-  const m = fitCrammerSinger(x, [0, 1, 2], 3, 3, 3, { C: 1e6, bias: "none", tol: 1e-9, maxIter: 10000 });
+  const m = fitCrammerSinger(x, [0, 1, 2], 3, 3, 3, {
+    C: 1e6,
+    bias: "none",
+    tol: 1e-9,
+    maxIter: 10000,
+  });
   assert.ok(m.converged, `gap ${m.gap}`);
   for (let k = 0; k < 3; k++) {
     for (let j = 0; j < 3; j++) close(m.W[k][j], (k === j ? 1 : 0) - 1 / 3, 1e-6, `W[${k}][${j}]`);
@@ -153,12 +159,19 @@ Deno.test("Crammer–Singer on three one-hot points: W_k = e_k − 1/3 (hand-sol
 
 Deno.test("one-vs-rest and Crammer–Singer separate three blobs; their duality gaps close", () => {
   // The paper's blobs ((10,10), (45,75), (80,10), σ 5), centred and scaled by 1/40.
-  const raw = gaussianBlobs({ centers: [[10, 10], [45, 75], [80, 10]], sigma: 5, counts: 60, seed: 9 });
+  const raw = gaussianBlobs({
+    centers: [[10, 10], [45, 75], [80, 10]],
+    sigma: 5,
+    counts: 60,
+    seed: 9,
+  });
   const b = { ...raw, x: raw.x.map((v, i) => (v - (i % 2 === 0 ? 45 : 30)) / 40) };
-  for (const m of [
-    fitOneVsRest(b.x, b.y, b.n, 2, 3, { C: 1, loss: "squared_hinge", bias: "free", tol: 1e-5 }),
-    fitCrammerSinger(b.x, b.y, b.n, 2, 3, { C: 1, tol: 1e-5 }),
-  ]) {
+  for (
+    const m of [
+      fitOneVsRest(b.x, b.y, b.n, 2, 3, { C: 1, loss: "squared_hinge", bias: "free", tol: 1e-5 }),
+      fitCrammerSinger(b.x, b.y, b.n, 2, 3, { C: 1, tol: 1e-5 }),
+    ]
+  ) {
     assert.ok(m.converged, `gap ${m.gap}`);
     const p = predictMulticlass(m, b.x, b.n, 2);
     assert.ok(p.every((v, i) => v === b.y[i]));

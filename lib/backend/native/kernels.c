@@ -757,6 +757,85 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
 // Public entry points (all pointers are float32, row-major / NHWC).
 
 // c[batch][M][N] = op(a) . op(b) (+ bias, activation). aStride/bStride are 0 to broadcast.
+static float dot_f(const float* x, const float* y, int n) {
+  vf acc = (vf){0};
+  int k = 0;
+  for (; k + VL <= n; k += VL) {
+    vf a, b;
+    memcpy(&a, x + k, sizeof(vf));
+    memcpy(&b, y + k, sizeof(vf));
+    acc += a * b;
+  }
+  float s = 0.f;
+  for (int l = 0; l < VL; l++) s += acc[l];
+  for (; k < n; k++) s += x[k] * y[k];
+  return s;
+}
+
+static float* g_thin;
+static size_t g_thincap;
+
+// C = op(A)·op(B) for thin shapes (M or N at most 4): dot products of contiguous rows, or row
+// updates (axpy) along the long dimension — whichever reads memory contiguously. Copies an
+// operand transposed when neither form can.
+static void thin_matmul(const float* a, const float* b, float* c, int M, int N, int K, int transA,
+                        int transB, const epilogue_t* epi) {
+  if (N <= 4 && transA) {
+    // Cᵀ[j][·] += B(k, j) · A(·, k), A(·, k) = a[k*M ...] contiguous
+    float* ct = grow(&g_thin, &g_thincap, (size_t)N * M);
+    memset(ct, 0, (size_t)N * M * sizeof(float));
+    for (int k = 0; k < K; k++) {
+      const float* ak = a + (size_t)k * M;
+      for (int jj = 0; jj < N; jj++) {
+        const float bkj = transB ? b[(size_t)jj * K + k] : b[(size_t)k * N + jj];
+        float* cj = ct + (size_t)jj * M;
+        for (int ii = 0; ii < M; ii++) cj[ii] += bkj * ak[ii];
+      }
+    }
+    for (int ii = 0; ii < M; ii++)
+      for (int jj = 0; jj < N; jj++) c[(size_t)ii * N + jj] = ct[(size_t)jj * M + ii];
+  } else if (N <= 4 || transB) {
+    // dot products: rows of A (copied when transposed) with columns of B (copied unless transB)
+    const float* arows = a;
+    const float* bcols = b;
+    size_t need = (transA ? (size_t)M * K : 0) + (transB ? 0 : (size_t)N * K);
+    float* tmp = need ? grow(&g_thin, &g_thincap, need) : NULL;
+    if (transA) {
+      for (int k = 0; k < K; k++)
+        for (int ii = 0; ii < M; ii++) tmp[(size_t)ii * K + k] = a[(size_t)k * M + ii];
+      arows = tmp;
+    }
+    if (!transB) {
+      float* bt = tmp + (transA ? (size_t)M * K : 0);
+      for (int k = 0; k < K; k++)
+        for (int jj = 0; jj < N; jj++) bt[(size_t)jj * K + k] = b[(size_t)k * N + jj];
+      bcols = bt;
+    }
+    for (int ii = 0; ii < M; ii++)
+      for (int jj = 0; jj < N; jj++)
+        c[(size_t)ii * N + jj] = dot_f(arows + (size_t)ii * K, bcols + (size_t)jj * K, K);
+  } else {
+    // M <= 4, B rows contiguous: C[i][·] += A(i, k) · B[k][·]
+    memset(c, 0, (size_t)M * N * sizeof(float));
+    for (int k = 0; k < K; k++) {
+      const float* bk = b + (size_t)k * N;
+      for (int ii = 0; ii < M; ii++) {
+        const float av = transA ? a[(size_t)k * M + ii] : a[(size_t)ii * K + k];
+        float* cr = c + (size_t)ii * N;
+        for (int jj = 0; jj < N; jj++) cr[jj] += av * bk[jj];
+      }
+    }
+  }
+  if (epi) {
+    for (int ii = 0; ii < M; ii++)
+      for (int jj = 0; jj < N; jj++) {
+        float v = c[(size_t)ii * N + jj];
+        if (epi->bias) v += epi->bias[jj];
+        c[(size_t)ii * N + jj] = apply_act(v, epi->act, epi->alpha);
+      }
+  }
+}
+
 void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N, int K,
                int transA, int transB, int aStride, int bStride, const float* bias, int act,
                float alpha) {
@@ -772,10 +851,20 @@ void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N
     }
     return;
   }
+  // Thin products (a few rows or columns, e.g. a 2-D layer over a full batch) are cheaper as plain
+  // loops than packed, and too small for threads to pay off.
+  const int thin = (M <= 4 || N <= 4) && work < 4e6;
   for (int i = 0; i < batch; i++) {
-    matrix_t A = {a + (size_t)i * aStride, transA ? M : K, transA};
-    matrix_t B = {b + (size_t)i * bStride, transB ? K : N, transB};
-    gemm(M, N, K, pack_a_matrix, &A, pack_b_matrix, &B, c + (size_t)i * M * N, N, 0, epi, g_threads);
+    const float* ai = a + (size_t)i * aStride;
+    const float* bi = b + (size_t)i * bStride;
+    float* ci = c + (size_t)i * M * N;
+    if (thin) {
+      thin_matmul(ai, bi, ci, M, N, K, transA, transB, epi);
+      continue;
+    }
+    matrix_t A = {ai, transA ? M : K, transA};
+    matrix_t B = {bi, transB ? K : N, transB};
+    gemm(M, N, K, pack_a_matrix, &A, pack_b_matrix, &B, ci, N, 0, epi, work < 1e6 ? 1 : g_threads);
   }
 }
 

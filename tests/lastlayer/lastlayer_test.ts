@@ -1,0 +1,136 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert";
+import { join } from "node:path";
+import { initBackend } from "../../lib/backend/select.ts";
+import { cnnNet, lastLayer, logits, mlpNet } from "../../lib/lastlayer/networks.ts";
+import {
+  angleDeg,
+  binaryOf,
+  closestPair,
+  gridAgreement,
+  signedDistance,
+} from "../../lib/lastlayer/geometry.ts";
+import { compare, fitFeatureSvm } from "../../lib/lastlayer/experiment.ts";
+import { gaussianBlobs } from "../../lib/data/synthetic.ts";
+import { Rng } from "../../lib/util/rng.ts";
+
+await initBackend("native", { log: null });
+
+Deno.test("shortcut path: the last layer on φ(x) equals a plain-arithmetic forward pass (x² MLP)", () => {
+  const net = mlpNet({
+    hidden: 5,
+    classes: 2,
+    activation: "square",
+    initStd: 0.5,
+    biasInit: 0.1,
+    seed: 1,
+  });
+  const xs = [[0.3, -0.2], [1.1, 0.4], [-0.7, 0.9]];
+  const [W1, b1, W2, b2] = net.phiParams.map((v) => v.arraySync() as number[][] | number[]);
+  const W3 = net.lastW.arraySync() as number[][], b3 = net.lastB.arraySync() as number[];
+  const got = logits(net, tf.tensor2d(xs)).arraySync();
+  xs.forEach((x, r) => {
+    const h = (b1 as number[]).map((b, j) =>
+      (x[0] * (W1 as number[][])[0][j] + x[1] * (W1 as number[][])[1][j] + b) ** 2
+    );
+    const phi = (b2 as number[]).map((b, k) =>
+      h.reduce((s, v, j) => s + v * (W2 as number[][])[j][k], b) ** 2
+    );
+    const want = b3.map((b, c) => phi[0] * W3[0][c] + phi[1] * W3[1][c] + b);
+    want.forEach((v, c) =>
+      assert.ok(Math.abs(v - got[r][c]) < 1e-4 * Math.max(1, Math.abs(v)), `${v} vs ${got[r][c]}`)
+    );
+  });
+});
+
+Deno.test("shortcut path of the CNN: last layer on φ of single images equals the batched forward pass", () => {
+  const net = cnnNet({ inputShape: [12, 12, 1], classes: 3, seed: 2 });
+  const x = tf.tensor4d(new Rng(3).normals(4 * 144), [4, 12, 12, 1]);
+  const full = logits(net, x).arraySync();
+  for (let i = 0; i < 4; i++) {
+    const one = lastLayer(net, net.phi(x.slice(i, 1))).arraySync()[0];
+    one.forEach((v, c) => assert.ok(Math.abs(v - full[i][c]) < 1e-5));
+  }
+});
+
+Deno.test("geometry: angles, signed distances and the closest pair by hand", () => {
+  assert.ok(Math.abs(angleDeg([1, 0], [1, 1]) - 45) < 1e-12);
+  assert.ok(Math.abs(angleDeg([1, 0], [-1, 0]) - 180) < 1e-12);
+  assert.strictEqual(signedDistance([3, 4], -5, [3, 4]), 4);
+  const cp = closestPair(
+    Float32Array.from([0, 0, 5, 5, 3, 0, 9, 9]),
+    Int32Array.from([0, 0, 1, 1]),
+    1,
+    0,
+  );
+  assert.deepStrictEqual([cp.p, cp.q, cp.mid, cp.distance], [[3, 0], [0, 0], [1.5, 0], 3]);
+  // the class-1 point (3, 0) filtered out: the pair moves to (9, 9)–(5, 5)
+  const kept = closestPair(
+    Float32Array.from([0, 0, 5, 5, 3, 0, 9, 9]),
+    Int32Array.from([0, 0, 1, 1]),
+    1,
+    0,
+    { keep: (i) => i !== 2 },
+  );
+  assert.deepStrictEqual([kept.p, kept.q], [[9, 9], [5, 5]]);
+  const m = { W: [[0, 0], [1, 0]], b: [0, -1] };
+  assert.deepStrictEqual(binaryOf(m), { w: [1, 0], b: -1 });
+  assert.strictEqual(gridAgreement(m, m, [0, 2, 0, 2]), 1);
+  // boundary x = 1 vs x = 1.5 on [0, 2]²: they disagree on a quarter of the box
+  assert.ok(
+    Math.abs(gridAgreement(m, { W: [[0, 0], [1, 0]], b: [0, -1.5] }, [0, 2, 0, 2]) - 0.75) < 1e-3,
+  );
+});
+
+Deno.test("compare(): a last layer equal to the SVM gives angle 0, equal offsets and full agreement", () => {
+  const b = gaussianBlobs({ centers: [[-2, 0], [2, 1]], sigma: 0.5, counts: 40, seed: 4 });
+  const phi = Float32Array.from(b.x);
+  const svm = fitFeatureSvm(phi, b.y, 2, 1e6);
+  assert.ok(svm.converged);
+  const same = compare(phi, b.y, 2, svm.model, svm);
+  assert.ok(same.angle_deg < 1e-6);
+  assert.ok(Math.abs(same.offset_nn_svm) < 1e-9);
+  assert.strictEqual(same.agreement, 1);
+  // the hard-margin SVM of two separated blobs sits near the middle of the gap
+  assert.ok(Math.abs(same.offset_svm_mid) < 0.5);
+  // a last layer turned by 90° disagrees on about half the box and reports the angle
+  const turned = compare(phi, b.y, 2, {
+    W: [[0, 0], [-svm.model.W[1][1], svm.model.W[1][0]]],
+    b: [0, 0],
+  }, svm);
+  assert.ok(Math.abs(turned.angle_deg - 90) < 1e-6);
+  assert.ok(turned.agreement < 0.9);
+});
+
+Deno.test({
+  name: "lastlayer --preset=smoke writes every artifact",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { main, DEFAULTS, LASTLAYER_SPEC } = await import("../../scripts/lastlayer.ts");
+    const out = await Deno.makeTempDir();
+    const { run, summary } = await main({
+      ...DEFAULTS,
+      ...LASTLAYER_SPEC.presets.smoke,
+      out,
+      backend: "native",
+    }, { quiet: true });
+    assert.strictEqual(summary.length, 2 * LASTLAYER_SPEC.presets.smoke.experiments!.length);
+    for (
+      const f of [
+        "summary.md",
+        "summary.html",
+        "summary-table.json",
+        "A-blobs.html",
+        "B-metrics.csv",
+        "C.html",
+        "completed",
+      ]
+    ) {
+      assert.ok((await Deno.stat(join(run.path, f))).size > 0, `${f} missing`);
+    }
+    for (const r of summary) {
+      assert.ok(Number.isFinite(r.train_loss) && r.agreement >= 0 && r.agreement <= 1);
+    }
+  },
+});
