@@ -190,7 +190,7 @@ const SPEC = {
       trainImages: 400,
       testImages: 60,
       h: 4,
-      baseMaxEpochs: 4,
+      baseMaxEpochs: 8,
       baseEvalEvery: 3,
       structure: "2+3+2",
       epochs: 1,

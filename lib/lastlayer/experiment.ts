@@ -4,8 +4,9 @@
  * network's last layer (angle, boundary offsets, region agreement). Then the re-init arm: freeze φ,
  * re-initialise the last layer, train it alone, and measure the same.
  *
- * SVMs (hinge loss, free bias — the textbook SVM; hard margin as C → ∞): binary, and one-vs-rest
- * for several classes, as the original compared with scikit-learn's LinearSVC(multi_class="ovr").
+ * The SVMs are the original's: scikit-learn's SVC(kernel="linear") for two classes, and
+ * LinearSVC(multi_class="ovr") for more, both with C = 1 unless asked otherwise (see
+ * {@link fitFeatureSvm}).
  *
  * @module
  */
@@ -117,8 +118,10 @@ export interface FeatureSvm {
 }
 
 /**
- * Fits the linear SVM on the features: binary — SMO with a free (unpenalised) bias, the textbook
- * SVM; several classes — one-vs-rest, as the original's LinearSVC(multi_class="ovr").
+ * Fits the linear SVM on the features as the original did: binary — scikit-learn's
+ * SVC(kernel="linear") (hinge loss, free bias; SMO here); several classes —
+ * LinearSVC(multi_class="ovr") (squared hinge, the bias regularised through a constant feature;
+ * dual coordinate descent here).
  */
 export function fitFeatureSvm(
   phi: Float32Array,
@@ -127,16 +130,27 @@ export function fitFeatureSvm(
   C: number,
 ): FeatureSvm {
   const n = y.length;
-  const opts = { C, loss: "hinge" as const, bias: "free" as const, tol: 1e-6, maxIter: 50 };
   if (classes === 2) {
-    const m = fitBinarySvm(phi, y, n, 2, opts);
+    const m = fitBinarySvm(phi, y, n, 2, {
+      C,
+      loss: "hinge",
+      bias: "free",
+      tol: 1e-6,
+      maxIter: 50,
+    });
     return {
       model: { W: [[0, 0], [m.w[0], m.w[1]]], b: [0, m.b] },
       gap: m.gap,
       converged: m.converged,
     };
   }
-  const m = fitOneVsRest(phi, y, n, 2, classes, opts);
+  const m = fitOneVsRest(phi, y, n, 2, classes, {
+    C,
+    loss: "squared_hinge",
+    bias: "regularized",
+    tol: 1e-6,
+    maxIter: 5000,
+  });
   return {
     model: { W: m.W.map((w) => [w[0], w[1]]), b: Array.from(m.b) },
     gap: m.gap,

@@ -16,7 +16,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { Rng } from "../util/rng.ts";
+import { Rng, tfSeed } from "../util/rng.ts";
 
 /** A network with a 2-D feature layer and a separate last layer. */
 export interface TwoDNet {
@@ -97,7 +97,7 @@ export function cnnNet(
   o: { inputShape: [number, number, number]; classes: number; seed: number },
 ): TwoDNet {
   let s = o.seed;
-  const init = () => tf.initializers.glorotUniform({ seed: s++ });
+  const init = () => tf.initializers.glorotUniform({ seed: tfSeed(s++) });
   const m = tf.sequential();
   m.add(
     tf.layers.conv2d({
@@ -132,7 +132,9 @@ export function cnnNet(
   );
   const uid = crypto.randomUUID().slice(0, 6);
   const lastW = tf.variable(
-    tf.tidy(() => tf.initializers.glorotUniform({ seed: s++ }).apply([2, o.classes]) as tf.Tensor),
+    tf.tidy(() =>
+      tf.initializers.glorotUniform({ seed: tfSeed(s++) }).apply([2, o.classes]) as tf.Tensor
+    ),
     true,
     `last_W_${uid}`,
   );
@@ -147,7 +149,9 @@ export function cnnNet(
     variables: () => [...phiParams, lastW, lastB],
     reinitLast(seed) {
       lastW.assign(
-        tf.tidy(() => tf.initializers.glorotUniform({ seed }).apply([2, o.classes]) as tf.Tensor),
+        tf.tidy(() =>
+          tf.initializers.glorotUniform({ seed: tfSeed(seed) }).apply([2, o.classes]) as tf.Tensor
+        ),
       );
       lastB.assign(tf.zeros([o.classes]));
     },

@@ -6,6 +6,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { tfSeed } from "../util/rng.ts";
 
 /** Names of the benchmark models. */
 export type BenchModelName = "cifar_cnn" | "mnist_cnn";
@@ -19,7 +20,7 @@ export const BENCH_INPUT_SHAPE: Record<BenchModelName, [number, number, number]>
 /** Builds a benchmark model; `seed` fixes the glorot-uniform initial weights. */
 export function buildBenchModel(name: BenchModelName, seed = 0): tf.Sequential {
   let s = seed;
-  const init = () => tf.initializers.glorotUniform({ seed: s++ });
+  const init = () => tf.initializers.glorotUniform({ seed: tfSeed(s++) });
   const conv = (filters: number, padding: "same" | "valid", inputShape?: number[]) =>
     tf.layers.conv2d({
       filters,

@@ -12,6 +12,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { tfSeed } from "../util/rng.ts";
 
 /** Builds cnn_cifar(h) for an input of shape [height, width, channels]. */
 export function cnnCifar(
@@ -20,7 +21,7 @@ export function cnnCifar(
 ): tf.Sequential {
   const inputShape = o.inputShape ?? [24, 24, 3];
   let seed = o.seed ?? 0;
-  const init = () => tf.initializers.leCunNormal({ seed: seed++ });
+  const init = () => tf.initializers.leCunNormal({ seed: tfSeed(seed++) });
   const m = tf.sequential({ name: `cnn_cifar_h${h}` });
   m.add(tf.layers.zeroPadding2d({ inputShape, padding: [[1, 1], [1, 1]], name: "pad0" }));
   m.add(

@@ -137,3 +137,12 @@ export class Rng {
     this.spare = state.spare;
   }
 }
+
+/**
+ * The seed to hand a TF.js initializer or random op for gradlab seed `seed`. TF.js treats a
+ * falsy seed (0) as "no seed" and draws from `Math.random`, so seed 0 would silently make a run
+ * irreproducible; this maps every integer to a distinct non-zero one.
+ */
+export function tfSeed(seed: number): number {
+  return 2 * seed + 1;
+}

@@ -20,6 +20,8 @@ Deno.test({
         "maxPoolGrad",
         "sumRows",
         "sumCols",
+        "copyBlock",
+        "slice",
       ]
     ) {
       assert((calls[k] ?? 0) > 0, `native ${k} never ran`);

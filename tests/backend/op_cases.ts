@@ -205,6 +205,33 @@ export const ELEMENTWISE_CASES: OpCase[] = [
   { name: "tile 4-D", shapes: [[2, 1, 3, 2]], f: (x) => tf.tile(x, [2, 3, 1, 2]) },
   { name: "tile 2-D", shapes: [[3, 4]], f: (x) => tf.tile(x, [1, 3]) },
   {
+    name: "concat 4-D on channels (GUNN segments), unequal widths",
+    shapes: [[2, 3, 4, 2], [2, 3, 4, 5], [2, 3, 4, 1]],
+    f: (a, b, c) => tf.concat([a, b, c], 3),
+  },
+  {
+    name: "concat 3-D on a middle axis",
+    shapes: [[3, 2, 4], [3, 5, 4]],
+    f: (a, b) => tf.concat([a, b], 1),
+  },
+  { name: "concat 2-D on rows", shapes: [[2, 6], [3, 6]], f: (a, b) => tf.concat([a, b], 0) },
+  {
+    name: "split 4-D channels into equal segments (gradient: concat)",
+    shapes: [[2, 3, 4, 6]],
+    f: (x) => {
+      const parts = tf.split(x, 3, 3);
+      return tf.concat([parts[2].mul(2), parts[0], parts[1].square()], 3);
+    },
+  },
+  {
+    name: "split 3-D unequal sizes on a middle axis",
+    shapes: [[2, 7, 3]],
+    f: (x) => {
+      const [a, b, c] = tf.split(x, [1, 4, 2], 1);
+      return tf.concat([a.sum(1), b.mul(3).sum(1), c.neg().sum(1)], 1);
+    },
+  },
+  {
     name: "sum over leading axes (bias grad)",
     shapes: [[4, 5, 6, 7]],
     f: (x) => tf.sum(x, [0, 1, 2]),

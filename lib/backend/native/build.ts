@@ -79,7 +79,7 @@ export async function buildNativeLibrary(
   const source = await Deno.readTextFile(SOURCE_URL);
   // -z nodelete: the library (and libgomp with it) is never unmapped, not even when Deno closes it
   // at exit while OpenMP's worker threads still spin inside it.
-  const baseFlags = ["-O3", "-march=native", "-shared", "-fPIC", "-std=gnu11"];
+  const baseFlags = ["-O3", "-march=native", "-shared", "-fPIC", "-std=gnu11", "-pthread"];
   if (Deno.build.os === "linux") baseFlags.push("-Wl,-z,nodelete");
   const key =
     (await sha256Hex([source, baseFlags.join(" "), version.out, cpuSignature()].join("\n")))

@@ -47,6 +47,7 @@ const SYMBOLS = {
   },
   gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
   gl_tile: { parameters: [buf, buf, i32, buf, buf], result: "void" },
+  gl_copy_block: { parameters: [buf, "i64", buf, "i64", "i64", "i64"], result: "void" },
   gl_sparsify: { parameters: [buf, i32, "i64", i32, buf, buf, "f64"], result: "i64" },
   gl_pe_conv: {
     // x, delta, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl, D, P, koff, boff
@@ -148,6 +149,15 @@ export interface NativeLib {
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
   /** per-block top-q % sparsification of rows [count, P] in place; returns entries kept */
   sparsify(rows: Float32Array, P: number, offsets: number[], sizes: number[], q: number): number;
+  /** dst[r·dld + c] = src[r·sld + c] for `rows` rows of `cols` 4-byte elements */
+  copyBlock(
+    src: Float32Array,
+    sld: number,
+    dst: Float32Array,
+    dld: number,
+    rows: number,
+    cols: number,
+  ): void;
   /** out = x tiled `reps` times along each axis (4-byte elements) */
   tile(x: Float32Array, out: Float32Array, shape: number[], reps: number[]): void;
   /** per-example conv kernel (and bias) gradients into rows of out [n·D, P] (see kernels.c) */
@@ -286,6 +296,10 @@ export function openNativeLib(path: string): NativeLib {
         g.pt,
         g.pl,
       );
+    },
+    copyBlock(src, sld, dst, dld, rows, cols) {
+      count("copyBlock");
+      s.gl_copy_block(asBuf(src), BigInt(sld), asBuf(dst), BigInt(dld), BigInt(rows), BigInt(cols));
     },
     slice(x, out, shape, begin, size) {
       count("slice");

@@ -17,6 +17,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,7 +58,20 @@ typedef struct {
 
 static int g_threads = 1;
 
+// One library serves every JavaScript runtime in a process (Deno runs test modules, workers and
+// `--parallel` tests on threads of one process), and the scratch buffers below are global: each
+// entry point holds this lock for its whole call, so concurrent callers take turns.
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static void release_lock(int* unused) {
+  (void)unused;
+  pthread_mutex_unlock(&g_lock);
+}
+#define SERIALIZED                                                           \
+  pthread_mutex_lock(&g_lock);                                               \
+  int serialized_guard __attribute__((cleanup(release_lock), unused)) = 0
+
 int gl_set_threads(int n) {
+  SERIALIZED;
   if (n < 1) n = 1;
   g_threads = n;
 #ifdef _OPENMP
@@ -839,6 +853,7 @@ static void thin_matmul(const float* a, const float* b, float* c, int M, int N, 
 void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N, int K,
                int transA, int transB, int aStride, int bStride, const float* bias, int act,
                float alpha) {
+  SERIALIZED;
   epilogue_t e = {bias, act, alpha};
   const epilogue_t* epi = (bias || act) ? &e : NULL;
   double work = (double)M * N * K;
@@ -872,6 +887,7 @@ void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N
 void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, int ci, int kh,
                int kw, int co, int oh, int ow, int sh, int sw, int dh, int dw, int pt, int pl,
                const float* bias, int act, float alpha) {
+  SERIALIZED;
   conv_t g = {x, n, h, w, ci, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, 1, 1};
   epilogue_t e = {bias, act, alpha};
   const epilogue_t* epi = (bias || act) ? &e : NULL;
@@ -889,6 +905,7 @@ void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, in
 void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n, int h, int w,
                               int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
                               int dh, int dw, int pt, int pl) {
+  SERIALIZED;
   size_t fsize = (size_t)kh * kw * ci * co;
   float* ft = grow(&g_wbuf, &g_wcap, fsize);
   for (int y = 0; y < kh; y++)
@@ -973,6 +990,7 @@ static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, 
 void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, int n, int h, int w,
                                int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
                                int dh, int dw, int pt, int pl) {
+  SERIALIZED;
   conv_t g = {x, n, h, w, ci, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, 1, 1};
   int K = kh * kw * ci, M = n * oh * ow;
   size_t osize = (size_t)K * co;
@@ -1043,6 +1061,7 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
 // window order, padding excluded), as TF.js's reference implementation does.
 void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, int w, int c,
                       int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl) {
+  SERIALIZED;
   size_t img = (size_t)h * w * c;
 #pragma omp parallel for schedule(static) num_threads(g_threads)
   for (int b = 0; b < n; b++) {
@@ -1082,6 +1101,7 @@ void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, 
 
 // out[cols] = sum over rows of x[rows][cols] (reduce leading axes).
 void gl_sum_rows(const float* x, float* out, int rows, int cols) {
+  SERIALIZED;
   int threads = g_threads;
   if ((double)rows * cols < 1e5 || rows < 2 * threads) threads = 1;
   float* parts[MAX_THREADS];
@@ -1109,6 +1129,7 @@ void gl_sum_rows(const float* x, float* out, int rows, int cols) {
 
 // out[rows] = sum over cols of x[rows][cols] (reduce trailing axes).
 void gl_sum_cols(const float* x, float* out, int rows, int cols) {
+  SERIALIZED;
   int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int r = 0; r < rows; r++) {
@@ -1134,6 +1155,7 @@ void gl_sum_cols(const float* x, float* out, int rows, int cols) {
 // the (padded) image. The matrix per-example convolution gradients multiply with.
 void gl_im2col(const float* x, float* out, int n, int h, int w, int c, int kh, int kw, int oh,
                int ow, int sh, int sw, int pt, int pl) {
+  SERIALIZED;
   const size_t K = (size_t)kh * kw * c;
 #pragma omp parallel for schedule(static) num_threads(g_threads)
   for (int b = 0; b < n; b++) {
@@ -1157,6 +1179,7 @@ void gl_im2col(const float* x, float* out, int n, int h, int w, int c, int kh, i
 // General strided block copy for Slice: out has shape size[0..rank), read from x (shape xs) at
 // begin; rank <= 8. The innermost dimension is copied with memcpy.
 void gl_slice(const float* x, float* out, int rank, const int* xs, const int* begin, const int* size) {
+  SERIALIZED;
   long strides[8];
   strides[rank - 1] = 1;
   for (int d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1] * xs[d + 1];
@@ -1176,6 +1199,15 @@ void gl_slice(const float* x, float* out, int rank, const int* xs, const int* be
   }
 }
 
+// A block of `rows` rows of `cols` values: dst[r·dld + c] = src[r·sld + c]. Concatenation and
+// splitting along any axis are one such copy per input (rows = product of the leading axes).
+void gl_copy_block(const float* src, long sld, float* dst, long dld, long rows, long cols) {
+  SERIALIZED;
+  int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof(float));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-example weight gradients written straight into the rows of a [rows, P] matrix: row
 // r = i·D + dd holds example i's gradient for seed direction dd. Each layer's block uses its
@@ -1187,6 +1219,7 @@ void gl_slice(const float* x, float* out, int rank, const int* xs, const int* be
 void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int w, int ci, int kh,
                 int kw, int co, int oh, int ow, int sh, int sw, int pt, int pl, int D, long P,
                 long koff, long boff) {
+  SERIALIZED;
   const int pix = oh * ow;
   const long pairs = (long)n * D;
   zeros_of((size_t)ci + MR);  // grown before the threads read it
@@ -1218,6 +1251,7 @@ void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, in
 // Dense layer: a [n, in], delta [n·D, outc]; kernel block [in][out] = a ⊗ delta.
 void gl_pe_dense(const float* a, const float* delta, float* out, int n, int in, int outc, int D,
                  long P, long koff, long boff) {
+  SERIALIZED;
   const long rows = (long)n * D;
 #pragma omp parallel for schedule(static) num_threads(g_threads)
   for (long r = 0; r < rows; r++) {
@@ -1248,6 +1282,7 @@ void gl_pe_dense(const float* a, const float* delta, float* out, int n, int in, 
 
 // Tile of 4-byte elements: out[i0..] = x[i0 % xs0, ...]; rank <= 8.
 void gl_tile(const float* x, float* out, int rank, const int* xs, const int* reps) {
+  SERIALIZED;
   long os[8], xstr[8];
   for (int d = 0; d < rank; d++) os[d] = (long)xs[d] * reps[d];
   xstr[rank - 1] = 1;
@@ -1299,6 +1334,7 @@ static float kth_smallest(float* a, int n, int k) {
 // Returns the number of entries kept.
 long gl_sparsify(float* rows, int nrows, long P, int nblocks, const long* offsets, const int* sizes,
                  double q) {
+  SERIALIZED;
   int maxb = 0;
   for (int b = 0; b < nblocks; b++) if (sizes[b] > maxb) maxb = sizes[b];
   long kept = 0;

@@ -18,6 +18,7 @@ type KernelArgs = {
   attrs: Record<string, any>;
 };
 type KernelFn = (args: KernelArgs) => tf.TensorInfo;
+type MultiKernelFn = (args: KernelArgs) => tf.TensorInfo[];
 
 /** Kernel names this module replaces on the wasm backend. */
 export const NATIVE_KERNEL_NAMES = [
@@ -81,7 +82,7 @@ function activationCode(name: string | undefined): number | undefined {
 function makeKernels(
   lib: NativeLib,
   fallback: (name: string) => KernelFn,
-): Record<string, KernelFn> {
+): Record<string, KernelFn | MultiKernelFn> {
   function conv2dImpl(args: KernelArgs, fused: boolean): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const { x, filter, bias, preluActivationWeights } = inputs as Record<string, tf.TensorInfo>;
@@ -276,6 +277,66 @@ function makeKernels(
     return out;
   }
 
+  // TF.js's wasm Concat copies row by row from JavaScript, and its SplitV slices through a path
+  // that copies the whole input each time; both are one strided block copy per piece here.
+  function concat(args: KernelArgs): tf.TensorInfo {
+    const { backend, attrs } = args;
+    const xs = (args.inputs as unknown as tf.TensorInfo[]).filter((t) =>
+      tf.util.sizeFromShape(t.shape) > 0
+    );
+    const all = args.inputs as unknown as tf.TensorInfo[];
+    if (!all.length || all.some((t) => t.dtype !== all[0].dtype) || all[0].dtype === "string") {
+      return fallback("Concat")(args);
+    }
+    const axis = tf.util.parseAxisParam(attrs.axis, all[0].shape)[0];
+    const outShape = tf.backend_util.computeOutShape(all.map((t) => t.shape), axis);
+    const out = backend.makeOutput(outShape, all[0].dtype);
+    if (tf.util.sizeFromShape(outShape) === 0) return out;
+    const rows = tf.util.sizeFromShape(outShape.slice(0, axis));
+    const dld = tf.util.sizeFromShape(outShape.slice(axis));
+    const ov = f32View(backend, out);
+    let offset = 0;
+    for (const x of xs) {
+      const cols = tf.util.sizeFromShape(x.shape.slice(axis));
+      lib.copyBlock(f32View(backend, x), cols, ov.subarray(offset), dld, rows, cols);
+      offset += cols;
+    }
+    return out;
+  }
+
+  function splitV(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x!;
+    if (x.dtype === "string") return fallback("SplitV")(args) as unknown as tf.TensorInfo[];
+    const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits, axis);
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, axis));
+    const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));
+    const sld = x.shape[axis] * inner;
+    const outs = sizes.map((d) => {
+      const shape = x.shape.slice();
+      shape[axis] = d;
+      return backend.makeOutput(shape, x.dtype);
+    });
+    // views after every allocation: makeOutput can move the heap
+    const xv = f32View(backend, x);
+    let offset = 0;
+    sizes.forEach((d, i) => {
+      if (d * rows * inner > 0) {
+        lib.copyBlock(
+          xv.subarray(offset),
+          sld,
+          f32View(backend, outs[i]),
+          d * inner,
+          rows,
+          d * inner,
+        );
+      }
+      offset += d * inner;
+    });
+    return outs;
+  }
+
   // TF.js's wasm Tile is a scalar loop: hundreds of ms for a few million values.
   function tile(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
@@ -356,6 +417,8 @@ function makeKernels(
     GradlabPerExampleGrads: perExampleGrads,
     Slice: slice,
     Tile: tile,
+    Concat: concat,
+    SplitV: splitV,
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
     Sum: sum,
@@ -380,7 +443,7 @@ export interface KernelOverride {
  */
 export function overrideKernels(
   backendName: string,
-  build: (fallback: (name: string) => KernelFn) => Record<string, KernelFn>,
+  build: (fallback: (name: string) => KernelFn) => Record<string, KernelFn | MultiKernelFn>,
 ): KernelOverride {
   const previous = new Map<string, tf.KernelConfig | undefined>();
   const fallback = (name: string): KernelFn => {
