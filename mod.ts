@@ -103,6 +103,34 @@ export {
 export { figuresHtml, writeFiguresHtml } from "./lib/plot/html.ts";
 export { markdown, show } from "./lib/plot/notebook.ts";
 
+// Layers and models
+export {
+  GunnLayer,
+  type GunnLayerArgs,
+  gunnLayerParamCount,
+  gunnUnit,
+  gunnUpdate,
+  type UpdateMode,
+} from "./lib/layers/gunn.ts";
+export { batchNormTrain } from "./lib/layers/batch_norm.ts";
+export {
+  GUNN15,
+  type GunnArchitecture,
+  gunnNetwork,
+  gunnParamCount,
+  MINI_GUNN,
+} from "./lib/models/gunn.ts";
+export {
+  channelStats,
+  CIFAR_MEAN,
+  CIFAR_STD,
+  downsample,
+  gunnTestBatch,
+  gunnTrainBatch,
+  type GunnView,
+} from "./lib/gunn/data.ts";
+export { type ArmResult, trainGunnArm } from "./lib/gunn/train.ts";
+
 // Utilities
-export { Rng, type RngState } from "./lib/util/rng.ts";
+export { Rng, type RngState, tfSeed } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";

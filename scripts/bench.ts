@@ -12,6 +12,7 @@
  * @module
  */
 
+import { benchGunnBlock } from "../lib/bench/w4_gunn.ts";
 import { join } from "node:path";
 import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { initBackend } from "../lib/backend/select.ts";
@@ -40,8 +41,8 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "../lib/models/bench_models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W5"] as const;
-const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W5"];
+const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W4", "W5"] as const;
+const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];
 
 const spec = {
   description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
@@ -112,6 +113,7 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       if (w === "W1conv") lines.push(...(await benchConvLayers(ctx, m)));
       if (w === "W3") lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
     }
+    if (w === "W4") lines.push(...(await benchGunnBlock(ctx)));
     if (w === "W3stream") {
       for (const n of cfg.streamN) {
         lines.push(await benchStream(ctx, cfg.streamH, ctx.quick ? Math.min(n, 512) : n));
@@ -132,6 +134,23 @@ const PEER_SCRIPTS: Record<string, { script: string; workload: string }> = {
   W2: { script: "w2_infer.py", workload: "W2" },
 };
 
+/** Lines for the peer's W4 object (forward + backward images/s of both blocks). */
+function peerW4Lines(obj: Record<string, unknown>, threads: number): BenchLine[] {
+  const blocks = obj.blocks as Record<string, Record<string, number>>;
+  const names: Record<string, string> = { gunn: "gunn_block", sunn_reference: "sunn_reference" };
+  return Object.entries(blocks).map(([name, r]) => ({
+    workload: "W4",
+    model: names[name] ?? name,
+    backend: "pytorch",
+    threads,
+    batch: Number(obj.batch),
+    items_per_s: r.fwd_bwd_images_per_s,
+    variant: "",
+    date_utc: String(obj.date_utc),
+    fwd_only_items_per_s: r.fwd_only_images_per_s,
+  }));
+}
+
 async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<BenchLine[]> {
   const lines: BenchLine[] = [];
   for (const w of cfg.workload) {
@@ -141,6 +160,9 @@ async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<Be
       lines.push(
         ...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)),
       );
+    }
+    if (w === "W4") {
+      lines.push(...peerW4Lines(await runPeerScript(p, "w4_gunn.py", threads), threads));
     }
     if (w === "W3" || w === "W3g") {
       const models = w === "W3" ? cfg.model : cfg.w3gModel;

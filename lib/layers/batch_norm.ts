@@ -24,6 +24,9 @@ export function batchNormTrain(
   beta: tf.Tensor1D,
   epsilon: number,
 ): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (tf.getKernel("GradlabBatchNormTrain", tf.getBackend())) {
+    return fusedBatchNormTrain(x, gamma, beta, epsilon);
+  }
   let mean: tf.Tensor1D | null = null, variance: tf.Tensor1D | null = null;
   const m = x.shape[0] * x.shape[1] * x.shape[2];
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -46,6 +49,43 @@ export function batchNormTrain(
         const scale = tf.mul(gm, rs).div(m);
         const dx = tf.mul(tf.sub(tf.sub(tf.mul(d, m), dBeta), tf.mul(xh, dGamma)), scale);
         return [dx, dGamma, dBeta];
+      },
+    };
+  });
+  const y = op(x, gamma, beta) as tf.Tensor4D;
+  return { y, mean: mean!, variance: variance! };
+}
+
+// The same op as two native kernels (the `native` backend registers them).
+function fusedBatchNormTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  let mean: tf.Tensor1D | null = null, variance: tf.Tensor1D | null = null;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const [y, mu, v, rstd] = tf.engine().runKernel(
+      "GradlabBatchNormTrain",
+      { x: xi, gamma: g, beta: b },
+      { epsilon } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
+    mean = tf.keep(mu) as tf.Tensor1D;
+    variance = tf.keep(v) as tf.Tensor1D;
+    save([xi, g, mu, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xs, gm, mus, rs] = saved;
+        return tf.engine().runKernel("GradlabBatchNormTrainGrad", {
+          x: xs,
+          dy: dy as tf.Tensor,
+          gamma: gm,
+          mean: mus,
+          rstd: rs,
+        }, {}) as tf.Tensor[];
       },
     };
   });

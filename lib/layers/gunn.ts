@@ -21,6 +21,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { tfSeed } from "../util/rng.ts";
+import { batchNormTrain } from "./batch_norm.ts";
 
 /** Gradual (GUNN) or simultaneous (SUNN) update of the segments. */
 export type UpdateMode = "gradual" | "simultaneous";
@@ -69,13 +70,9 @@ function batchNorm(
   if (!o.training) {
     return tf.batchNorm(x, w.movingMean, w.movingVariance, w.beta, w.gamma, o.epsilon);
   }
-  const { mean, variance } = tf.moments(x, [0, 1, 2]);
-  stats.push({
-    mean: mean as tf.Tensor1D,
-    variance: variance as tf.Tensor1D,
-    count: x.shape[0] * x.shape[1] * x.shape[2],
-  });
-  return tf.batchNorm(x, mean, variance, w.beta, w.gamma, o.epsilon) as tf.Tensor4D;
+  const { y, mean, variance } = batchNormTrain(x, w.gamma, w.beta, o.epsilon);
+  stats.push({ mean, variance, count: x.shape[0] * x.shape[1] * x.shape[2] });
+  return y;
 }
 
 /** unit_i(state); pushes the batch statistics of its norms in the order bn1, bn2, bn3, projection. */
@@ -107,7 +104,13 @@ export function gunnUpdate(
 ): { y: tf.Tensor4D; stats: BatchStats[] } {
   const S = units.length, C = x.shape[3];
   if (C % S !== 0) throw new RangeError(`GUNN: ${C} channels do not split into ${S} segments`);
-  const old = tf.split(x, S, 3) as tf.Tensor4D[];
+  const width = C / S;
+  // Slices, not tf.split: TF.js 4.22 loses gradient paths when split outputs feed several
+  // concatenations (tests/layers/gunn_test.ts has the case).
+  const old = Array.from(
+    { length: S },
+    (_, i) => tf.slice(x, [0, 0, 0, i * width], [-1, -1, -1, width]) as tf.Tensor4D,
+  );
   const segments = [...old];
   const stats: BatchStats[] = [];
   for (let i = 0; i < S; i++) {

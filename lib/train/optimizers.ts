@@ -105,6 +105,18 @@ export class Sgd extends Optimizer {
 
   protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
     const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
+    if (tf.getKernel("GradlabSgdUpdate", tf.getBackend()) && p.dtype === "float32") {
+      // the native backend does the whole step in one kernel (same formula)
+      const v = mu ? this.slot("momentum", p, () => tf.zerosLike(p)) : undefined;
+      const [np, nv] = tf.engine().runKernel(
+        "GradlabSgdUpdate",
+        v ? { p, g, v } : { p, g },
+        { lr, momentum: mu, weightDecay: wd, nesterov: Boolean(this.o.nesterov) },
+      ) as tf.Tensor[];
+      p.assign(np);
+      if (v) v.assign(nv);
+      return;
+    }
     let d = wd ? g.add(p.mul(wd)) : g;
     if (mu) {
       const v = this.slot("momentum", p, () => tf.zerosLike(p));

@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert";
 import { Adam, RmsProp, Sgd } from "../../lib/train/optimizers.ts";
 import { lrAt } from "../../lib/train/schedule.ts";
-import { initBackend } from "../../lib/backend/select.ts";
+import { initBackend, loadedNativeLib } from "../../lib/backend/select.ts";
 
 await initBackend("cpu", { log: null });
 
@@ -25,25 +25,32 @@ function close(a: number[], b: number[]) {
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-6, `${a} vs ${b}`));
 }
 
-Deno.test("Sgd with momentum, Nesterov and weight decay follows v ← μv + g + wd·w; w ← w − lr(g' + μv)", () => {
-  const mu = 0.9, wd = 1e-2, lr = 0.1;
-  const w = [...W0], v = [0, 0, 0];
-  for (const g of GRADS) {
-    for (let i = 0; i < 3; i++) {
-      const d = g[i] + wd * w[i];
-      v[i] = mu * v[i] + d;
-      w[i] -= lr * (d + mu * v[i]);
+// cpu composes the update from TF.js ops; native runs it as one fused kernel
+for (const backend of ["cpu", "native"] as const) {
+  Deno.test(`Sgd (${backend}) with momentum, Nesterov and weight decay follows v ← μv + g + wd·w; w ← w − lr(g' + μv)`, async () => {
+    await initBackend(backend, { log: null });
+    const mu = 0.9, wd = 1e-2, lr = 0.1;
+    const w = [...W0], v = [0, 0, 0];
+    for (const g of GRADS) {
+      for (let i = 0; i < 3; i++) {
+        const d = g[i] + wd * w[i];
+        v[i] = mu * v[i] + d;
+        w[i] -= lr * (d + mu * v[i]);
+      }
     }
-  }
-  close(run((p) => new Sgd([p], { momentum: mu, nesterov: true, weightDecay: wd }), lr), w);
-});
+    close(run((p) => new Sgd([p], { momentum: mu, nesterov: true, weightDecay: wd }), lr), w);
+    if (backend === "native") assert.ok((loadedNativeLib()!.calls.sgdUpdate ?? 0) > 0);
+  });
 
-Deno.test("Sgd without momentum is w ← w − lr·g", () => {
-  const w = W0.map((x, i) => x - 0.5 * GRADS.reduce((s, g) => s + g[i], 0));
-  close(run((p) => new Sgd([p]), 0.5), w);
-});
+  Deno.test(`Sgd (${backend}) without momentum is w ← w − lr·g`, async () => {
+    await initBackend(backend, { log: null });
+    const w = W0.map((x, i) => x - 0.5 * GRADS.reduce((s, g) => s + g[i], 0));
+    close(run((p) => new Sgd([p]), 0.5), w);
+  });
+}
 
-Deno.test("RmsProp follows s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε)", () => {
+Deno.test("RmsProp follows s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε)", async () => {
+  await initBackend("cpu", { log: null });
   const rho = 0.9, eps = 1e-10, lr = 0.01;
   const w = [...W0], s = [1, 1, 1];
   for (const g of GRADS) {

@@ -47,6 +47,21 @@ const SYMBOLS = {
   },
   gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
   gl_tile: { parameters: [buf, buf, i32, buf, buf], result: "void" },
+  gl_sgd_update: {
+    // p, g, v, p_out, v_out, n, lr, mu, wd, nesterov
+    parameters: [buf, buf, buf, buf, buf, "i64", "f32", "f32", "f32", i32],
+    result: "void",
+  },
+  gl_bn_forward: {
+    // x, gamma, beta, y, mean, var, rstd, rows, c, eps
+    parameters: [buf, buf, buf, buf, buf, buf, buf, "i64", i32, "f32"],
+    result: "void",
+  },
+  gl_bn_backward: {
+    // x, dy, gamma, mean, rstd, dx, dgamma, dbeta, rows, c
+    parameters: [buf, buf, buf, buf, buf, buf, buf, buf, "i64", i32],
+    result: "void",
+  },
   gl_copy_block: { parameters: [buf, "i64", buf, "i64", "i64", "i64"], result: "void" },
   gl_sparsify: { parameters: [buf, i32, "i64", i32, buf, buf, "f64"], result: "i64" },
   gl_pe_conv: {
@@ -149,6 +164,36 @@ export interface NativeLib {
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
   /** per-block top-q % sparsification of rows [count, P] in place; returns entries kept */
   sparsify(rows: Float32Array, P: number, offsets: number[], sizes: number[], q: number): number;
+  /** one SGD step (see kernels.c); `v` and `vOut` null without momentum */
+  sgdUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    v: Float32Array | null,
+    pOut: Float32Array,
+    vOut: Float32Array | null,
+    o: { lr: number; momentum: number; weightDecay: number; nesterov: boolean },
+  ): void;
+  /** training-mode batch norm of x [rows, c]: y, and the batch mean, variance, 1/√(var + ε) */
+  bnForward(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    out: { y: Float32Array; mean: Float32Array; variance: Float32Array; rstd: Float32Array },
+    rows: number,
+    c: number,
+    epsilon: number,
+  ): void;
+  /** its gradients, x̂ recomputed from x, the mean and rstd */
+  bnBackward(
+    x: Float32Array,
+    dy: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    out: { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array },
+    rows: number,
+    c: number,
+  ): void;
   /** dst[r·dld + c] = src[r·sld + c] for `rows` rows of `cols` 4-byte elements */
   copyBlock(
     src: Float32Array,
@@ -295,6 +340,51 @@ export function openNativeLib(path: string): NativeLib {
         g.sw,
         g.pt,
         g.pl,
+      );
+    },
+    sgdUpdate(p, g, v, pOut, vOut, o) {
+      count("sgdUpdate");
+      s.gl_sgd_update(
+        asBuf(p),
+        asBuf(g),
+        asBuf(v),
+        asBuf(pOut),
+        asBuf(vOut),
+        BigInt(p.length),
+        o.lr,
+        o.momentum,
+        o.weightDecay,
+        o.nesterov ? 1 : 0,
+      );
+    },
+    bnForward(x, gamma, beta, o, rows, c, epsilon) {
+      count("bnForward");
+      s.gl_bn_forward(
+        asBuf(x),
+        asBuf(gamma),
+        asBuf(beta),
+        asBuf(o.y),
+        asBuf(o.mean),
+        asBuf(o.variance),
+        asBuf(o.rstd),
+        BigInt(rows),
+        c,
+        epsilon,
+      );
+    },
+    bnBackward(x, dy, gamma, mean, rstd, o, rows, c) {
+      count("bnBackward");
+      s.gl_bn_backward(
+        asBuf(x),
+        asBuf(dy),
+        asBuf(gamma),
+        asBuf(mean),
+        asBuf(rstd),
+        asBuf(o.dx),
+        asBuf(o.dgamma),
+        asBuf(o.dbeta),
+        BigInt(rows),
+        c,
       );
     },
     copyBlock(src, sld, dst, dld, rows, cols) {

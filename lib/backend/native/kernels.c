@@ -126,6 +126,14 @@ static int thread_id(void) {
 #endif
 }
 
+static int omp_threads(void) {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Micro-kernel: acc[MR][NR] = sum_p a[p*MR + r] * b[p*NR + c], then stored into C with optional
 // accumulation and epilogue.
@@ -1206,6 +1214,186 @@ void gl_copy_block(const float* src, long sld, float* dst, long dld, long rows, 
   int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof(float));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One SGD step of a parameter, as lib/train/optimizers.ts's Sgd: d = g + wd·p; with momentum
+// v' = μv + d and d = nesterov ? d + μv' : v'; p' = p − lr·d. One pass instead of ~8 kernels.
+void gl_sgd_update(const float* p, const float* g, const float* v, float* p_out, float* v_out,
+                   long n, float lr, float mu, float wd, int nesterov) {
+  SERIALIZED;
+  int threads = n < 100000 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long i = 0; i < n; i++) {
+    float d = g[i] + p[i] * wd;
+    if (v) {
+      float nv = v[i] * mu + d;
+      v_out[i] = nv;
+      d = nesterov ? d + nv * mu : nv;
+    }
+    p_out[i] = p[i] - d * lr;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training-mode batch normalisation over the rows of x [rows, c] (rows = N·H·W), per channel:
+// y = γ·(x − μ)·r + β with r = 1/√(var + ε) (biased variance). The backward pass recomputes
+// x̂ = (x − μ)·r from x rather than keeping it:
+//   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ·r/m · (m·dy − dβ − x̂·dγ).
+// Sums run in double, per thread over a fixed row range, combined in thread order: the result
+// does not depend on scheduling.
+
+static double* g_bnpart;
+static size_t g_bnpcap;
+
+// per-thread partial column sums of f(row) over the thread's row range, combined into out[c]
+static void bn_column_sums(int threads, long rows, int c, double* out,
+                           void (*acc)(const void*, long, long, int, double*, double*),
+                           const void* ctx, double* out2) {
+  size_t need = (size_t)threads * 2 * c;
+  if (need > g_bnpcap) {
+    free(g_bnpart);
+    g_bnpart = (double*)malloc(need * sizeof(double));
+    g_bnpcap = g_bnpart ? need : 0;
+  }
+  double* part = g_bnpart;
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = thread_id(), nt = omp_threads();
+    long chunk = (rows + nt - 1) / nt;
+    long r0 = tid * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    double* p1 = part + (size_t)tid * 2 * c;
+    double* p2 = p1 + c;
+    memset(p1, 0, 2 * c * sizeof(double));
+    if (r1 > r0) acc(ctx, r0, r1, c, p1, p2);
+#pragma omp barrier
+#pragma omp single
+    {
+      for (int k = 0; k < c; k++) {
+        double a = 0, b = 0;
+        for (int t = 0; t < nt; t++) {
+          a += part[(size_t)t * 2 * c + k];
+          b += part[(size_t)t * 2 * c + c + k];
+        }
+        out[k] = a;
+        if (out2) out2[k] = b;
+      }
+    }
+  }
+}
+
+typedef struct {
+  const float* x;
+  const float* dy;
+  const double* mean;
+  const double* rstd;
+} bn_ctx_t;
+
+static void acc_sum(const void* vctx, long r0, long r1, int c, double* s, double* unused) {
+  (void)unused;
+  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
+  for (long r = r0; r < r1; r++) {
+    const float* xr = ctx->x + r * c;
+    for (int k = 0; k < c; k++) s[k] += xr[k];
+  }
+}
+
+static void acc_centred_sq(const void* vctx, long r0, long r1, int c, double* s, double* unused) {
+  (void)unused;
+  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
+  for (long r = r0; r < r1; r++) {
+    const float* xr = ctx->x + r * c;
+    for (int k = 0; k < c; k++) {
+      double d = xr[k] - ctx->mean[k];
+      s[k] += d * d;
+    }
+  }
+}
+
+static void acc_grad(const void* vctx, long r0, long r1, int c, double* sdy, double* sdyx) {
+  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
+  for (long r = r0; r < r1; r++) {
+    const float* xr = ctx->x + r * c;
+    const float* gr = ctx->dy + r * c;
+    for (int k = 0; k < c; k++) {
+      sdy[k] += gr[k];
+      sdyx[k] += gr[k] * (xr[k] - ctx->mean[k]) * ctx->rstd[k];
+    }
+  }
+}
+
+static int bn_threads(long rows, int c) {
+  return (double)rows * c < 1e5 || rows < 4 * g_threads ? 1 : g_threads;
+}
+
+// mean, var: biased batch statistics (outputs, c floats); rstd = 1/√(var + ε)
+void gl_bn_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
+                   float* var, float* rstd, long rows, int c, float eps) {
+  SERIALIZED;
+  int threads = bn_threads(rows, c);
+  double* m = (double*)malloc(3 * (size_t)c * sizeof(double));
+  double* v = m + c;
+  double* r = v + c;
+  bn_ctx_t ctx = {x, NULL, m, NULL};
+  bn_column_sums(threads, rows, c, m, acc_sum, &ctx, NULL);
+  for (int k = 0; k < c; k++) m[k] /= (double)rows;
+  bn_column_sums(threads, rows, c, v, acc_centred_sq, &ctx, NULL);
+  float* scale = (float*)malloc(2 * (size_t)c * sizeof(float));
+  float* shift = scale + c;
+  for (int k = 0; k < c; k++) {
+    v[k] /= (double)rows;
+    r[k] = 1.0 / sqrt(v[k] + eps);
+    mean[k] = (float)m[k];
+    var[k] = (float)v[k];
+    rstd[k] = (float)r[k];
+    scale[k] = (float)(gamma[k] * r[k]);
+    shift[k] = (float)(beta[k] - gamma[k] * r[k] * m[k]);
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long i = 0; i < rows; i++) {
+    const float* xr = x + i * c;
+    float* yr = y + i * c;
+    for (int k = 0; k < c; k++) yr[k] = xr[k] * scale[k] + shift[k];
+  }
+  free(scale);
+  free(m);
+}
+
+void gl_bn_backward(const float* x, const float* dy, const float* gamma, const float* mean,
+                    const float* rstd, float* dx, float* dgamma, float* dbeta, long rows, int c) {
+  SERIALIZED;
+  int threads = bn_threads(rows, c);
+  double* m = (double*)malloc(4 * (size_t)c * sizeof(double));
+  double* r = m + c;
+  double* sdy = r + c;
+  double* sdyx = sdy + c;
+  for (int k = 0; k < c; k++) {
+    m[k] = mean[k];
+    r[k] = rstd[k];
+  }
+  bn_ctx_t ctx = {x, dy, m, r};
+  bn_column_sums(threads, rows, c, sdy, acc_grad, &ctx, sdyx);
+  float* a = (float*)malloc(3 * (size_t)c * sizeof(float));
+  float* b = a + c;
+  float* d = b + c;
+  // dx = a·dy + b·x + d, per channel: a = γr, b = −γr²·dγ/m, d = −γr/m·(dβ − μ·r·dγ)
+  for (int k = 0; k < c; k++) {
+    double gr = gamma[k] * r[k];
+    dbeta[k] = (float)sdy[k];
+    dgamma[k] = (float)sdyx[k];
+    a[k] = (float)gr;
+    b[k] = (float)(-gr * r[k] * sdyx[k] / rows);
+    d[k] = (float)(-gr / rows * (sdy[k] - m[k] * r[k] * sdyx[k]));
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long i = 0; i < rows; i++) {
+    const float* xr = x + i * c;
+    const float* gr = dy + i * c;
+    float* o = dx + i * c;
+    for (int k = 0; k < c; k++) o[k] = a[k] * gr[k] + b[k] * xr[k] + d[k];
+  }
+  free(a);
+  free(m);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -337,6 +337,83 @@ function makeKernels(
     return outs;
   }
 
+  // A whole SGD step of one parameter (lib/train/optimizers.ts) in one kernel.
+  function sgdUpdate(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const { p, g, v } = inputs as Record<string, tf.TensorInfo | undefined>;
+    const pOut = backend.makeOutput(p!.shape, "float32");
+    const vOut = v ? backend.makeOutput(v.shape, "float32") : null;
+    if (tf.util.sizeFromShape(p!.shape) > 0) {
+      lib.sgdUpdate(
+        f32View(backend, p!),
+        f32View(backend, g!),
+        v ? f32View(backend, v) : null,
+        f32View(backend, pOut),
+        vOut ? f32View(backend, vOut) : null,
+        {
+          lr: attrs.lr as number,
+          momentum: attrs.momentum as number,
+          weightDecay: attrs.weightDecay as number,
+          nesterov: Boolean(attrs.nesterov),
+        },
+      );
+    }
+    return vOut ? [pOut, vOut] : [pOut];
+  }
+
+  // Training-mode batch norm as two kernels (see lib/layers/batch_norm.ts) instead of the dozen
+  // small ones TF.js composes it from.
+  function bnTrain(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const { x, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
+    const c = x.shape[x.shape.length - 1], rows = tf.util.sizeFromShape(x.shape) / c;
+    const y = backend.makeOutput(x.shape, "float32");
+    const stats = [0, 1, 2].map(() => backend.makeOutput([c], "float32"));
+    const [mean, variance, rstd] = stats;
+    if (rows > 0) {
+      lib.bnForward(
+        f32View(backend, x),
+        f32View(backend, gamma),
+        f32View(backend, beta),
+        {
+          y: f32View(backend, y),
+          mean: f32View(backend, mean),
+          variance: f32View(backend, variance),
+          rstd: f32View(backend, rstd),
+        },
+        rows,
+        c,
+        attrs.epsilon as number,
+      );
+    }
+    return [y, mean, variance, rstd];
+  }
+
+  function bnTrainGrad(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend } = args;
+    const { x, dy, gamma, mean, rstd } = inputs as Record<string, tf.TensorInfo>;
+    const c = x.shape[x.shape.length - 1], rows = tf.util.sizeFromShape(x.shape) / c;
+    const dx = backend.makeOutput(x.shape, "float32");
+    const dgamma = backend.makeOutput([c], "float32"), dbeta = backend.makeOutput([c], "float32");
+    if (rows > 0) {
+      lib.bnBackward(
+        f32View(backend, x),
+        f32View(backend, dy),
+        f32View(backend, gamma),
+        f32View(backend, mean),
+        f32View(backend, rstd),
+        {
+          dx: f32View(backend, dx),
+          dgamma: f32View(backend, dgamma),
+          dbeta: f32View(backend, dbeta),
+        },
+        rows,
+        c,
+      );
+    }
+    return [dx, dgamma, dbeta];
+  }
+
   // TF.js's wasm Tile is a scalar loop: hundreds of ms for a few million values.
   function tile(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
@@ -418,6 +495,9 @@ function makeKernels(
     Slice: slice,
     Tile: tile,
     Concat: concat,
+    GradlabBatchNormTrain: bnTrain,
+    GradlabSgdUpdate: sgdUpdate,
+    GradlabBatchNormTrainGrad: bnTrainGrad,
     SplitV: splitV,
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,

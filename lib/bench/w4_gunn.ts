@@ -1,0 +1,116 @@
+/**
+ * W4 of `shared/bench/peer/README.md`: a gradually updated block, forward + backward per batch.
+ *
+ * x0 [64, 16, 16, 64] (NHWC), K = 16 channels per segment → 4 sequential updates; update j is
+ * ReLU(BN_j(conv3×3_j(x))) (64 → 16, 'same', no bias; BN in training mode, ε = 1e-3) and
+ * replaces segment j of x, so later updates see it; out = x + x0; loss = mean(out²); gradients of
+ * the 4 kernels, the BN γ/β and x0. The reference `sunn_reference` does the same FLOPs at once:
+ * ReLU(BN(conv3×3 64 → 64 (x0))) + x0. Kernels are Glorot-uniform, as the peer's.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { batchNormTrain } from "../layers/batch_norm.ts";
+import { Rng } from "../util/rng.ts";
+import { timeWindows } from "./timing.ts";
+import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
+
+/** The block's parameters: one kernel, γ and β per update. */
+export interface W4Params {
+  kernels: tf.Variable[];
+  gammas: tf.Variable[];
+  betas: tf.Variable[];
+}
+
+function glorotKernel(rng: Rng, ci: number, co: number): tf.Variable {
+  const fanIn = 9 * ci, fanOut = 9 * co, lim = Math.sqrt(6 / (fanIn + fanOut));
+  const v = Float32Array.from({ length: 9 * ci * co }, () => rng.uniform(-lim, lim));
+  return tf.variable(tf.tensor4d(v, [3, 3, ci, co]));
+}
+
+/** Parameters of the GUNN block (C channels, K per segment) or, with K = C, of the reference. */
+export function w4Params(C: number, K: number, seed = 0): W4Params {
+  const rng = new Rng(seed);
+  const S = C / K;
+  return {
+    kernels: Array.from({ length: S }, () => glorotKernel(rng, C, K)),
+    gammas: Array.from({ length: S }, () => tf.variable(tf.ones([K]))),
+    betas: Array.from({ length: S }, () => tf.variable(tf.zeros([K]))),
+  };
+}
+
+/**
+ * The block's output. Segment j is replaced (not added to) by update j, as in the peer; the
+ * residual is added once at the end.
+ */
+export function w4Block(x0: tf.Tensor4D, p: W4Params): tf.Tensor4D {
+  const S = p.kernels.length;
+  const K = x0.shape[3] / S;
+  // Slices, not tf.split: TF.js 4.22 drops gradient paths when a split's outputs feed several
+  // concatenations (tests/bench/w4_test.ts compares with the peer's slice-based definition).
+  const segs = Array.from({ length: S }, (_, j) => tf.slice(x0, [0, 0, 0, j * K], [-1, -1, -1, K]));
+  let x = x0;
+  const stats: tf.Tensor[] = [];
+  for (let j = 0; j < S; j++) {
+    const { y, mean, variance } = batchNormTrain(
+      tf.conv2d(x, p.kernels[j] as tf.Tensor4D, 1, "same"),
+      p.gammas[j] as tf.Tensor1D,
+      p.betas[j] as tf.Tensor1D,
+      1e-3,
+    );
+    stats.push(mean, variance);
+    segs[j] = tf.relu(y);
+    x = S === 1 ? segs[0] as tf.Tensor4D : tf.concat(segs, 3) as tf.Tensor4D;
+  }
+  tf.dispose(stats);
+  return tf.add(x, x0);
+}
+
+/** W4: images/s of forward + backward (and forward alone) for the block and its reference. */
+export async function benchGunnBlock(ctx: BenchContext): Promise<BenchLine[]> {
+  const N = 64, H = 16, C = 64, K = 16;
+  const x0 = tf.tensor4d(new Rng(1).normals(N * H * H * C), [N, H, H, C]);
+  const lines: BenchLine[] = [];
+  for (const [model, k] of [["gunn_block", K], ["sunn_reference", C]] as const) {
+    const p = w4Params(C, k);
+    const vars = [...p.kernels, ...p.gammas, ...p.betas];
+    const S = p.kernels.length;
+    // x0 and every parameter as inputs of one gradient call, as the peer's autograd.grad
+    const fwdBwd = () =>
+      tf.tidy(() =>
+        tf.grads((x: tf.Tensor, ...w: tf.Tensor[]) =>
+          tf.mean(tf.square(w4Block(x as tf.Tensor4D, {
+            kernels: w.slice(0, S) as tf.Variable[],
+            gammas: w.slice(S, 2 * S) as tf.Variable[],
+            betas: w.slice(2 * S) as tf.Variable[],
+          })))
+        )([x0, ...vars])
+      );
+    const fwd = () => tf.tidy(() => w4Block(x0, p));
+    for (let i = 0; i < (ctx.quick ? 1 : 3); i++) tf.dispose(fwdBwd());
+    const timing = await timeWindows(fwdBwd, N, {
+      ...windows(ctx, { minS: 1, repeats: 3 }),
+      sync: "call",
+    });
+    const forward = await timeWindows(fwd, N, {
+      ...windows(ctx, { minS: 0.5, repeats: 3 }),
+      sync: "call",
+    });
+    lines.push({
+      workload: "W4",
+      model,
+      backend: ctx.backend,
+      threads: ctx.threads,
+      batch: N,
+      variant: "",
+      date_utc: dateUtc(),
+      ...timing,
+      fwd_only_items_per_s: forward.items_per_s,
+      params: vars.reduce((s, v) => s + v.size, 0),
+    });
+    tf.dispose(vars);
+  }
+  x0.dispose();
+  return lines;
+}

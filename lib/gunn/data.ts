@@ -1,0 +1,117 @@
+/**
+ * The GUNN training pipeline (spec: shared/papers/gunn.md §2, the authors' `transforms.lua`):
+ * per-channel normalisation on the 0–255 scale, horizontal flip (p = ½), a random crop from the
+ * image zero-padded by an eighth of its side (4 px at 32×32), and "Jigsaw" — a cyclic shift of the
+ * whole image with probability ⅔. Test images are normalised only.
+ *
+ * For CPU runs the images can be shrunk first by averaging k×k blocks (32×32 → 16×16).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { type ImageDataset, imageSize } from "../data/dataset.ts";
+import {
+  cyclicShift,
+  type HostBatch,
+  normalizeChannels,
+  randomCrop,
+  randomFlip,
+  toTensor,
+} from "../data/augment.ts";
+import type { Rng } from "../util/rng.ts";
+
+/** CIFAR-10/100 channel means and standard deviations on 0–255 (the authors' constants). */
+export const CIFAR_MEAN = [125.3, 123.0, 113.9];
+export const CIFAR_STD = [63.0, 62.1, 66.7];
+
+/** How images become network inputs. */
+export interface GunnView {
+  mean: number[];
+  std: number[];
+  /** mirror left–right in training (off for digits) */
+  flip: boolean;
+  /** zero padding before the random crop, in pixels (0: no crop) */
+  pad: number;
+  /** the cyclic-shift augmentation */
+  jigsaw: boolean;
+}
+
+/**
+ * The dataset with every image shrunk by averaging `factor`×`factor` blocks (rounded to 0–255).
+ * @throws RangeError when the sides are not multiples of `factor`
+ */
+export function downsample(ds: ImageDataset, factor: number): ImageDataset {
+  if (factor === 1) return ds;
+  if (ds.height % factor || ds.width % factor) {
+    throw new RangeError(`${ds.height}×${ds.width} images do not shrink by ${factor}`);
+  }
+  const h = ds.height / factor, w = ds.width / factor, c = ds.channels;
+  const src = imageSize(ds), dst = h * w * c;
+  const out = new Uint8Array(ds.n * dst);
+  const area = factor * factor;
+  for (let i = 0; i < ds.n; i++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let k = 0; k < c; k++) {
+          let s = 0;
+          for (let dy = 0; dy < factor; dy++) {
+            for (let dx = 0; dx < factor; dx++) {
+              s += ds.images[i * src + ((y * factor + dy) * ds.width + x * factor + dx) * c + k];
+            }
+          }
+          out[i * dst + (y * w + x) * c + k] = Math.round(s / area);
+        }
+      }
+    }
+  }
+  return { ...ds, images: out, height: h, width: w };
+}
+
+/** Per-channel mean and standard deviation of a dataset's pixels (0–255). */
+export function channelStats(ds: ImageDataset): { mean: number[]; std: number[] } {
+  const c = ds.channels, s = new Float64Array(c), s2 = new Float64Array(c);
+  for (let j = 0; j < ds.images.length; j++) {
+    const v = ds.images[j];
+    s[j % c] += v;
+    s2[j % c] += v * v;
+  }
+  const count = ds.images.length / c;
+  const mean = Array.from(s, (v) => v / count);
+  const std = Array.from(s2, (v, k) => Math.sqrt(Math.max(v / count - mean[k] ** 2, 1e-12)));
+  return { mean, std };
+}
+
+function hostBatch(ds: ImageDataset, idx: ArrayLike<number>): HostBatch {
+  const size = imageSize(ds);
+  const data = new Float32Array(idx.length * size);
+  for (let i = 0; i < idx.length; i++) {
+    const src = ds.images.subarray(idx[i] * size, (idx[i] + 1) * size);
+    for (let k = 0; k < size; k++) data[i * size + k] = src[k];
+  }
+  return { data, n: idx.length, h: ds.height, w: ds.width, c: ds.channels };
+}
+
+/** A training batch: normalise, then flip, pad-crop and Jigsaw as `view` says (draws from `rng`). */
+export function gunnTrainBatch(
+  ds: ImageDataset,
+  idx: ArrayLike<number>,
+  rng: Rng,
+  view: GunnView,
+): tf.Tensor4D {
+  // Normalising first makes the crop's zero padding the mean colour, as in the authors' code.
+  let b = normalizeChannels(hostBatch(ds, idx), view.mean, view.std);
+  if (view.flip) b = randomFlip(b, rng);
+  if (view.pad > 0) b = randomCrop(b, [b.h, b.w], rng, view.pad);
+  if (view.jigsaw) b = cyclicShift(b, rng);
+  return toTensor(b);
+}
+
+/** A test batch: normalisation only. */
+export function gunnTestBatch(
+  ds: ImageDataset,
+  idx: ArrayLike<number>,
+  view: GunnView,
+): tf.Tensor4D {
+  return toTensor(normalizeChannels(hostBatch(ds, idx), view.mean, view.std));
+}

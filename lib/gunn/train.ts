@@ -1,0 +1,126 @@
+/**
+ * One arm of the GUNN experiment: a GUNN (gradual) or SUNN (simultaneous) network trained with
+ * the authors' recipe — SGD with Nesterov momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at
+ * 50 % and 75 % of the run — inside a run folder, resumable, with test accuracy after each epoch.
+ *
+ * Both arms of a seed start from the same weights (the builders draw parameters in the same order)
+ * and see the same batches and augmentations (both come from the seed alone).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { ImageDataset } from "../data/dataset.ts";
+import type { RunDir } from "../run/run_dir.ts";
+import { epochOrder, type EpochRecord } from "../train/fit.ts";
+import { Sgd } from "../train/optimizers.ts";
+import { trainInRun } from "../train/session.ts";
+import { Rng } from "../util/rng.ts";
+import { gunnTestBatch, gunnTrainBatch, type GunnView } from "./data.ts";
+
+/** Recipe of one arm. */
+export interface GunnTrainOptions {
+  seed: number;
+  epochs: number;
+  batch: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  view: GunnView;
+  checkpointEvery: number;
+  /** prefix of the checkpoint and metrics files in the run folder */
+  tag: string;
+  label: string;
+  quiet?: boolean;
+}
+
+/** What an arm ends with. */
+export interface ArmResult {
+  testAcc: number;
+  history: EpochRecord[];
+  /** training images per second (optimizer steps only, no evaluation) */
+  imagesPerSecond: number;
+  trainSeconds: number;
+}
+
+/** Top-1 accuracy of `model` (inference mode: running batch-norm statistics). */
+export async function testAccuracy(
+  model: tf.LayersModel,
+  ds: ImageDataset,
+  view: GunnView,
+  batch = 250,
+): Promise<number> {
+  let correct = 0;
+  for (let s = 0; s < ds.n; s += batch) {
+    const idx = Array.from({ length: Math.min(batch, ds.n - s) }, (_, i) => s + i);
+    const c = tf.tidy(() => {
+      const logits = model.apply(gunnTestBatch(ds, idx, view), { training: false }) as tf.Tensor;
+      const labels = tf.tensor1d(idx.map((i) => ds.labels[i]), "int32");
+      return logits.argMax(-1).equal(labels).sum();
+    });
+    correct += (await c.data())[0];
+    c.dispose();
+  }
+  return correct / ds.n;
+}
+
+/** Trains `model` on `train` (or resumes it from the run folder); reports test accuracy per epoch. */
+export async function trainGunnArm(
+  run: RunDir,
+  model: tf.LayersModel,
+  train: ImageDataset,
+  test: ImageDataset,
+  o: GunnTrainOptions,
+): Promise<ArmResult> {
+  const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const stepsPerEpoch = Math.floor(train.n / o.batch);
+  if (stepsPerEpoch < 1) {
+    throw new RangeError(`${train.n} training images are fewer than one batch of ${o.batch}`);
+  }
+  const state = await trainInRun({
+    run,
+    name: `${o.tag}-checkpoint.bin`,
+    metricsFile: `${o.tag}-metrics.csv`,
+    label: o.label,
+    quiet: o.quiet,
+    params,
+    // batch-norm running statistics too: a resumed run must evaluate like an uninterrupted one
+    variables: model.weights,
+    optimizer: new Sgd(params, {
+      momentum: o.momentum,
+      nesterov: true,
+      weightDecay: o.weightDecay,
+    }),
+    baseLr: o.lr,
+    schedule: { kind: "multistep", atFractions: [0.5, 0.75], gamma: 0.1 },
+    epochs: o.epochs,
+    stepsPerEpoch,
+    rng: new Rng(o.seed),
+    checkpointEvery: o.checkpointEvery,
+    makeBatch(epoch, step, rng) {
+      const idx = epochOrder(o.seed, epoch, train.n).subarray(step * o.batch, (step + 1) * o.batch);
+      const x = gunnTrainBatch(train, idx, rng, o.view);
+      const y = tf.tidy(() =>
+        tf.oneHot(tf.tensor1d(Array.from(idx, (i) => train.labels[i]), "int32"), train.numClasses)
+      );
+      return { x, y, size: idx.length };
+    },
+    lossFn(b) {
+      const logits = model.apply(b.x, { training: true }) as tf.Tensor;
+      return {
+        loss: tf.losses.softmaxCrossEntropy(b.y, logits) as tf.Scalar,
+        correct: logits.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
+      };
+    },
+    async evaluate() {
+      return { test_acc: await testAccuracy(model, test, o.view) };
+    },
+  });
+  const trainSeconds = state.history.reduce((s, r) => s + r.seconds, 0);
+  return {
+    testAcc: state.history.at(-1)?.test_acc ?? NaN,
+    history: state.history,
+    imagesPerSecond: (state.history.length * stepsPerEpoch * o.batch) / trainSeconds,
+    trainSeconds,
+  };
+}

@@ -1,0 +1,401 @@
+/**
+ * GUNN — Gradually Updated Neural Networks (Qiao et al., ICML 2018; spec: shared/papers/gunn.md,
+ * code: joe-siyuan-qiao/GUNN).
+ *
+ *   deno task gunn --data-dir=DIR                 # mini-GUNN vs mini-SUNN on CIFAR-10, 3 seeds
+ *   deno task gunn --dataset=fashion              # the same on Fashion-MNIST (no download)
+ *   deno task gunn --preset=paper --data-dir=DIR  # GUNN-15 at 32×32, 300 epochs (a GPU's job)
+ *   deno task gunn --preset=smoke                 # seconds, synthetic images
+ *
+ * The claim under test: at equal parameters and FLOPs, updating a layer's channels segment after
+ * segment (GUNN) beats updating them all at once from the old input (SUNN). Each seed trains both
+ * arms from the same initial weights on the same batches; the report gives test accuracy
+ * mean ± sd per arm, the per-seed difference, learning curves, parameter counts and images/s.
+ *
+ * @module
+ */
+
+import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
+import { initBackend } from "../lib/backend/select.ts";
+import { RunDir } from "../lib/run/run_dir.ts";
+import { loadCifar10, loadCifar100 } from "../lib/data/cifar.ts";
+import { loadFashionMnist, loadMnist } from "../lib/data/mnist.ts";
+import { syntheticImages } from "../lib/data/synthetic.ts";
+import { type DatasetSplit, type ImageDataset, subset } from "../lib/data/dataset.ts";
+import {
+  GUNN15,
+  type GunnArchitecture,
+  gunnNetwork,
+  gunnParamCount,
+  MINI_GUNN,
+  trainableCount,
+} from "../lib/models/gunn.ts";
+import type { UpdateMode } from "../lib/layers/gunn.ts";
+import {
+  channelStats,
+  CIFAR_MEAN,
+  CIFAR_STD,
+  downsample,
+  type GunnView,
+} from "../lib/gunn/data.ts";
+import { type ArmResult, trainGunnArm } from "../lib/gunn/train.ts";
+import { barFigure, type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
+import { writeFiguresHtml } from "../lib/plot/html.ts";
+import { installInterruptHandler } from "../lib/util/interrupt.ts";
+import { UserError } from "../lib/util/errors.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+const DATASETS = ["cifar10", "cifar100", "fashion", "mnist", "synthetic"] as const;
+const ARCHS: Record<string, GunnArchitecture> = { mini: MINI_GUNN, gunn15: GUNN15 };
+const ARMS: Record<string, UpdateMode> = { GUNN: "gradual", SUNN: "simultaneous" };
+
+export const DEFAULTS = {
+  ...COMMON_DEFAULTS,
+  resume: "",
+  threads: 0,
+  dataset: "cifar10",
+  arch: "mini",
+  imageSize: 16,
+  trainImages: 10000,
+  testImages: 2000,
+  epochs: 8,
+  seeds: 3,
+  batch: 64,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  jigsaw: true,
+  checkpointEvery: 100,
+};
+
+export type GunnConfig = typeof DEFAULTS;
+
+const DOCS: Record<keyof GunnConfig, string> = {
+  ...COMMON_DOCS,
+  out: "folder under which results/gunn/<run>/ is written",
+  resume: "continue the run in this folder",
+  threads: "compute threads for the native backend (0: all cores)",
+  dataset: "cifar10 | cifar100 (--data-dir or download) | fashion | mnist | synthetic",
+  arch: "mini (stem 16, widths 48/60/72, 6 channels per segment) | gunn15 (the paper's 1.6M model)",
+  imageSize: "shrink images to this side by block averaging (0: as stored, 32 for CIFAR)",
+  trainImages: "train on the first N training images (0: all)",
+  testImages: "test on the first N test images (0: all)",
+  epochs: "epochs per arm and seed (lr ÷10 at 50 % and 75 %)",
+  seeds: "seeds --seed, --seed+1, …; each trains both arms",
+  batch: "batch size (the authors: 64)",
+  lr: "initial learning rate (the authors: 0.1)",
+  momentum: "Nesterov momentum (the authors: 0.9)",
+  weightDecay: "L2 weight decay on every parameter (the authors: 1e-4)",
+  jigsaw: "random cyclic shifts with probability 2/3 (the authors' CIFAR pipeline)",
+  checkpointEvery: "checkpoint every this many steps (and at every epoch end)",
+};
+
+const SPEC = {
+  description: "gunn — gradually (GUNN) vs simultaneously (SUNN) updated layers, equal parameters",
+  usage:
+    "deno task gunn [--dataset=cifar10 --data-dir=DIR] [--preset=smoke|default|paper] [--key=value ...]",
+  defaults: DEFAULTS,
+  docs: DOCS,
+  choices: {
+    backend: COMMON_CHOICES.backend,
+    dataset: DATASETS,
+    arch: ["mini", "gunn15"] as const,
+  },
+  integers: [
+    "seed",
+    "threads",
+    "imageSize",
+    "trainImages",
+    "testImages",
+    "epochs",
+    "seeds",
+    "batch",
+    "checkpointEvery",
+  ] as const,
+  presets: {
+    smoke: {
+      dataset: "synthetic",
+      imageSize: 0,
+      trainImages: 96,
+      testImages: 48,
+      epochs: 2,
+      seeds: 2,
+      batch: 32,
+      checkpointEvery: 2,
+    },
+    default: {},
+    paper: {
+      arch: "gunn15",
+      imageSize: 0,
+      trainImages: 0,
+      testImages: 0,
+      epochs: 300,
+      seeds: 1,
+    },
+  } as Record<string, Partial<GunnConfig>>,
+  presetDocs: {
+    smoke: "seconds: synthetic 16×16 images, 2 epochs, 2 seeds (tests)",
+    default:
+      "mini-GUNN on 10,000 CIFAR-10 images at 16×16, 8 epochs, 3 seeds: about 40 min on 2 cores",
+    paper: "GUNN-15 on all of CIFAR at 32×32, 300 epochs (weeks on a CPU)",
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+async function loadData(cfg: GunnConfig): Promise<DatasetSplit> {
+  switch (cfg.dataset) {
+    case "cifar10":
+      return await loadCifar10({ dataDir: cfg.dataDir || undefined });
+    case "cifar100":
+      return await loadCifar100({ dataDir: cfg.dataDir || undefined });
+    case "fashion":
+      return await loadFashionMnist({ dataDir: cfg.dataDir || undefined });
+    case "mnist":
+      return await loadMnist();
+    default: {
+      const all = syntheticImages({
+        n: 400,
+        height: 16,
+        width: 16,
+        channels: 3,
+        numClasses: 4,
+        seed: 11,
+        noise: 40,
+      });
+      const idx = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+      return { train: subset(all, idx(0, 300)), test: subset(all, idx(300, 400)) };
+    }
+  }
+}
+
+function firstN(ds: ImageDataset, n: number): ImageDataset {
+  return n > 0 && n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
+}
+
+function shrink(ds: ImageDataset, side: number): ImageDataset {
+  if (side <= 0 || side === ds.height) return ds;
+  const f = ds.height / side;
+  if (!Number.isInteger(f) || ds.width / f !== Math.round(ds.width / f)) {
+    throw new UserError(
+      `--image-size ${side}: ${ds.height}×${ds.width} images shrink only by whole factors (e.g. ${
+        ds.height / 2
+      })`,
+    );
+  }
+  return downsample(ds, f);
+}
+
+function viewOf(cfg: GunnConfig, train: ImageDataset): GunnView {
+  const cifar = cfg.dataset.startsWith("cifar");
+  const stats = cifar ? { mean: CIFAR_MEAN, std: CIFAR_STD } : channelStats(train);
+  return {
+    ...stats,
+    flip: cfg.dataset !== "mnist" && cfg.dataset !== "fashion",
+    pad: Math.max(1, Math.round(train.height / 8)),
+    jigsaw: cfg.jigsaw,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+/** Mean and sample standard deviation. */
+export function meanSd(v: number[]): { mean: number; sd: number } {
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  const sd = v.length > 1
+    ? Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / (v.length - 1))
+    : NaN;
+  return { mean, sd };
+}
+
+/** One arm's summary over seeds. */
+export interface ArmSummary {
+  arm: string;
+  mode: UpdateMode;
+  params: number;
+  testAcc: number[];
+  mean: number;
+  sd: number;
+  imagesPerSecond: number;
+  trainSeconds: number;
+}
+
+export interface GunnResult {
+  run: RunDir;
+  title: string;
+  arms: ArmSummary[];
+  /** GUNN − SUNN test accuracy, per seed */
+  differences: number[];
+  figures: Figure[];
+  markdown: string;
+}
+
+function summaryMarkdown(title: string, arms: ArmSummary[], diffs: number[], seeds: number[]) {
+  const pct = (v: number) => (100 * v).toFixed(2);
+  const d = meanSd(diffs);
+  return [
+    `### ${title}`,
+    "",
+    "| arm | parameters | test accuracy (mean ± sd) | per seed | images/s | training s |",
+    "|---|---:|---:|---|---:|---:|",
+    ...arms.map((a) =>
+      `| ${a.arm} | ${a.params.toLocaleString("en-US")} | ${pct(a.mean)} % ± ${
+        Number.isNaN(a.sd) ? "—" : pct(a.sd)
+      } | ${a.testAcc.map(pct).join(", ")} | ${a.imagesPerSecond.toFixed(1)} | ${
+        a.trainSeconds.toFixed(0)
+      } |`
+    ),
+    "",
+    `GUNN − SUNN per seed (${seeds.join(", ")}): ${diffs.map((v) => pct(v)).join(", ")} points; ` +
+    `mean ${pct(d.mean)} ± ${Number.isNaN(d.sd) ? "—" : pct(d.sd)} points.`,
+    "",
+  ].join("\n");
+}
+
+function curveFigures(results: Map<string, ArmResult>, title: string): Figure[] {
+  const series = (metric: string) =>
+    [...results.entries()].map(([key, r]) => ({
+      name: key,
+      x: r.history.map((h) => h.epoch),
+      y: r.history.map((h) => Number(h[metric])),
+      dash: key.startsWith("SUNN") ? "dash" as const : undefined,
+    }));
+  return [
+    lineFigure(series("test_acc"), {
+      title: `${title}: test accuracy`,
+      xTitle: "epoch",
+      yTitle: "test accuracy",
+    }),
+    lineFigure(series("train_loss"), {
+      title: `${title}: training loss`,
+      xTitle: "epoch",
+      yTitle: "cross-entropy",
+      logY: true,
+    }),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Promise<GunnResult> {
+  const t0 = performance.now();
+  const run = cfgIn.resume
+    ? await RunDir.open(cfgIn.resume)
+    : await RunDir.create({ out: cfgIn.out, paper: "gunn", config: cfgIn });
+  const cfg =
+    (cfgIn.resume ? { ...DEFAULTS, ...run.config, resume: cfgIn.resume } : cfgIn) as GunnConfig;
+  if (cfg.seeds < 1) throw new UserError(`--seeds ${cfg.seeds}: need at least one seed`);
+  console.error(`run folder: ${run.path}`);
+  await initBackend(cfg.backend as "auto", { threads: cfg.threads || undefined });
+  installInterruptHandler();
+
+  // data
+  const all = await loadData(cfg);
+  const train = shrink(firstN(all.train, cfg.trainImages), cfg.imageSize);
+  const test = shrink(firstN(all.test, cfg.testImages), cfg.imageSize);
+  const view = viewOf(cfg, train);
+  const arch = ARCHS[cfg.arch];
+  const inputShape: [number, number, number] = [train.height, train.width, train.channels];
+  const title = `${cfg.arch === "mini" ? "mini-GUNN" : "GUNN-15"} on ${cfg.dataset} ` +
+    `(${train.n} train / ${test.n} test, ${train.height}×${train.width}, ${cfg.epochs} epochs)`;
+  const params = gunnParamCount(arch, train.numClasses, train.channels);
+  console.error(`${title}: ${params.toLocaleString("en-US")} parameters per arm`);
+
+  // train: every seed, both arms
+  const seeds = Array.from({ length: cfg.seeds }, (_, i) => cfg.seed + i);
+  const results = new Map<string, ArmResult>();
+  for (const seed of seeds) {
+    for (const [arm, mode] of Object.entries(ARMS)) {
+      const tag = `${arm}-seed${seed}`;
+      const file = `${tag}.json`;
+      let r: ArmResult | null = null;
+      try {
+        r = JSON.parse(await Deno.readTextFile(run.file(file)));
+      } catch { /* not trained yet */ }
+      if (!r) {
+        const model = gunnNetwork({ arch, mode, inputShape, classes: train.numClasses, seed });
+        if (trainableCount(model) !== params) {
+          throw new Error(`${arm}: built ${trainableCount(model)} parameters, expected ${params}`);
+        }
+        r = await trainGunnArm(run, model, train, test, {
+          seed,
+          epochs: cfg.epochs,
+          batch: cfg.batch,
+          lr: cfg.lr,
+          momentum: cfg.momentum,
+          weightDecay: cfg.weightDecay,
+          view,
+          checkpointEvery: cfg.checkpointEvery,
+          tag,
+          label: `${arm} seed ${seed}`,
+          quiet: o.quiet,
+        });
+        model.dispose();
+        await run.writeJson(file, r);
+        if (!o.quiet) {
+          console.error(
+            `  ${arm} seed ${seed}: test accuracy ${r.testAcc.toFixed(4)}, ${
+              r.imagesPerSecond.toFixed(1)
+            } images/s`,
+          );
+        }
+      }
+      results.set(tag, r);
+    }
+  }
+
+  // report
+  const arms: ArmSummary[] = Object.entries(ARMS).map(([arm, mode]) => {
+    const rs = seeds.map((s) => results.get(`${arm}-seed${s}`)!);
+    const acc = rs.map((r) => r.testAcc);
+    const seconds = rs.reduce((s, r) => s + r.trainSeconds, 0);
+    const images = rs.reduce((s, r) => s + r.imagesPerSecond * r.trainSeconds, 0);
+    return {
+      arm,
+      mode,
+      params,
+      testAcc: acc,
+      ...meanSd(acc),
+      imagesPerSecond: images / seconds,
+      trainSeconds: seconds,
+    };
+  });
+  const differences = seeds.map((s) =>
+    results.get(`GUNN-seed${s}`)!.testAcc - results.get(`SUNN-seed${s}`)!.testAcc
+  );
+  const markdown = summaryMarkdown(title, arms, differences, seeds);
+  const figures = [
+    barFigure(
+      ["test accuracy"],
+      arms.map((a) => ({ name: a.arm, values: [a.mean], errors: [Number.isNaN(a.sd) ? 0 : a.sd] })),
+      { title: `${title}: mean ± sd over ${seeds.length} seed(s)`, yTitle: "test accuracy" },
+    ),
+    ...curveFigures(results, title),
+    tableFigure(
+      ["arm", "parameters", "mean", "sd", "per seed", "images/s"],
+      arms.map((a) => [
+        a.arm,
+        a.params,
+        a.mean,
+        a.sd,
+        a.testAcc.map((v) => v.toFixed(4)).join(", "),
+        a.imagesPerSecond,
+      ]),
+      "GUNN vs SUNN",
+    ),
+  ];
+  await writeFiguresHtml(run.file("summary.html"), figures, "GUNN vs SUNN");
+  await run.writeText("summary.md", markdown);
+  const seconds = (performance.now() - t0) / 1000;
+  await run.complete({ title, arms, differences, seconds });
+  if (!o.quiet) console.log(markdown + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
+  return { run, title, arms, differences, figures, markdown };
+}
+
+if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));
+export { SPEC as GUNN_SPEC };
