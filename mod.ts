@@ -131,6 +131,26 @@ export {
 } from "./lib/gunn/data.ts";
 export { type ArmResult, trainGunnArm } from "./lib/gunn/train.ts";
 
+export {
+  binaryLoss,
+  classifierLogits,
+  classifierSpec,
+  Generator,
+  initClassifierWeights,
+  specSize,
+  type TensorSpec,
+} from "./lib/supernet/networks.ts";
+export { pairTaskSet, type Task, taskLabel, versusLastTaskSet } from "./lib/supernet/tasks.ts";
+export {
+  adaptArm,
+  type Arm,
+  type ArmOutcome,
+  ARMS,
+  oneHotZ,
+  taskBatch,
+  trainGenerator,
+} from "./lib/supernet/train.ts";
+
 // Utilities
 export { Rng, type RngState, tfSeed } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";

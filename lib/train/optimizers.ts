@@ -141,6 +141,16 @@ export class RmsProp extends Optimizer {
     const rho = this.o.rho ?? 0.9, eps = this.o.epsilon ?? 1e-10;
     const init = this.o.initialMeanSquare ?? 0;
     const s = this.slot("ms", p, () => tf.fill(p.shape, init));
+    if (tf.getKernel("GradlabRmsPropUpdate", tf.getBackend()) && p.dtype === "float32") {
+      const [np, nsv] = tf.engine().runKernel("GradlabRmsPropUpdate", { p, g, s }, {
+        lr,
+        rho,
+        epsilon: eps,
+      }) as tf.Tensor[];
+      p.assign(np);
+      s.assign(nsv);
+      return;
+    }
     const ns = s.mul(rho).add(g.square().mul(1 - rho));
     s.assign(ns);
     p.assign(p.sub(g.mul(lr).div(ns.add(eps).sqrt())));

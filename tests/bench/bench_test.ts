@@ -63,7 +63,7 @@ Deno.test({
         "-A",
         "scripts/bench.ts",
         "--quick",
-        "--workload=W2,W5",
+        "--workload=W2,W4,W5",
         "--backends=native",
         "--threads=1",
         "--model=mnist_cnn",
@@ -76,9 +76,14 @@ Deno.test({
     const lines = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
     assert.deepStrictEqual(lines.map((l) => `${l.workload}/${l.model}/${l.backend}`), [
       "W2/mnist_cnn/native",
+      "W4/gunn_block/native",
+      "W4/sunn_reference/native",
       "W5/svm_2k_512/typescript",
     ]);
     assert.ok(lines[0].items_per_s > 0);
-    assert.strictEqual(lines[1].accuracy, 1);
+    // both W4 blocks: 4·(3·3·64·16) + 8·16 and 3·3·64·64 + 2·64 parameters
+    assert.deepStrictEqual([lines[1].params, lines[2].params], [36992, 36992]);
+    assert.ok(lines[1].items_per_s > 0 && lines[2].fwd_only_items_per_s > 0);
+    assert.strictEqual(lines[3].accuracy, 1);
   },
 });

@@ -49,18 +49,21 @@ for (const backend of ["cpu", "native"] as const) {
   });
 }
 
-Deno.test("RmsProp follows s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε)", async () => {
-  await initBackend("cpu", { log: null });
-  const rho = 0.9, eps = 1e-10, lr = 0.01;
-  const w = [...W0], s = [1, 1, 1];
-  for (const g of GRADS) {
-    for (let i = 0; i < 3; i++) {
-      s[i] = rho * s[i] + (1 - rho) * g[i] * g[i];
-      w[i] -= (lr * g[i]) / Math.sqrt(s[i] + eps);
+for (const backend of ["cpu", "native"] as const) {
+  Deno.test(`RmsProp (${backend}) follows s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε)`, async () => {
+    await initBackend(backend, { log: null });
+    const rho = 0.9, eps = 1e-10, lr = 0.01;
+    const w = [...W0], s = [1, 1, 1];
+    for (const g of GRADS) {
+      for (let i = 0; i < 3; i++) {
+        s[i] = rho * s[i] + (1 - rho) * g[i] * g[i];
+        w[i] -= (lr * g[i]) / Math.sqrt(s[i] + eps);
+      }
     }
-  }
-  close(run((p) => new RmsProp([p], { initialMeanSquare: 1 }), lr), w);
-});
+    close(run((p) => new RmsProp([p], { initialMeanSquare: 1 }), lr), w);
+    if (backend === "native") assert.ok((loadedNativeLib()!.calls.rmspropUpdate ?? 0) > 0);
+  });
+}
 
 Deno.test("Adam follows the bias-corrected moment update", () => {
   const b1 = 0.9, b2 = 0.999, eps = 1e-7, lr = 0.01;

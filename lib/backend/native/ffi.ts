@@ -52,6 +52,11 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, buf, buf, "i64", "f32", "f32", "f32", i32],
     result: "void",
   },
+  gl_rmsprop_update: {
+    // p, g, s, p_out, s_out, n, lr, rho, eps
+    parameters: [buf, buf, buf, buf, buf, "i64", "f32", "f32", "f32"],
+    result: "void",
+  },
   gl_bn_forward: {
     // x, gamma, beta, y, mean, var, rstd, rows, c, eps
     parameters: [buf, buf, buf, buf, buf, buf, buf, "i64", i32, "f32"],
@@ -172,6 +177,15 @@ export interface NativeLib {
     pOut: Float32Array,
     vOut: Float32Array | null,
     o: { lr: number; momentum: number; weightDecay: number; nesterov: boolean },
+  ): void;
+  /** one RMSProp step (see kernels.c) */
+  rmspropUpdate(
+    p: Float32Array,
+    g: Float32Array,
+    s: Float32Array,
+    pOut: Float32Array,
+    sOut: Float32Array,
+    o: { lr: number; rho: number; epsilon: number },
   ): void;
   /** training-mode batch norm of x [rows, c]: y, and the batch mean, variance, 1/√(var + ε) */
   bnForward(
@@ -355,6 +369,20 @@ export function openNativeLib(path: string): NativeLib {
         o.momentum,
         o.weightDecay,
         o.nesterov ? 1 : 0,
+      );
+    },
+    rmspropUpdate(p, g, ms, pOut, sOut, o) {
+      count("rmspropUpdate");
+      s.gl_rmsprop_update(
+        asBuf(p),
+        asBuf(g),
+        asBuf(ms),
+        asBuf(pOut),
+        asBuf(sOut),
+        BigInt(p.length),
+        o.lr,
+        o.rho,
+        o.epsilon,
       );
     },
     bnForward(x, gamma, beta, o, rows, c, epsilon) {

@@ -1235,6 +1235,19 @@ void gl_sgd_update(const float* p, const float* g, const float* v, float* p_out,
   }
 }
 
+// RMSProp (lib/train/optimizers.ts): s' = ρs + (1 − ρ)g²; p' = p − lr·g/√(s' + ε).
+void gl_rmsprop_update(const float* p, const float* g, const float* s, float* p_out, float* s_out,
+                       long n, float lr, float rho, float eps) {
+  SERIALIZED;
+  int threads = n < 100000 ? 1 : g_threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long i = 0; i < n; i++) {
+    float ns = s[i] * rho + g[i] * g[i] * (1.0f - rho);
+    s_out[i] = ns;
+    p_out[i] = p[i] - g[i] * lr / sqrtf(ns + eps);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training-mode batch normalisation over the rows of x [rows, c] (rows = N·H·W), per channel:
 // y = γ·(x − μ)·r + β with r = 1/√(var + ε) (biased variance). The backward pass recomputes

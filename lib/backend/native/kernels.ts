@@ -361,6 +361,24 @@ function makeKernels(
     return vOut ? [pOut, vOut] : [pOut];
   }
 
+  function rmspropUpdate(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const { p, g, s } = inputs as Record<string, tf.TensorInfo>;
+    const pOut = backend.makeOutput(p.shape, "float32"),
+      sOut = backend.makeOutput(s.shape, "float32");
+    if (tf.util.sizeFromShape(p.shape) > 0) {
+      lib.rmspropUpdate(
+        f32View(backend, p),
+        f32View(backend, g),
+        f32View(backend, s),
+        f32View(backend, pOut),
+        f32View(backend, sOut),
+        { lr: attrs.lr as number, rho: attrs.rho as number, epsilon: attrs.epsilon as number },
+      );
+    }
+    return [pOut, sOut];
+  }
+
   // Training-mode batch norm as two kernels (see lib/layers/batch_norm.ts) instead of the dozen
   // small ones TF.js composes it from.
   function bnTrain(args: KernelArgs): tf.TensorInfo[] {
@@ -497,6 +515,7 @@ function makeKernels(
     Concat: concat,
     GradlabBatchNormTrain: bnTrain,
     GradlabSgdUpdate: sgdUpdate,
+    GradlabRmsPropUpdate: rmspropUpdate,
     GradlabBatchNormTrainGrad: bnTrainGrad,
     SplitV: splitV,
     GradlabIm2Col: im2col,

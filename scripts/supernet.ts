@@ -1,0 +1,404 @@
+/**
+ * SuperNet — a generator maps a task vector z to every weight of a binary classifier; a new task
+ * is then solved by optimising z alone (spec: shared/papers/supernet.md; code:
+ * victorygod/SuperNet, which had no test split, no baseline and probably no frozen generator).
+ *
+ *   deno task supernet                                   # MNIST class pairs (no download)
+ *   deno task supernet --dataset=cifar100 --data-dir=DIR # the original's data
+ *   deno task supernet --preset=smoke                    # seconds
+ *
+ * Tasks are ordered class pairs with their label-flipped twins. G trains on all but two held-out
+ * tasks: the flipped twin of a trained pair (the original's hold-out) and a pair never seen in
+ * either orientation (real generalisation). On each, five arms get the same step budget — z only
+ * (G frozen), z and G, the classifier trained from scratch, random z, the twin's z — and are
+ * scored on the task's test images.
+ *
+ * @module
+ */
+
+import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
+import { initBackend } from "../lib/backend/select.ts";
+import { RunDir } from "../lib/run/run_dir.ts";
+import { loadFashionMnist, loadMnist } from "../lib/data/mnist.ts";
+import { loadCifar10, loadCifar100 } from "../lib/data/cifar.ts";
+import { syntheticImages } from "../lib/data/synthetic.ts";
+import { type DatasetSplit, subset } from "../lib/data/dataset.ts";
+import { classifierSpec, Generator, specSize } from "../lib/supernet/networks.ts";
+import { pairTaskSet, type Task, versusLastTaskSet } from "../lib/supernet/tasks.ts";
+import {
+  adaptArm,
+  type Arm,
+  type ArmOutcome,
+  ARMS,
+  type Scaling,
+  type SuperNetData,
+  trainGenerator,
+} from "../lib/supernet/train.ts";
+import { type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
+import { writeFiguresHtml } from "../lib/plot/html.ts";
+import { installInterruptHandler } from "../lib/util/interrupt.ts";
+import { UserError } from "../lib/util/errors.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+const DATASETS = ["mnist", "fashion", "cifar10", "cifar100", "synthetic"] as const;
+
+export const DEFAULTS = {
+  ...COMMON_DEFAULTS,
+  resume: "",
+  threads: 0,
+  dataset: "mnist",
+  tasks: "pairs",
+  scaling: "unit",
+  zDim: 100,
+  steps: 10000,
+  evalEvery: 1000,
+  evalImages: 200,
+  batch: 20,
+  lr: 1e-4,
+  adaptSteps: 1000,
+  adaptEvalPoints: 10,
+  scratchLr: 0,
+  seeds: 2,
+  arms: [...ARMS] as string[],
+  checkpointEvery: 500,
+};
+
+export type SuperNetConfig = typeof DEFAULTS;
+
+const DOCS: Record<keyof SuperNetConfig, string> = {
+  ...COMMON_DOCS,
+  out: "folder under which results/supernet/<run>/ is written",
+  resume: "continue the run in this folder",
+  threads: "compute threads for the native backend (0: all cores)",
+  dataset: "mnist | fashion | cifar10 | cifar100 (--data-dir or download) | synthetic",
+  tasks:
+    "pairs (class pairs and flipped twins; consecutive pairs for >10 classes, as the original) | versus-last (class i vs the last)",
+  scaling: "unit (pixels / 255; a documented deviation) | raw (0–255, the original)",
+  zDim: "length of the task vector z (≥ number of training tasks)",
+  steps: "generator training steps (the original: 50,000)",
+  evalEvery: "evaluate the generator on the training tasks every this many steps",
+  evalImages: "test images per task in that evaluation (0: all)",
+  batch: "images per step, drawn with replacement from one task (the original: 20)",
+  lr: "RMSProp learning rate of every phase (the original: 1e-4)",
+  adaptSteps: "steps of every adaptation arm (the original: 1,000)",
+  adaptEvalPoints: "test evaluations along each adaptation",
+  scratchLr: "learning rate of the scratch arm (0: same as --lr)",
+  seeds: "seeds --seed, --seed+1, …; each trains its own generator",
+  arms: "adaptation arms: z-only, z+G, scratch, random-z, twin-z",
+  checkpointEvery: "checkpoint the generator every this many steps",
+};
+
+const SPEC = {
+  description: "supernet — can a frozen weight generator solve a new task by optimising z alone?",
+  usage: "deno task supernet [--dataset=mnist] [--preset=smoke|default|paper] [--key=value ...]",
+  defaults: DEFAULTS,
+  docs: DOCS,
+  choices: {
+    backend: COMMON_CHOICES.backend,
+    dataset: DATASETS,
+    tasks: ["pairs", "versus-last"] as const,
+    scaling: ["unit", "raw"] as const,
+    arms: ARMS,
+  },
+  integers: [
+    "seed",
+    "threads",
+    "zDim",
+    "steps",
+    "evalEvery",
+    "evalImages",
+    "batch",
+    "adaptSteps",
+    "adaptEvalPoints",
+    "seeds",
+    "checkpointEvery",
+  ] as const,
+  presets: {
+    smoke: {
+      dataset: "synthetic",
+      steps: 60,
+      evalEvery: 30,
+      evalImages: 20,
+      adaptSteps: 20,
+      adaptEvalPoints: 2,
+      seeds: 1,
+      checkpointEvery: 30,
+    },
+    default: {},
+    paper: {
+      dataset: "cifar100",
+      scaling: "raw",
+      steps: 50000,
+      evalEvery: 2500,
+      seeds: 1,
+    },
+  } as Record<string, Partial<SuperNetConfig>>,
+  presetDocs: {
+    smoke: "seconds: synthetic 16×16 images, 4 classes",
+    default: "MNIST class pairs, 10,000 generator steps, 2 seeds",
+    paper: "CIFAR-100 consecutive pairs, raw pixels, 50,000 steps (the original's schedule)",
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data and tasks
+
+async function loadData(cfg: SuperNetConfig): Promise<DatasetSplit> {
+  const dataDir = cfg.dataDir || undefined;
+  switch (cfg.dataset) {
+    case "mnist":
+      return await loadMnist();
+    case "fashion":
+      return await loadFashionMnist({ dataDir });
+    case "cifar10":
+      return await loadCifar10({ dataDir });
+    case "cifar100":
+      return await loadCifar100({ dataDir });
+    default: {
+      const all = syntheticImages({
+        n: 480,
+        height: 16,
+        width: 16,
+        channels: 3,
+        numClasses: 4,
+        seed: 5,
+        noise: 30,
+      });
+      const idx = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+      return { train: subset(all, idx(0, 400)), test: subset(all, idx(400, 480)) };
+    }
+  }
+}
+
+/** The task list, the trained tasks and the two held-out ones. */
+export function splitTasks(all: Task[], kind: string): {
+  trained: Task[];
+  heldOut: { kind: string; task: Task; twinIndex: number }[];
+} {
+  if (kind === "versus-last") {
+    const task = all.at(-1)!;
+    return { trained: all.slice(0, -1), heldOut: [{ kind: "unseen class", task, twinIndex: -1 }] };
+  }
+  // pairs come as (a, b), (b, a): hold out the flipped twin of the last pair, and the
+  // second-to-last pair in both orientations
+  const n = all.length;
+  const flipped = all[n - 1], unseen = all[n - 4];
+  const excluded = new Set([flipped.index, unseen.index, unseen.twin]);
+  const trained = all.filter((t) => !excluded.has(t.index));
+  const twinIndex = trained.findIndex((t) => t.index === flipped.twin);
+  return {
+    trained,
+    heldOut: [
+      { kind: "flipped twin of a trained pair", task: flipped, twinIndex },
+      { kind: "pair never seen", task: unseen, twinIndex: -1 },
+    ],
+  };
+}
+
+function tasksOf(split: DatasetSplit, kind: string): Task[] {
+  if (kind === "versus-last") return versusLastTaskSet(split.train, split.test);
+  const all = pairTaskSet(split.train, split.test);
+  if (split.train.numClasses <= 10) return all;
+  // many classes: consecutive pairs (2j, 2j + 1) and their twins, as the original's experiment 2
+  const kept = all.filter((t) =>
+    Math.min(t.positive, t.negative) % 2 === 0 && Math.abs(t.positive - t.negative) === 1
+  );
+  return kept.map((t, index) => ({ ...t, index, twin: kept.findIndex((u) => u.index === t.twin) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+interface ArmRow {
+  heldOut: string;
+  task: string;
+  arm: Arm;
+  testAcc: number[];
+  mean: number;
+}
+
+function reportMarkdown(title: string, rows: ArmRow[], seeds: number[], seconds: number): string {
+  const pct = (v: number) => (100 * v).toFixed(1);
+  const lines = [
+    `### ${title}`,
+    "",
+    "| held-out task | arm | test accuracy (mean) | per seed |",
+    "|---|---|---:|---|",
+    ...rows.map((r) =>
+      `| ${r.heldOut}: ${r.task} | ${r.arm} | ${pct(r.mean)} % | ${r.testAcc.map(pct).join(", ")} |`
+    ),
+    "",
+  ];
+  for (const h of new Set(rows.map((r) => r.heldOut))) {
+    const z = rows.find((r) => r.heldOut === h && r.arm === "z-only");
+    const s = rows.find((r) => r.heldOut === h && r.arm === "scratch");
+    if (z && s) {
+      const d = 100 * (z.mean - s.mean);
+      lines.push(
+        `${h}: z-only ${d >= 0 ? "reaches" : "misses"} whole-network (scratch) training ` +
+          `${d >= 0 ? "and exceeds it by" : "by"} ${Math.abs(d).toFixed(1)} points.`,
+      );
+    }
+  }
+  lines.push("", `seeds ${seeds.join(", ")}; wall time ${seconds.toFixed(0)} s`, "");
+  return lines.join("\n");
+}
+
+export interface SuperNetResult {
+  run: RunDir;
+  title: string;
+  rows: ArmRow[];
+  figures: Figure[];
+  markdown: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+export async function main(
+  cfgIn: SuperNetConfig,
+  o: { quiet?: boolean } = {},
+): Promise<SuperNetResult> {
+  const t0 = performance.now();
+  const run = cfgIn.resume
+    ? await RunDir.open(cfgIn.resume)
+    : await RunDir.create({ out: cfgIn.out, paper: "supernet", config: cfgIn });
+  const cfg =
+    (cfgIn.resume ? { ...DEFAULTS, ...run.config, resume: cfgIn.resume } : cfgIn) as SuperNetConfig;
+  if (cfg.seeds < 1) throw new UserError(`--seeds ${cfg.seeds}: need at least one seed`);
+  console.error(`run folder: ${run.path}`);
+  await initBackend(cfg.backend as "auto", { threads: cfg.threads || undefined });
+  installInterruptHandler();
+
+  // data and tasks
+  const split = await loadData(cfg);
+  const data: SuperNetData = { ...split, scaling: cfg.scaling as Scaling };
+  const { trained, heldOut } = splitTasks(tasksOf(split, cfg.tasks), cfg.tasks);
+  if (trained.length > cfg.zDim) {
+    throw new UserError(`${trained.length} training tasks need --z-dim ≥ ${trained.length}`);
+  }
+  const spec = classifierSpec([split.train.height, split.train.width, split.train.channels]);
+  const title = `SuperNet on ${cfg.dataset} (${trained.length} training tasks, ${cfg.steps} ` +
+    `generator steps, ${cfg.adaptSteps} adaptation steps)`;
+  console.error(
+    `${title}: classifier of ${spec.length} tensors, ${specSize(spec)} generated numbers; ` +
+      `generator ${(cfg.zDim + 1) * specSize(spec)} parameters`,
+  );
+
+  const seeds = Array.from({ length: cfg.seeds }, (_, i) => cfg.seed + i);
+  const outcomes = new Map<string, ArmOutcome>();
+  const genCurves: { seed: number; step: number[]; acc: number[] }[] = [];
+  for (const seed of seeds) {
+    // generator: trained once per seed (resumable), then every arm on every held-out task
+    const G = new Generator(spec, cfg.zDim, seed);
+    const history = await trainGenerator(run, G, trained, data, {
+      tag: `generator-seed${seed}`,
+      steps: cfg.steps,
+      evalEvery: Math.min(cfg.evalEvery, cfg.steps),
+      batch: cfg.batch,
+      lr: cfg.lr,
+      seed,
+      checkpointEvery: cfg.checkpointEvery,
+      evalImages: cfg.evalImages,
+      quiet: o.quiet,
+    });
+    genCurves.push({
+      seed,
+      step: history.map((h) => h.step),
+      acc: history.map((h) => Number(h.test_acc)),
+    });
+    for (const h of heldOut) {
+      for (const arm of cfg.arms as Arm[]) {
+        if (arm === "twin-z" && h.twinIndex < 0) continue;
+        const key = `${h.task.id}-${arm}-seed${seed}`;
+        const file = `arm-${key}.json`;
+        let r: ArmOutcome | null = null;
+        try {
+          r = JSON.parse(await Deno.readTextFile(run.file(file)));
+        } catch { /* not run yet */ }
+        if (!r) {
+          r = await adaptArm(arm, G, spec, h.task, data, {
+            steps: cfg.adaptSteps,
+            evalPoints: cfg.adaptEvalPoints,
+            batch: cfg.batch,
+            lr: cfg.lr,
+            scratchLr: cfg.scratchLr || undefined,
+            seed,
+            twinIndex: h.twinIndex,
+            quiet: o.quiet,
+          });
+          if (arm === "z-only" && r.generatorBefore !== r.generatorAfter) {
+            throw new Error(
+              `z-only changed the generator (${r.generatorBefore} → ${r.generatorAfter})`,
+            );
+          }
+          await run.writeJson(file, r);
+          if (!o.quiet) {
+            console.error(
+              `  seed ${seed}, ${h.task.name}, ${arm}: test accuracy ${r.testAcc.toFixed(4)}`,
+            );
+          }
+        }
+        outcomes.set(key, r);
+      }
+    }
+    G.dispose();
+  }
+
+  // report
+  const rows: ArmRow[] = [];
+  const figures: Figure[] = [];
+  for (const h of heldOut) {
+    const series = [];
+    for (const arm of cfg.arms as Arm[]) {
+      const rs = seeds.map((s) => outcomes.get(`${h.task.id}-${arm}-seed${s}`)).filter((r) => r);
+      if (!rs.length) continue;
+      const acc = rs.map((r) => r!.testAcc);
+      rows.push({
+        heldOut: h.kind,
+        task: h.task.name,
+        arm,
+        testAcc: acc,
+        mean: acc.reduce((a, b) => a + b, 0) / acc.length,
+      });
+      const c0 = rs[0]!.curve;
+      series.push({
+        name: arm,
+        x: c0.map((c) => c.step),
+        y: c0.map((_, i) => rs.reduce((s, r) => s + r!.curve[i].test_acc, 0) / rs.length),
+      });
+    }
+    figures.push(lineFigure(series, {
+      title: `${h.kind} (${h.task.name}): test accuracy while adapting, mean over seeds`,
+      xTitle: "adaptation step",
+      yTitle: "test accuracy",
+    }));
+  }
+  figures.push(lineFigure(
+    genCurves.map((g) => ({ name: `seed ${g.seed}`, x: g.step, y: g.acc })),
+    {
+      title: "generator: mean test accuracy over the training tasks",
+      xTitle: "step",
+      yTitle: "accuracy",
+    },
+  ));
+  figures.push(tableFigure(
+    ["held-out task", "arm", "mean test accuracy", "per seed"],
+    rows.map((
+      r,
+    ) => [`${r.heldOut}: ${r.task}`, r.arm, r.mean, r.testAcc.map((v) => v.toFixed(4)).join(", ")]),
+    "adaptation arms",
+  ));
+  const seconds = (performance.now() - t0) / 1000;
+  const markdown = reportMarkdown(title, rows, seeds, seconds);
+  await writeFiguresHtml(run.file("summary.html"), figures, "SuperNet");
+  await run.writeText("summary.md", markdown);
+  await run.complete({ title, rows, seconds });
+  if (!o.quiet) console.log(markdown + `— ${run.path}`);
+  return { run, title, rows, figures, markdown };
+}
+
+if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));
+export { SPEC as SUPERNET_SPEC };

@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../../lib/backend/select.ts";
+import {
+  binaryLoss,
+  classifierLogits,
+  classifierSpec,
+  Generator,
+  specSize,
+} from "../../lib/supernet/networks.ts";
+import { pairTaskSet, taskLabel, versusLastTaskSet } from "../../lib/supernet/tasks.ts";
+import { adaptArm, oneHotZ } from "../../lib/supernet/train.ts";
+import { syntheticImages } from "../../lib/data/synthetic.ts";
+import { subset } from "../../lib/data/dataset.ts";
+import { Rng } from "../../lib/util/rng.ts";
+
+await initBackend("native", { log: null });
+
+// ---------------------------------------------------------------------------------------------
+// A float64 reference of the classifier: naive loops, TF 'same' padding written out.
+
+type Vol = { d: Float64Array; h: number; w: number; c: number };
+
+/** TF 'same': out = ⌈in/s⌉, pad_total = max((out − 1)·s + k − in, 0), the extra pixel after. */
+function convSame(x: Vol, k: ArrayLike<number>, b: ArrayLike<number>, co: number, s: number): Vol {
+  const oh = Math.ceil(x.h / s), ow = Math.ceil(x.w / s);
+  const pt = Math.floor(Math.max((oh - 1) * s + 5 - x.h, 0) / 2);
+  const pl = Math.floor(Math.max((ow - 1) * s + 5 - x.w, 0) / 2);
+  const d = new Float64Array(oh * ow * co);
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      for (let o = 0; o < co; o++) {
+        let acc = b[o];
+        for (let ky = 0; ky < 5; ky++) {
+          for (let kx = 0; kx < 5; kx++) {
+            const iy = oy * s - pt + ky, ix = ox * s - pl + kx;
+            if (iy < 0 || ix < 0 || iy >= x.h || ix >= x.w) continue;
+            for (let ci = 0; ci < x.c; ci++) {
+              acc += x.d[(iy * x.w + ix) * x.c + ci] * k[((ky * 5 + kx) * x.c + ci) * co + o];
+            }
+          }
+        }
+        d[(oy * ow + ox) * co + o] = acc;
+      }
+    }
+  }
+  return { d, h: oh, w: ow, c: co };
+}
+
+function refLogit(img: Vol, w: ArrayLike<number>[], width: number): number {
+  let v = img;
+  for (let i = 0; i < 4; i++) {
+    v = convSame(v, w[2 * i], w[2 * i + 1], width, 2);
+    v.d = v.d.map((a) => (a > 0 ? a : 0.2 * a));
+  }
+  let h = Array.from(v.d);
+  for (let j = 0; j < 3; j++) {
+    const K = w[8 + 2 * j], bias = w[9 + 2 * j], n = bias.length;
+    h = Array.from({ length: n }, (_, o) => h.reduce((s, a, i) => s + a * K[i * n + o], bias[o]));
+  }
+  return h[0];
+}
+
+function refGenerate(z: number[], K: Float64Array[], B: Float64Array[]): Float64Array[] {
+  return K.map((k, t) => {
+    const n = B[t].length;
+    return Float64Array.from(
+      { length: n },
+      (_, j) => Math.tanh(z.reduce((s, zi, i) => s + zi * k[i * n + j], B[t][j])),
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("counts: 14 tensors, 37,165 generated numbers, 3,753,665 generator parameters; |w| < 1", () => {
+  const spec = classifierSpec([32, 32, 3]);
+  assert.equal(spec.length, 14);
+  assert.equal(specSize(spec), 37165);
+  const G = new Generator(spec, 100, 1);
+  assert.equal(G.paramCount(), 3753665);
+  for (const z of [tf.tensor1d(new Rng(2).normals(100)), oneHotZ(7, 100)]) {
+    const ws = G.generate(z);
+    ws.forEach((w, i) => assert.deepEqual(w.shape, spec[i].shape));
+    for (const w of ws) assert.ok(w.abs().max().dataSync()[0] < 1);
+  }
+  assert.equal(specSize(classifierSpec([28, 28, 1])), 37165 - 800);
+  G.dispose();
+});
+
+Deno.test("TF 'same' stride-2 padding: tf.conv2d equals the naive loop (32 → 16: 1 before, 2 after; 7 → 4)", () => {
+  for (const [hw, c, co] of [[32, 3, 4], [7, 2, 3], [8, 1, 2]]) {
+    const r = new Rng(hw);
+    const x = r.normals(hw * hw * c), k = r.normals(25 * c * co), b = r.normals(co);
+    const ref = convSame({ d: Float64Array.from(x), h: hw, w: hw, c }, k, b, co, 2);
+    const got = tf.add(
+      tf.conv2d(tf.tensor4d(x, [1, hw, hw, c]), tf.tensor4d(k, [5, 5, c, co]), 2, "same"),
+      tf.tensor1d(b),
+    ).dataSync();
+    assert.equal(got.length, ref.d.length);
+    got.forEach((v, i) => assert.ok(Math.abs(v - ref.d[i]) < 1e-4, `${hw}: ${v} vs ${ref.d[i]}`));
+  }
+});
+
+Deno.test("with one-hot z = e_k only row k of G's kernels gets a gradient", () => {
+  const spec = classifierSpec([8, 8, 1], 4);
+  const G = new Generator(spec, 6, 3);
+  const x = tf.tensor4d(new Rng(1).normals(5 * 64), [5, 8, 8, 1]);
+  const y = tf.tensor1d([0, 1, 1, 0, 1]);
+  const z = oneHotZ(2, 6);
+  const { grads } = tf.variableGrads(
+    () => binaryLoss(classifierLogits(x, G.generate(z)), y),
+    G.kernels,
+  );
+  for (const k of G.kernels) {
+    const g = grads[k.name].arraySync() as number[][];
+    g.forEach((row, i) => {
+      const nz = row.some((v) => v !== 0);
+      assert.equal(nz, i === 2, `${k.name} row ${i}`);
+    });
+  }
+  G.dispose();
+});
+
+Deno.test("dL/dz and dL/dK equal finite differences of a float64 reference (4 channels, 8×8)", () => {
+  const width = 4, spec = classifierSpec([8, 8, 1], width), zDim = 3;
+  const G = new Generator(spec, zDim, 4);
+  const r = new Rng(6);
+  const imgs = [r.normals(64), r.normals(64)], labels = [0, 1];
+  const zv = [0.3, -0.2, 0.5];
+  const K = G.kernels.map((k) => Float64Array.from(k.dataSync()));
+  const B = G.biases.map((b) => Float64Array.from(b.dataSync()));
+  const refLoss = () => {
+    const w = refGenerate(zv, K, B);
+    return imgs.reduce((s, im, i) => {
+      const l = refLogit({ d: Float64Array.from(im), h: 8, w: 8, c: 1 }, w, width);
+      return s + Math.max(l, 0) - l * labels[i] + Math.log1p(Math.exp(-Math.abs(l)));
+    }, 0) / imgs.length;
+  };
+  const x = tf.tensor4d([...imgs[0], ...imgs[1]], [2, 8, 8, 1]), y = tf.tensor1d(labels);
+  const zVar = tf.variable(tf.tensor1d(zv));
+  const { grads } = tf.variableGrads(
+    () => binaryLoss(classifierLogits(x, G.generate(zVar as unknown as tf.Tensor1D)), y),
+    [zVar, ...G.kernels],
+  );
+  const h = 1e-6;
+  const fd = (bump: (d: number) => void) => {
+    bump(h);
+    const up = refLoss();
+    bump(-2 * h);
+    const down = refLoss();
+    bump(h);
+    return (up - down) / (2 * h);
+  };
+  const close = (a: number, b: number, what: string) =>
+    assert.ok(Math.abs(a - b) <= 2e-3 * Math.max(1e-2, Math.abs(b)), `${what}: ${a} vs ${b}`);
+  const gz = grads[zVar.name].dataSync();
+  for (let i = 0; i < zDim; i++) close(gz[i], fd((d) => (zv[i] += d)), `dL/dz[${i}]`);
+  for (const t of [0, 1, 8, 12, 13]) {
+    const g = grads[G.kernels[t].name].dataSync();
+    for (const j of [0, 1, g.length - 1]) close(g[j], fd((d) => (K[t][j] += d)), `dL/dK${t}[${j}]`);
+  }
+  G.dispose();
+});
+
+Deno.test("task builder: twins share images with complementary labels; pairs are balanced", () => {
+  const ds = syntheticImages({ n: 120, height: 4, width: 4, channels: 1, numClasses: 4, seed: 1 });
+  const tasks = pairTaskSet(ds, ds);
+  assert.equal(tasks.length, 12); // 6 pairs and their twins
+  for (const t of tasks) {
+    const twin = tasks[t.twin];
+    assert.equal(twin.twin, t.index);
+    assert.deepEqual(Array.from(twin.train), Array.from(t.train));
+    for (const i of t.train) assert.equal(taskLabel(t, ds, i) + taskLabel(twin, ds, i), 1);
+    const ones = Array.from(t.train).filter((i) => taskLabel(t, ds, i) === 1).length;
+    assert.equal(ones * 2, t.train.length);
+  }
+  const vs = versusLastTaskSet(ds, ds);
+  assert.deepEqual(vs.map((t) => [t.negative, t.positive]), [[0, 3], [1, 3], [2, 3]]);
+});
+
+Deno.test({
+  name: "adaptation: z-only leaves G bit-identical and moves z; z+G changes G and restores it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const all = syntheticImages({
+      n: 200,
+      height: 8,
+      width: 8,
+      channels: 1,
+      numClasses: 2,
+      seed: 3,
+    });
+    const data = {
+      train: subset(all, Array.from({ length: 160 }, (_, i) => i)),
+      test: subset(all, Array.from({ length: 40 }, (_, i) => 160 + i)),
+      scaling: "unit" as const,
+    };
+    const [task] = pairTaskSet(data.train, data.test);
+    const spec = classifierSpec([8, 8, 1], 4);
+    const G = new Generator(spec, 5, 2);
+    const start = G.checksum();
+    const o = { steps: 6, evalPoints: 2, batch: 8, lr: 1e-2, seed: 1, twinIndex: -1, quiet: true };
+    const zOnly = await adaptArm("z-only", G, spec, task, data, o);
+    assert.equal(zOnly.generatorBefore, start);
+    assert.equal(zOnly.generatorAfter, start);
+    assert.notEqual(zOnly.curve[0].test_loss, zOnly.curve.at(-1)!.test_loss, "z did not move");
+    const both = await adaptArm("z+G", G, spec, task, data, o);
+    assert.notEqual(both.generatorAfter, start, "z+G did not train G");
+    assert.equal(G.checksum(), start, "G not restored after z+G");
+    const scratch = await adaptArm("scratch", G, spec, task, data, o);
+    assert.equal(scratch.curve.length, 3);
+    assert.equal(G.checksum(), start);
+    G.dispose();
+  },
+});
+
+Deno.test({
+  name: "supernet --preset=smoke writes its report; same seed, same numbers",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { main, DEFAULTS, SUPERNET_SPEC } = await import("../../scripts/supernet.ts");
+    const cfg = { ...DEFAULTS, ...SUPERNET_SPEC.presets.smoke, steps: 30, adaptSteps: 10 };
+    const a = await main({ ...cfg, out: await Deno.makeTempDir() }, { quiet: true });
+    assert.equal(a.rows.length, 9); // 5 arms on the flipped twin, 4 on the unseen pair
+    for (const f of ["summary.md", "summary.html", "generator-seed0-metrics.csv", "completed"]) {
+      assert.ok((await Deno.stat(join(a.run.path, f))).size > 0, `${f} missing`);
+    }
+    const b = await main({ ...cfg, arms: ["z-only"], out: await Deno.makeTempDir() }, {
+      quiet: true,
+    });
+    assert.deepEqual(
+      b.rows.map((r) => r.mean),
+      a.rows.filter((r) => r.arm === "z-only").map((r) => r.mean),
+    );
+  },
+});
