@@ -18,12 +18,10 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
-import { initBackend } from "../lib/backend/select.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
-import { type DatasetSplit, subset } from "../lib/data/dataset.ts";
-import { loadFashionMnist, loadMnist } from "../lib/data/mnist.ts";
-import { loadCifar10 } from "../lib/data/cifar.ts";
-import { syntheticImages } from "../lib/data/synthetic.ts";
+import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
+import { startRun } from "../lib/run/start.ts";
+import type { DatasetSplit } from "../lib/data/dataset.ts";
 import { halves } from "../lib/data/splits.ts";
 import { cnnCifar, countParams } from "../lib/models/cnn_cifar.ts";
 import { GradNet, parseStructure } from "../lib/models/gradnet.ts";
@@ -48,7 +46,6 @@ import {
 } from "../lib/gradnet/train.ts";
 import { type RungResult, tableMarkdown, writeCurves, writeTable } from "../lib/gradnet/report.ts";
 import type { Series } from "../lib/plot/figures.ts";
-import { installInterruptHandler } from "../lib/util/interrupt.ts";
 import { UserError } from "../lib/util/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -212,31 +209,19 @@ const SPEC = {
 // Data
 
 async function loadData(cfg: GradNetConfig): Promise<DatasetSplit> {
-  switch (cfg.dataset) {
-    case "mnist":
-      return await loadMnist();
-    case "fashion":
-      return await loadFashionMnist({ dataDir: cfg.dataDir || undefined });
-    case "cifar10":
-      return await loadCifar10({ dataDir: cfg.dataDir || undefined });
-    default: {
-      const all = syntheticImages({
-        n: 2000,
-        height: 28,
-        width: 28,
-        channels: 1,
-        numClasses: 10,
-        seed: 7,
-        noise: 40,
-      });
-      const idx = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
-      return { train: subset(all, idx(0, 1500)), test: subset(all, idx(1500, 2000)) };
-    }
+  if (cfg.dataset !== "synthetic") {
+    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
   }
-}
-
-function firstN<T extends { n: number }>(ds: T & Parameters<typeof subset>[0], n: number) {
-  return n > 0 && n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
+  return syntheticSplit({
+    n: 2000,
+    train: 1500,
+    height: 28,
+    width: 28,
+    channels: 1,
+    numClasses: 10,
+    seed: 7,
+    noise: 40,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,14 +403,7 @@ export async function main(
   o: { quiet?: boolean } = {},
 ): Promise<GradNetResult> {
   const t0 = performance.now();
-  const run = cfgIn.resume
-    ? await RunDir.open(cfgIn.resume)
-    : await RunDir.create({ out: cfgIn.out, paper: "gradnet", config: cfgIn });
-  const cfg =
-    (cfgIn.resume ? { ...DEFAULTS, ...run.config, resume: cfgIn.resume } : cfgIn) as GradNetConfig;
-  console.error(`run folder: ${run.path}`);
-  await initBackend(cfg.backend as "auto", { threads: cfg.threads || undefined });
-  installInterruptHandler();
+  const { run, cfg } = await startRun("gradnet", cfgIn, DEFAULTS as GradNetConfig);
 
   // data
   const all = await loadData(cfg);

@@ -16,12 +16,10 @@
  */
 
 import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
-import { initBackend } from "../lib/backend/select.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
-import { loadCifar10, loadCifar100 } from "../lib/data/cifar.ts";
-import { loadFashionMnist, loadMnist } from "../lib/data/mnist.ts";
-import { syntheticImages } from "../lib/data/synthetic.ts";
-import { type DatasetSplit, type ImageDataset, subset } from "../lib/data/dataset.ts";
+import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
+import { startRun } from "../lib/run/start.ts";
+import type { DatasetSplit, ImageDataset } from "../lib/data/dataset.ts";
 import {
   GUNN15,
   type GunnArchitecture,
@@ -41,7 +39,6 @@ import {
 import { type ArmResult, trainGunnArm } from "../lib/gunn/train.ts";
 import { barFigure, type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
-import { installInterruptHandler } from "../lib/util/interrupt.ts";
 import { UserError } from "../lib/util/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -147,33 +144,19 @@ const SPEC = {
 // Data
 
 async function loadData(cfg: GunnConfig): Promise<DatasetSplit> {
-  switch (cfg.dataset) {
-    case "cifar10":
-      return await loadCifar10({ dataDir: cfg.dataDir || undefined });
-    case "cifar100":
-      return await loadCifar100({ dataDir: cfg.dataDir || undefined });
-    case "fashion":
-      return await loadFashionMnist({ dataDir: cfg.dataDir || undefined });
-    case "mnist":
-      return await loadMnist();
-    default: {
-      const all = syntheticImages({
-        n: 400,
-        height: 16,
-        width: 16,
-        channels: 3,
-        numClasses: 4,
-        seed: 11,
-        noise: 40,
-      });
-      const idx = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
-      return { train: subset(all, idx(0, 300)), test: subset(all, idx(300, 400)) };
-    }
+  if (cfg.dataset !== "synthetic") {
+    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
   }
-}
-
-function firstN(ds: ImageDataset, n: number): ImageDataset {
-  return n > 0 && n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
+  return syntheticSplit({
+    n: 400,
+    train: 300,
+    height: 16,
+    width: 16,
+    channels: 3,
+    numClasses: 4,
+    seed: 11,
+    noise: 40,
+  });
 }
 
 function shrink(ds: ImageDataset, side: number): ImageDataset {
@@ -284,15 +267,8 @@ function curveFigures(results: Map<string, ArmResult>, title: string): Figure[] 
 
 export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Promise<GunnResult> {
   const t0 = performance.now();
-  const run = cfgIn.resume
-    ? await RunDir.open(cfgIn.resume)
-    : await RunDir.create({ out: cfgIn.out, paper: "gunn", config: cfgIn });
-  const cfg =
-    (cfgIn.resume ? { ...DEFAULTS, ...run.config, resume: cfgIn.resume } : cfgIn) as GunnConfig;
+  const { run, cfg } = await startRun("gunn", cfgIn, DEFAULTS as GunnConfig);
   if (cfg.seeds < 1) throw new UserError(`--seeds ${cfg.seeds}: need at least one seed`);
-  console.error(`run folder: ${run.path}`);
-  await initBackend(cfg.backend as "auto", { threads: cfg.threads || undefined });
-  installInterruptHandler();
 
   // data
   const all = await loadData(cfg);

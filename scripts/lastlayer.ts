@@ -17,8 +17,8 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
-import { initBackend } from "../lib/backend/select.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
+import { startRun } from "../lib/run/start.ts";
 import { band, gaussianBlobs, moons, type PointSet, quarterAnnuli } from "../lib/data/synthetic.ts";
 import { loadMnist } from "../lib/data/mnist.ts";
 import { loadCifar10 } from "../lib/data/cifar.ts";
@@ -34,7 +34,6 @@ import {
 import { boundingBox, regionGrid } from "../lib/lastlayer/geometry.ts";
 import { decisionRegionFigure, type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
-import { installInterruptHandler } from "../lib/util/interrupt.ts";
 import { UserError } from "../lib/util/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -369,16 +368,7 @@ export async function main(
   o: { quiet?: boolean } = {},
 ): Promise<LastLayerResult> {
   const t0 = performance.now();
-  const run = cfgIn.resume
-    ? await RunDir.open(cfgIn.resume)
-    : await RunDir.create({ out: cfgIn.out, paper: "lastlayer", config: cfgIn });
-  const cfg =
-    (cfgIn.resume
-      ? { ...DEFAULTS, ...run.config, resume: cfgIn.resume }
-      : cfgIn) as LastLayerConfig;
-  console.error(`run folder: ${run.path}`);
-  await initBackend(cfg.backend as "auto", { threads: cfg.threads || undefined });
-  installInterruptHandler();
+  const { run, cfg } = await startRun("lastlayer", cfgIn, DEFAULTS as LastLayerConfig);
   const summary: SummaryRow[] = [];
   const figures: Record<string, Figure[]> = {};
   for (const id of cfg.experiments) {

@@ -140,7 +140,16 @@ async function startNative(threads: number): Promise<{ lib: NativeLib; threads: 
   const build = await buildNativeLibrary();
   if (!build.ok) throw new BackendUnavailableError(`native kernels unavailable: ${build.reason}`);
   await startWasm();
-  if (!nativeLib || nativeLib.path !== build.path) nativeLib = openNativeLib(build.path);
+  if (!nativeLib || nativeLib.path !== build.path) {
+    // OpenMP's default is to spin after each parallel region: with two gradlab processes on the
+    // same cores (a script and a notebook, two runs) each step then took 8× as long (measured:
+    // GUNN 325 ms → 2,745 ms per step). Sleeping threads cost ~10 % alone and nothing shared.
+    // OpenMP reads this once, when the library loads; a user's own setting wins.
+    if (!Deno.env.get("OMP_WAIT_POLICY") && !Deno.env.get("GOMP_SPINCOUNT")) {
+      Deno.env.set("OMP_WAIT_POLICY", "passive");
+    }
+    nativeLib = openNativeLib(build.path);
+  }
   const used = build.openmp ? nativeLib.setThreads(threads) : nativeLib.setThreads(1);
   activeOverride = installNativeKernels(nativeLib);
   return { lib: nativeLib, threads: used };

@@ -12,7 +12,7 @@ import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { arraysToVariables, variablesToArrays } from "../run/model_io.ts";
 import { decodeBundle, encodeBundle } from "../run/bundle.ts";
-import { epochOrder, type TrainState } from "../train/fit.ts";
+import { epochOrder, oneHotLabels, softmaxClassification, type TrainState } from "../train/fit.ts";
 import { ladderCallback, type Rung } from "../train/callbacks.ts";
 import { Sgd } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
@@ -127,17 +127,10 @@ export async function trainBaseLadder(
       const epoch = Math.floor(global / stepsPerEpoch), pos = global % stepsPerEpoch;
       const idx = epochOrder(o.seed, epoch, train.n).subarray(pos * o.batch, (pos + 1) * o.batch);
       const x = trainView(train, idx, rng, view);
-      const y = tf.tidy(() =>
-        tf.oneHot(tf.tensor1d(Array.from(idx, (i) => train.labels[i]), "int32"), train.numClasses)
-      );
-      return { x, y, size: idx.length };
+      return { x, y: oneHotLabels(train, idx), size: idx.length };
     },
     lossFn(b) {
-      const logits = model.apply(b.x, { training: true }) as tf.Tensor;
-      return {
-        loss: tf.losses.softmaxCrossEntropy(b.y, logits) as tf.Scalar,
-        correct: logits.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
-      };
+      return softmaxClassification(model.apply(b.x, { training: true }) as tf.Tensor, b.y);
     },
     async evaluate() {
       return { test_acc: await accuracy(model, test, testIdx, view) };

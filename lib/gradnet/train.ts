@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
-import { epochOrder, type TrainState } from "../train/fit.ts";
+import { epochOrder, softmaxClassification, type TrainState } from "../train/fit.ts";
 import { makeOptimizer, type OptimizerConfig } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { RunningStats } from "../gradients/normalize.ts";
@@ -210,11 +210,10 @@ export async function trainGradNet(
       };
     },
     lossFn(b) {
-      const logits = net.apply(b.x, { training: true, dropoutSeed: b.dropoutSeed });
-      return {
-        loss: tf.losses.softmaxCrossEntropy(b.y, logits) as tf.Scalar,
-        correct: logits.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
-      };
+      return softmaxClassification(
+        net.apply(b.x, { training: true, dropoutSeed: b.dropoutSeed }),
+        b.y,
+      );
     },
     async evaluate(): Promise<Record<string, number>> {
       if (!curveIdx.length) return {};

@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
-import { epochOrder, type EpochRecord } from "../train/fit.ts";
+import { epochOrder, type EpochRecord, oneHotLabels, softmaxClassification } from "../train/fit.ts";
 import { Sgd } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { Rng } from "../util/rng.ts";
@@ -100,17 +100,10 @@ export async function trainGunnArm(
     makeBatch(epoch, step, rng) {
       const idx = epochOrder(o.seed, epoch, train.n).subarray(step * o.batch, (step + 1) * o.batch);
       const x = gunnTrainBatch(train, idx, rng, o.view);
-      const y = tf.tidy(() =>
-        tf.oneHot(tf.tensor1d(Array.from(idx, (i) => train.labels[i]), "int32"), train.numClasses)
-      );
-      return { x, y, size: idx.length };
+      return { x, y: oneHotLabels(train, idx), size: idx.length };
     },
     lossFn(b) {
-      const logits = model.apply(b.x, { training: true }) as tf.Tensor;
-      return {
-        loss: tf.losses.softmaxCrossEntropy(b.y, logits) as tf.Scalar,
-        correct: logits.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
-      };
+      return softmaxClassification(model.apply(b.x, { training: true }) as tf.Tensor, b.y);
     },
     async evaluate() {
       return { test_acc: await testAccuracy(model, test, o.view) };

@@ -253,3 +253,21 @@ export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): tf.Tensor
 export function epochOrder(seed: number, epoch: number, n: number): Int32Array {
   return new Rng(seed * 7919 + epoch * 104729 + 1).permutation(n);
 }
+
+/** One-hot labels [n, classes] of examples `idx` of a labelled set (the caller disposes). */
+export function oneHotLabels(
+  ds: { labels: ArrayLike<number>; numClasses: number },
+  idx: ArrayLike<number>,
+): tf.Tensor2D {
+  return tf.tidy(() =>
+    tf.oneHot(tf.tensor1d(Array.from(idx, (i) => ds.labels[i]), "int32"), ds.numClasses)
+  ) as tf.Tensor2D;
+}
+
+/** Softmax cross-entropy of logits against one-hot labels, and the count of argmax hits. */
+export function softmaxClassification(logits: tf.Tensor, oneHot: tf.Tensor): LossResult {
+  return {
+    loss: tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar,
+    correct: logits.argMax(-1).equal(oneHot.argMax(-1)).sum() as tf.Scalar,
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * The opening every paper script shares: create a run folder (or reopen one with `--resume`, whose
+ * saved configuration then wins), say where it is, start the compute backend, and arm Ctrl-C.
+ *
+ * @module
+ */
+
+import { type BackendChoice, initBackend } from "../backend/select.ts";
+import { installInterruptHandler } from "../util/interrupt.ts";
+import { RunDir } from "./run_dir.ts";
+
+/** The options every script has that this needs. */
+export interface RunConfig {
+  resume: string;
+  out: string;
+  backend: string;
+  threads: number;
+}
+
+/** Opens the run folder and the backend; returns the folder and the configuration in force. */
+export async function startRun<C extends RunConfig>(
+  paper: string,
+  cfgIn: C,
+  defaults: C,
+): Promise<{ run: RunDir; cfg: C }> {
+  const run = cfgIn.resume ? await RunDir.open(cfgIn.resume) : await RunDir.create({
+    out: cfgIn.out,
+    paper,
+    config: { ...cfgIn } as Record<string, unknown>,
+  });
+  const cfg = (cfgIn.resume ? { ...defaults, ...run.config, resume: cfgIn.resume } : cfgIn) as C;
+  console.error(`run folder: ${run.path}`);
+  await initBackend(cfg.backend as BackendChoice, { threads: cfg.threads || undefined });
+  installInterruptHandler();
+  return { run, cfg };
+}

@@ -1,0 +1,13 @@
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "./lib/backend/select.ts";
+import { gunnNetwork, MINI_GUNN } from "./lib/models/gunn.ts";
+import { Sgd } from "./lib/train/optimizers.ts";
+await initBackend("native", { log: null });
+const m = gunnNetwork({ arch: MINI_GUNN, mode: "gradual", inputShape: [16, 16, 3], classes: 10, seed: 1 });
+const vars = m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+const opt = new Sgd(vars, { momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
+const x = tf.randomNormal([64, 16, 16, 3]); const y = tf.oneHot(tf.randomUniform([64], 0, 10, "int32") as tf.Tensor1D, 10);
+const step = () => { const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+  opt.apply(vars.map((v) => grads[v.name]), 0.1); tf.dispose([value, ...Object.values(grads)]); };
+step(); step();
+const t0 = performance.now(); for (let i = 0; i < 8; i++) step(); console.log(Deno.env.get("GOMP_SPINCOUNT") ?? "-", Deno.env.get("OMP_WAIT_POLICY") ?? "-", "ms/step", ((performance.now() - t0) / 8).toFixed(0));
