@@ -329,8 +329,9 @@ export async function main(
   // report
   const rows: ArmRow[] = [];
   const figures: Figure[] = [];
+  const lossFigures: Figure[] = [];
   for (const h of heldOut) {
-    const series = [];
+    const series = [], lossSeries = [];
     for (const arm of cfg.arms as Arm[]) {
       const rs = seeds.map((s) => outcomes.get(`${h.task.id}-${arm}-seed${s}`)).filter((r) => r);
       if (!rs.length) continue;
@@ -343,12 +344,17 @@ export async function main(
         mean: acc.reduce((a, b) => a + b, 0) / acc.length,
       });
       const c0 = rs[0]!.curve;
-      series.push({
-        name: arm,
-        x: c0.map((c) => c.step),
-        y: c0.map((_, i) => rs.reduce((s, r) => s + r!.curve[i].test_acc, 0) / rs.length),
-      });
+      const mean = (key: "test_acc" | "test_loss") =>
+        c0.map((_, i) => rs.reduce((s, r) => s + r!.curve[i][key], 0) / rs.length);
+      series.push({ name: arm, x: c0.map((c) => c.step), y: mean("test_acc") });
+      lossSeries.push({ name: arm, x: c0.map((c) => c.step), y: mean("test_loss") });
     }
+    lossFigures.push(lineFigure(lossSeries, {
+      title: `${h.kind} (${h.task.name}): test loss while adapting, mean over seeds`,
+      xTitle: "adaptation step",
+      yTitle: "sigmoid cross-entropy",
+      logY: true,
+    }));
     figures.push(lineFigure(series, {
       title: `${h.kind} (${h.task.name}): test accuracy while adapting, mean over seeds`,
       xTitle: "adaptation step",
@@ -370,6 +376,7 @@ export async function main(
     ) => [`${r.heldOut}: ${r.task}`, r.arm, r.mean, r.testAcc.map((v) => v.toFixed(4)).join(", ")]),
     "adaptation arms",
   ));
+  figures.push(...lossFigures);
   const seconds = (performance.now() - t0) / 1000;
   const markdown = reportMarkdown(title, rows, seeds, seconds);
   await writeFiguresHtml(run.file("summary.html"), figures, "SuperNet");

@@ -173,6 +173,90 @@ for (const mode of ["gradual", "simultaneous"] as const) {
   });
 }
 
+/**
+ * The spec's reference written with stock TF.js ops: tf.moments + tf.batchNorm, and in the
+ * gradual mode the state rebuilt by concatenating slices at every step. `w` holds, per unit,
+ * conv1, γ1, β1, conv2, γ2, β2, conv3, γ3, β3, projection, γp, βp.
+ */
+function naiveTfGunn(x: tf.Tensor4D, w: tf.Tensor[], S: number, mode: UpdateMode): tf.Tensor4D {
+  const C = x.shape[3], o = C / S;
+  const bn = (t: tf.Tensor4D, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(t, [0, 1, 2]);
+    return tf.batchNorm(t, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5) as tf.Tensor4D;
+  };
+  const conv = (t: tf.Tensor4D, k: tf.Tensor) => tf.conv2d(t, k as tf.Tensor4D, 1, "same");
+  const seg = (t: tf.Tensor4D, from: number, width: number) =>
+    tf.slice(t, [0, 0, 0, from], [-1, -1, -1, width]);
+  let cur = x;
+  const fresh: tf.Tensor4D[] = [];
+  for (let i = 0; i < S; i++) {
+    const [c1, g1, b1, c2, g2, b2, c3, g3, b3, p, gp, bp] = w.slice(12 * i, 12 * i + 12);
+    const state = mode === "gradual" ? cur : x;
+    let h = tf.relu(bn(conv(state, c1), g1, b1));
+    h = tf.relu(bn(conv(h, c2), g2, b2));
+    const unit = tf.add(bn(conv(h, c3), g3, b3), bn(conv(state, p), gp, bp));
+    const updated = tf.add(seg(x, i * o, o), unit) as tf.Tensor4D;
+    if (mode === "simultaneous") {
+      fresh.push(updated);
+      continue;
+    }
+    const parts = [];
+    if (i > 0) parts.push(seg(cur, 0, i * o));
+    parts.push(updated);
+    if (i + 1 < S) parts.push(seg(cur, (i + 1) * o, C - (i + 1) * o));
+    cur = tf.concat(parts, 3) as tf.Tensor4D;
+  }
+  return mode === "gradual" ? cur : tf.concat(fresh, 3) as tf.Tensor4D;
+}
+
+for (const mode of ["gradual", "simultaneous"] as const) {
+  Deno.test(`GUNN ${mode}: output, input and parameter gradients equal the stock-op reference (1e-5)`, () => {
+    const layer = makeLayer(mode, 3, 4);
+    const x = input(9);
+    const R = tf.tensor4d(new Rng(10).normals(SHAPE.reduce((a, b) => a * b)), SHAPE);
+    const w = layer.unitWeights().flatMap((u) => [
+      u.conv1,
+      u.bn1.gamma,
+      u.bn1.beta,
+      u.conv2,
+      u.bn2.gamma,
+      u.bn2.beta,
+      u.conv3,
+      u.bn3.gamma,
+      u.bn3.beta,
+      u.projection!.conv,
+      u.projection!.bn.gamma,
+      u.projection!.bn.beta,
+    ]);
+    const ours = tf.grads((xx: tf.Tensor, ..._w: tf.Tensor[]) =>
+      tf.sum(tf.mul(layer.apply(xx, { training: true }) as tf.Tensor, R))
+    );
+    // the layer reads its own variables: their gradients come from variableGrads
+    const gx = ours([x, ...w])[0];
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, R)) as tf.Scalar,
+      w as tf.Variable[],
+    );
+    const ref = tf.grads((xx: tf.Tensor, ...ww: tf.Tensor[]) =>
+      tf.sum(tf.mul(naiveTfGunn(xx as tf.Tensor4D, ww, 3, mode), R))
+    )([x, ...w]);
+    const yOurs = (layer.apply(x, { training: true }) as tf.Tensor).dataSync();
+    const yRef = naiveTfGunn(x, w, 3, mode).dataSync();
+    const within = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+      const scale = Math.max(1, ...Array.from(b, Math.abs));
+      const d = maxAbsDiff(a, b);
+      assert.ok(d <= 1e-5 * scale, `${what}: max difference ${d} (scale ${scale})`);
+    };
+    within(yOurs, yRef, "output");
+    within(gx.dataSync(), ref[0].dataSync(), "∂/∂x");
+    w.forEach((t, k) =>
+      within(grads[(t as tf.Variable).name].dataSync(), ref[k + 1].dataSync(), `∂/∂w[${k}]`)
+    );
+    tf.dispose([x, R, gx, ...ref, ...Object.values(grads)]);
+    layer.dispose();
+  });
+}
+
 Deno.test("GUNN with S = 1 is an ordinary residual block (x + projection + bottleneck) built from TF.js layers", () => {
   const layer = makeLayer("gradual", 1, 4);
   const x = input(9);
