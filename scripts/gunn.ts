@@ -3,7 +3,7 @@
  * code: joe-siyuan-qiao/GUNN).
  *
  *   deno task gunn --data-dir=DIR                 # mini-GUNN vs mini-SUNN on CIFAR-10, 3 seeds
- *   deno task gunn --dataset=fashion              # the same on Fashion-MNIST (no download)
+ *   deno task gunn --dataset=fashion --image-size=14  # the same on Fashion-MNIST (no download)
  *   deno task gunn --preset=paper --data-dir=DIR  # GUNN-15 at 32×32, 300 epochs (a GPU's job)
  *   deno task gunn --preset=smoke                 # seconds, synthetic images
  *

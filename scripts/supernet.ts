@@ -183,7 +183,7 @@ export function splitTasks(all: Task[], kind: string): {
   };
 }
 
-function tasksOf(split: DatasetSplit, kind: string): Task[] {
+export function tasksOf(split: DatasetSplit, kind: string): Task[] {
   if (kind === "versus-last") return versusLastTaskSet(split.train, split.test);
   const all = pairTaskSet(split.train, split.test);
   if (split.train.numClasses <= 10) return all;

@@ -238,3 +238,22 @@ Deno.test({
     );
   },
 });
+
+Deno.test("many classes: consecutive pairs (2j, 2j + 1) and twins; held-out twin points at its trained twin", async () => {
+  const { tasksOf, splitTasks } = await import("../../scripts/supernet.ts");
+  const ds = syntheticImages({ n: 240, height: 4, width: 4, channels: 1, numClasses: 12, seed: 2 });
+  const all = tasksOf({ train: ds, test: ds }, "pairs");
+  assert.equal(all.length, 12);
+  for (const t of all) {
+    assert.equal(Math.abs(t.positive - t.negative), 1);
+    assert.equal(Math.min(t.positive, t.negative) % 2, 0);
+    assert.equal(all[t.twin].twin, t.index);
+    assert.equal(all[t.twin].positive, t.negative);
+  }
+  const { trained, heldOut } = splitTasks(all, "pairs");
+  assert.equal(trained.length, 9);
+  const [flipped, unseen] = heldOut;
+  assert.equal(trained[flipped.twinIndex].index, flipped.task.twin);
+  assert.ok(!trained.some((t) => t.index === unseen.task.index || t.index === unseen.task.twin));
+  assert.ok(!trained.some((t) => t.index === flipped.task.index));
+});
