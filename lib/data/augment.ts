@@ -11,6 +11,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../util/rng.ts";
+import { type ImageDataset, imageValues } from "./dataset.ts";
 
 /** A batch on the host: `data` is [n, h, w, c] row-major. */
 export interface HostBatch {
@@ -19,6 +20,17 @@ export interface HostBatch {
   h: number;
   w: number;
   c: number;
+}
+
+/** Images `idx` of a dataset as a host batch, pixel values times `scale`. */
+export function hostImages(ds: ImageDataset, idx: ArrayLike<number>, scale = 1 / 255): HostBatch {
+  return {
+    data: imageValues(ds, idx, scale),
+    n: idx.length,
+    h: ds.height,
+    w: ds.width,
+    c: ds.channels,
+  };
 }
 
 /** The host copy of a 4-D tensor. */

@@ -74,6 +74,20 @@ export function imageBatch(
   indices: ArrayLike<number>,
   scale = 1 / 255,
 ): tf.Tensor4D {
+  return tf.tensor4d(imageValues(ds, indices, scale), [
+    indices.length,
+    ds.height,
+    ds.width,
+    ds.channels,
+  ]);
+}
+
+/** The pixels of images `indices` as floats times `scale`, [n, h, w, c] row-major (host copy). */
+export function imageValues(
+  ds: ImageDataset,
+  indices: ArrayLike<number>,
+  scale = 1 / 255,
+): Float32Array {
   const size = imageSize(ds);
   const out = new Float32Array(indices.length * size);
   for (let i = 0; i < indices.length; i++) {
@@ -81,7 +95,7 @@ export function imageBatch(
     const o = i * size;
     for (let k = 0; k < size; k++) out[o + k] = src[k] * scale;
   }
-  return tf.tensor4d(out, [indices.length, ds.height, ds.width, ds.channels]);
+  return out;
 }
 
 /** Int32 labels of `indices`. */

@@ -7,10 +7,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { imageBatch, type ImageDataset } from "../data/dataset.ts";
+import type { ImageDataset } from "../data/dataset.ts";
 import {
   centerCrop,
-  type HostBatch,
+  hostImages,
   perImageStandardize,
   randomContrast,
   randomCrop,
@@ -30,19 +30,6 @@ export function viewShape(
   return policy === "cifar" ? [crop, crop, ds.channels] : [ds.height, ds.width, ds.channels];
 }
 
-function host(ds: ImageDataset, idx: ArrayLike<number>): HostBatch {
-  const t = imageBatch(ds, idx);
-  const b = {
-    data: t.dataSync() as Float32Array,
-    n: idx.length,
-    h: ds.height,
-    w: ds.width,
-    c: ds.channels,
-  };
-  t.dispose();
-  return b;
-}
-
 /** A training view of the images at `idx` (augmentation drawn from `rng`). */
 export function trainView(
   ds: ImageDataset,
@@ -50,7 +37,7 @@ export function trainView(
   rng: Rng,
   o: { policy: AugmentPolicy; crop: number },
 ): tf.Tensor4D {
-  let b = host(ds, idx);
+  let b = hostImages(ds, idx);
   if (o.policy === "cifar") {
     b = randomCrop(b, [o.crop, o.crop], rng);
     b = randomFlip(b, rng);
@@ -66,7 +53,7 @@ export function testView(
   idx: ArrayLike<number>,
   o: { policy: AugmentPolicy; crop: number },
 ): tf.Tensor4D {
-  let b = host(ds, idx);
+  let b = hostImages(ds, idx);
   if (o.policy === "cifar") b = centerCrop(b, [o.crop, o.crop]);
   b = perImageStandardize(b);
   return tf.tensor4d(b.data, [b.n, b.h, b.w, b.c]);

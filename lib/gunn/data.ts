@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type ImageDataset, imageSize } from "../data/dataset.ts";
 import {
   cyclicShift,
-  type HostBatch,
+  hostImages,
   normalizeChannels,
   randomCrop,
   randomFlip,
@@ -82,16 +82,6 @@ export function channelStats(ds: ImageDataset): { mean: number[]; std: number[] 
   return { mean, std };
 }
 
-function hostBatch(ds: ImageDataset, idx: ArrayLike<number>): HostBatch {
-  const size = imageSize(ds);
-  const data = new Float32Array(idx.length * size);
-  for (let i = 0; i < idx.length; i++) {
-    const src = ds.images.subarray(idx[i] * size, (idx[i] + 1) * size);
-    for (let k = 0; k < size; k++) data[i * size + k] = src[k];
-  }
-  return { data, n: idx.length, h: ds.height, w: ds.width, c: ds.channels };
-}
-
 /** A training batch: normalise, then flip, pad-crop and Jigsaw as `view` says (draws from `rng`). */
 export function gunnTrainBatch(
   ds: ImageDataset,
@@ -100,7 +90,7 @@ export function gunnTrainBatch(
   view: GunnView,
 ): tf.Tensor4D {
   // Normalising first makes the crop's zero padding the mean colour, as in the authors' code.
-  let b = normalizeChannels(hostBatch(ds, idx), view.mean, view.std);
+  let b = normalizeChannels(hostImages(ds, idx, 1), view.mean, view.std);
   if (view.flip) b = randomFlip(b, rng);
   if (view.pad > 0) b = randomCrop(b, [b.h, b.w], rng, view.pad);
   if (view.jigsaw) b = cyclicShift(b, rng);
@@ -113,5 +103,5 @@ export function gunnTestBatch(
   idx: ArrayLike<number>,
   view: GunnView,
 ): tf.Tensor4D {
-  return toTensor(normalizeChannels(hostBatch(ds, idx), view.mean, view.std));
+  return toTensor(normalizeChannels(hostImages(ds, idx, 1), view.mean, view.std));
 }

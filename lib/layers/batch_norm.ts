@@ -13,6 +13,60 @@
 
 import * as tf from "@tensorflow/tfjs";
 
+/** One way of computing the op: forward with what backward needs saved, and backward. */
+interface BatchNormImpl {
+  forward(
+    x: tf.Tensor,
+    gamma: tf.Tensor,
+    beta: tf.Tensor,
+    epsilon: number,
+  ): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; saved: tf.Tensor[] };
+  /** [dx, dγ, dβ] */
+  backward(dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[];
+}
+
+// Composed from TF.js ops (every backend).
+const composed: BatchNormImpl = {
+  forward(x, gamma, beta, epsilon) {
+    const mean = tf.mean(x, [0, 1, 2]);
+    const centred = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centred), [0, 1, 2]);
+    const rstd = tf.rsqrt(tf.add(variance, epsilon));
+    const xhat = tf.mul(centred, rstd);
+    return { y: tf.add(tf.mul(xhat, gamma), beta), mean, variance, saved: [xhat, rstd, gamma] };
+  },
+  backward(dy, [xhat, rstd, gamma]) {
+    const m = xhat.size / xhat.shape[xhat.rank - 1];
+    const dBeta = tf.sum(dy, [0, 1, 2]);
+    const dGamma = tf.sum(tf.mul(dy, xhat), [0, 1, 2]);
+    const scale = tf.mul(gamma, rstd).div(m);
+    return [
+      tf.mul(tf.sub(tf.sub(tf.mul(dy, m), dBeta), tf.mul(xhat, dGamma)), scale),
+      dGamma,
+      dBeta,
+    ];
+  },
+};
+
+// Two native kernels (the `native` backend registers them); x̂ is recomputed from x.
+const fused: BatchNormImpl = {
+  forward(x, gamma, beta, epsilon) {
+    const [y, mean, variance, rstd] = tf.engine().runKernel(
+      "GradlabBatchNormTrain",
+      { x, gamma, beta },
+      { epsilon } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
+    return { y, mean, variance, saved: [x, gamma, mean, rstd] };
+  },
+  backward(dy, [x, gamma, mean, rstd]) {
+    return tf.engine().runKernel(
+      "GradlabBatchNormTrainGrad",
+      { x, dy, gamma, mean, rstd },
+      {},
+    ) as tf.Tensor[];
+  },
+};
+
 /**
  * y = γ·(x − μ)/√(var + ε) + β with the batch's μ and var per channel (last axis).
  * @returns y (differentiable in x, γ, β) and the batch mean and variance, which the caller owns
@@ -24,69 +78,18 @@ export function batchNormTrain(
   beta: tf.Tensor1D,
   epsilon: number,
 ): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  if (tf.getKernel("GradlabBatchNormTrain", tf.getBackend())) {
-    return fusedBatchNormTrain(x, gamma, beta, epsilon);
-  }
-  let mean: tf.Tensor1D | null = null, variance: tf.Tensor1D | null = null;
-  const m = x.shape[0] * x.shape[1] * x.shape[2];
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, g, b] = args as tf.Tensor[];
-    const save = args[3] as tf.GradSaveFunc;
-    const mu = tf.mean(xi, [0, 1, 2]);
-    const centred = tf.sub(xi, mu);
-    const v = tf.mean(tf.square(centred), [0, 1, 2]);
-    const rstd = tf.rsqrt(tf.add(v, epsilon));
-    const xhat = tf.mul(centred, rstd);
-    mean = tf.keep(mu) as tf.Tensor1D;
-    variance = tf.keep(v) as tf.Tensor1D;
-    save([xhat, rstd, g]);
-    return {
-      value: tf.add(tf.mul(xhat, g), b),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xh, rs, gm] = saved, d = dy as tf.Tensor;
-        const dBeta = tf.sum(d, [0, 1, 2]);
-        const dGamma = tf.sum(tf.mul(d, xh), [0, 1, 2]);
-        const scale = tf.mul(gm, rs).div(m);
-        const dx = tf.mul(tf.sub(tf.sub(tf.mul(d, m), dBeta), tf.mul(xh, dGamma)), scale);
-        return [dx, dGamma, dBeta];
-      },
-    };
-  });
-  const y = op(x, gamma, beta) as tf.Tensor4D;
-  return { y, mean: mean!, variance: variance! };
-}
-
-// The same op as two native kernels (the `native` backend registers them).
-function fusedBatchNormTrain(
-  x: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  epsilon: number,
-): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const impl = tf.getKernel("GradlabBatchNormTrain", tf.getBackend()) ? fused : composed;
   let mean: tf.Tensor1D | null = null, variance: tf.Tensor1D | null = null;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, g, b] = args as tf.Tensor[];
-    const save = args[3] as tf.GradSaveFunc;
-    const [y, mu, v, rstd] = tf.engine().runKernel(
-      "GradlabBatchNormTrain",
-      { x: xi, gamma: g, beta: b },
-      { epsilon } as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor[];
-    mean = tf.keep(mu) as tf.Tensor1D;
-    variance = tf.keep(v) as tf.Tensor1D;
-    save([xi, g, mu, rstd]);
+    const f = impl.forward(xi, g, b, epsilon);
+    mean = tf.keep(f.mean) as tf.Tensor1D;
+    variance = tf.keep(f.variance) as tf.Tensor1D;
+    (args[3] as tf.GradSaveFunc)(f.saved);
     return {
-      value: y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xs, gm, mus, rs] = saved;
-        return tf.engine().runKernel("GradlabBatchNormTrainGrad", {
-          x: xs,
-          dy: dy as tf.Tensor,
-          gamma: gm,
-          mean: mus,
-          rstd: rs,
-        }, {}) as tf.Tensor[];
-      },
+      value: f.y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+        impl.backward(dy as tf.Tensor, saved),
     };
   });
   const y = op(x, gamma, beta) as tf.Tensor4D;

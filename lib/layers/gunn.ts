@@ -106,7 +106,7 @@ export function gunnUpdate(
   if (C % S !== 0) throw new RangeError(`GUNN: ${C} channels do not split into ${S} segments`);
   const width = C / S;
   // Slices, not tf.split: TF.js 4.22 loses gradient paths when split outputs feed several
-  // concatenations (tests/layers/gunn_test.ts has the case).
+  // concatenations (the stock-op reference test in tests/layers/gunn_test.ts checks gradients).
   const old = Array.from(
     { length: S },
     (_, i) => tf.slice(x, [0, 0, 0, i * width], [-1, -1, -1, width]) as tf.Tensor4D,

@@ -16,7 +16,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { ImageDataset } from "../data/dataset.ts";
+import { imageBatch, type ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { type EpochRecord, fit } from "../train/fit.ts";
 import { RmsProp } from "../train/optimizers.ts";
@@ -48,16 +48,9 @@ export function taskBatch(
   idx: ArrayLike<number>,
   scaling: Scaling,
 ): { x: tf.Tensor4D; y: tf.Tensor1D } {
-  const size = ds.height * ds.width * ds.channels, scale = scaling === "unit" ? 1 / 255 : 1;
-  const x = new Float32Array(idx.length * size), y = new Float32Array(idx.length);
-  for (let i = 0; i < idx.length; i++) {
-    const src = ds.images.subarray(idx[i] * size, (idx[i] + 1) * size);
-    for (let k = 0; k < size; k++) x[i * size + k] = src[k] * scale;
-    y[i] = taskLabel(task, ds, idx[i]);
-  }
   return {
-    x: tf.tensor4d(x, [idx.length, ds.height, ds.width, ds.channels]),
-    y: tf.tensor1d(y),
+    x: imageBatch(ds, idx, scaling === "unit" ? 1 / 255 : 1),
+    y: tf.tensor1d(Array.from(idx, (i) => taskLabel(task, ds, i))),
   };
 }
 
