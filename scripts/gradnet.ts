@@ -16,34 +16,33 @@
  * @module
  */
 
-import * as tf from "@tensorflow/tfjs";
-import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
-import { RunDir } from "../lib/run/run_dir.ts";
+import type * as tf from "@tensorflow/tfjs";
+import {
+  COMMON_CHOICES,
+  COMMON_DEFAULTS,
+  COMMON_DOCS,
+  COMMON_RANGES,
+  runCli,
+} from "../lib/config/cli.ts";
+import type { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
-import { halves } from "../lib/data/splits.ts";
+import { halves, holdOut } from "../lib/data/splits.ts";
 import { cnnCifar, countParams } from "../lib/models/cnn_cifar.ts";
-import { GradNet, parseStructure } from "../lib/models/gradnet.ts";
-import { netFromModel } from "../lib/gradients/network.ts";
-import {
-  type CoordinateStats,
-  type Normalization,
-  NORMALIZATIONS,
-} from "../lib/gradients/normalize.ts";
-import { decodeBundle, encodeBundle } from "../lib/run/bundle.ts";
-import type { OptimizerConfig } from "../lib/train/optimizers.ts";
+import { parseStructure } from "../lib/models/gradnet.ts";
+import { type Normalization, NORMALIZATIONS } from "../lib/gradients/normalize.ts";
 import type { Rung } from "../lib/train/callbacks.ts";
 import { type AugmentPolicy, viewShape } from "../lib/gradnet/preprocess.ts";
 import { accuracy, loadSnapshot, trainBaseLadder } from "../lib/gradnet/base.ts";
-import { Featurizer } from "../lib/gradnet/features.ts";
+import type { TestRule } from "../lib/gradnet/train.ts";
 import {
-  accuracyOf,
-  gradientStatistics,
-  gradNetPredict,
-  type TestRule,
-  trainGradNet,
-} from "../lib/gradnet/train.ts";
+  type ExperimentData,
+  type ExperimentOptions,
+  gradNetOnSnapshot,
+  type Setting,
+  type SettingResult,
+} from "../lib/gradnet/experiment.ts";
 import { type RungResult, tableMarkdown, writeCurves, writeTable } from "../lib/gradnet/report.ts";
 import type { Series } from "../lib/plot/figures.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -69,6 +68,7 @@ export const DEFAULTS = {
   dataset: "mnist",
   trainImages: 0,
   testImages: 0,
+  valImages: 5000,
   h: 16,
   targets: [] as number[],
   augment: "auto",
@@ -77,7 +77,7 @@ export const DEFAULTS = {
   baseWeightDecay: 5e-4,
   baseBatch: 64,
   baseHalveEvery: 25,
-  baseMaxEpochs: 10,
+  baseMaxEpochs: 0,
   baseEvalEvery: 50,
   structure: "5+25+10",
   dropout: 0,
@@ -85,7 +85,7 @@ export const DEFAULTS = {
   optimizer: "sgd",
   lr: 0.01,
   batch: 25,
-  epochs: 3,
+  epochs: 200,
   sparsify: true,
   selectionPercent: 15,
   normalization: "scale_power",
@@ -94,7 +94,8 @@ export const DEFAULTS = {
   testRule: "sum",
   study: "none",
   studyRung: -1,
-  curveTestImages: 1000,
+  curveValImages: 2000,
+  cache: "auto",
   chunk: 500,
   checkpointEvery: 200,
 };
@@ -109,16 +110,19 @@ const DOCS: Record<keyof GradNetConfig, string> = {
   dataset: "dataset",
   trainImages: "use the first N training images (0: all), split in halves: base net | GradNet",
   testImages: "use the first N test images (0: all)",
+  valImages: "validation images held out of the base half (rungs and curves are chosen on them)",
   h: "base network width cnn_cifar(h) (paper 64; CPU setting 16)",
-  targets: "ladder of base test accuracies to snapshot at (empty: the dataset's default)",
+  targets: "ladder of base validation accuracies to snapshot at (empty: the dataset's default)",
   augment: "auto (CIFAR: crop/flip/contrast; MNIST-like: none) | none | cifar",
   crop: "crop size of the CIFAR augmentation",
   baseLr: "base network SGD learning rate",
   baseWeightDecay: "base network weight decay",
   baseBatch: "base network batch size",
   baseHalveEvery: "halve the base learning rate every this many epochs",
-  baseMaxEpochs: "stop base training after this many epochs even if rungs are missing",
-  baseEvalEvery: "measure the base test accuracy every this many steps (ladder resolution)",
+  baseMaxEpochs:
+    "stop base training after this many epochs even if rungs are missing (0: MNIST-like 60, CIFAR-10 100)",
+  baseEvalEvery:
+    "measure the base validation accuracy every this many steps in epoch 1 (then ~10 % apart)",
   structure: "GradNet hidden units per block, e.g. 5+25+10 (one more part: biases get a 4th block)",
   dropout: "GradNet dropout rate on the hidden layer (0: off)",
   batchNorm: "GradNet batch normalisation (no γ) on the hidden layer",
@@ -134,16 +138,25 @@ const DOCS: Record<keyof GradNetConfig, string> = {
   testRule: "sum (the method) | true-label (leaks the label: an upper bound) | random-label",
   study: "run one of the authors' comparisons instead of the ladder table",
   studyRung: "rung a study uses (−1: the middle one)",
-  curveTestImages: "test images for GradNet's per-epoch learning curve",
+  curveValImages: "validation images for GradNet's learning curve (sum rule)",
+  cache: "auto: cache every label's features when views are fixed and they fit in memory | off",
   chunk: "examples per gradient-feature chunk",
   checkpointEvery: "GradNet checkpoint every this many steps",
 };
 
 const DATASET_TARGETS: Record<string, number[]> = {
-  mnist: [0.92, 0.96, 0.985],
+  mnist: [0.92, 0.96, 0.9894],
   fashion: [0.75, 0.8, 0.85],
-  cifar10: [0.45, 0.5, 0.55, 0.6],
+  cifar10: [0.49, 0.51, 0.55, 0.62, 0.65, 0.68, 0.72, 0.74, 0.76, 0.79],
   synthetic: [0.3, 0.6],
+};
+
+/** Base-network epochs by dataset (MNIST h = 16 reaches 0.9894 on validation at about 53). */
+const DATASET_BASE_EPOCHS: Record<string, number> = {
+  mnist: 60,
+  fashion: 60,
+  cifar10: 100,
+  synthetic: 8,
 };
 
 const SPEC = {
@@ -162,12 +175,39 @@ const SPEC = {
     testRule: ["sum", "true-label", "random-label"],
     study: STUDIES,
     statsFrom: ["gradnet-half"],
+    cache: ["auto", "off"],
+  },
+  ranges: {
+    ...COMMON_RANGES,
+    trainImages: { min: 0 },
+    testImages: { min: 0 },
+    valImages: { min: 1 },
+    h: { min: 1 },
+    targets: { min: 0, max: 1, minOpen: true, maxOpen: true },
+    crop: { min: 1 },
+    baseLr: { min: 0, minOpen: true },
+    baseWeightDecay: { min: 0 },
+    baseBatch: { min: 1 },
+    baseHalveEvery: { min: 1 },
+    baseMaxEpochs: { min: 0 },
+    baseEvalEvery: { min: 1 },
+    dropout: { min: 0, max: 1, maxOpen: true },
+    lr: { min: 0, minOpen: true },
+    batch: { min: 1 },
+    epochs: { min: 1 },
+    selectionPercent: { min: 0, max: 100, minOpen: true },
+    exponent: { min: 0 },
+    studyRung: { min: -1 },
+    curveValImages: { min: 0 },
+    chunk: { min: 1 },
+    checkpointEvery: { min: 1 },
   },
   integers: [
     "seed",
     "threads",
     "trainImages",
     "testImages",
+    "valImages",
     "h",
     "crop",
     "baseBatch",
@@ -177,26 +217,25 @@ const SPEC = {
     "batch",
     "epochs",
     "studyRung",
-    "curveTestImages",
+    "curveValImages",
     "chunk",
     "checkpointEvery",
   ] as const,
   presets: {
     smoke: {
       dataset: "synthetic",
-      trainImages: 400,
-      testImages: 60,
+      valImages: 150,
       h: 4,
       baseMaxEpochs: 8,
       baseEvalEvery: 3,
-      structure: "2+3+2",
-      epochs: 1,
-      curveTestImages: 20,
+      structure: "5+10+5",
+      epochs: 30,
+      curveValImages: 150,
       chunk: 100,
       checkpointEvery: 4,
     },
     default: {},
-    paper: { h: 64, structure: "5+100+25", epochs: 200, baseMaxEpochs: 100, curveTestImages: 2000 },
+    paper: { h: 64, structure: "5+100+25", epochs: 200 },
   } as Record<string, Partial<GradNetConfig>>,
   presetDocs: {
     smoke: "seconds, tiny synthetic data (tests)",
@@ -225,20 +264,7 @@ async function loadData(cfg: GradNetConfig): Promise<DatasetSplit> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One GradNet on one rung
-
-interface Setting {
-  name: string;
-  structure: string;
-  optimizer: OptimizerConfig;
-  lr: number;
-  dropout: number;
-  batchNorm: boolean;
-  sparsify: boolean;
-  selectionPercent: number;
-  normalization: Normalization;
-  exponent: number;
-}
+// GradNet settings
 
 function settingOf(cfg: GradNetConfig, name: string): Setting {
   return {
@@ -255,103 +281,24 @@ function settingOf(cfg: GradNetConfig, name: string): Setting {
   };
 }
 
-async function statistics(
-  run: RunDir,
-  file: string,
-  f: Featurizer,
-  data: { gnTrain: DatasetSplit["train"] },
-  o: { seed: number; chunk: number; policy: AugmentPolicy; crop: number },
-): Promise<CoordinateStats> {
-  try {
-    const b = decodeBundle<{ count: number }>(await Deno.readFile(run.file(file)));
-    const g = (k: string) => b.tensors.get(k)!.values.slice();
-    return { count: b.meta.count, min: g("min"), max: g("max"), mean: g("mean"), std: g("std") };
-  } catch { /* not computed yet */ }
-  const s = await gradientStatistics(f, data.gnTrain, o);
-  const arr = (name: string, values: Float32Array) => ({ name, shape: [values.length], values });
-  await run.writeBytes(
-    file,
-    encodeBundle({ count: s.count }, [
-      arr("min", s.min),
-      arr("max", s.max),
-      arr("mean", s.mean),
-      arr("std", s.std),
-    ]),
-  );
-  return s;
-}
-
-/** Trains one GradNet setting on the base network as it stands; returns its test accuracy. */
-async function runSetting(
-  run: RunDir,
-  cfg: GradNetConfig,
-  base: tf.LayersModel,
-  data: { gnTrain: DatasetSplit["train"]; test: DatasetSplit["test"]; testIdx: number[] },
-  s: Setting,
-  tag: string,
-): Promise<{ acc: number; curve: { step: number; acc: number }[] }> {
-  const hidden = parseStructure(s.structure);
-  const ops = netFromModel(base);
-  const kernelBlocks = ops.filter((o) => o.kind === "conv" || o.kind === "dense").length;
-  if (hidden.length !== kernelBlocks && hidden.length !== kernelBlocks + 1) {
-    throw new UserError(
-      `--structure ${s.structure}: ${hidden.length} blocks, the base network has ${kernelBlocks} layers (or ${
-        kernelBlocks + 1
-      } with a bias block)`,
-    );
-  }
-  const biasBlock = hidden.length === kernelBlocks + 1;
-  const f = new Featurizer(ops, {
-    sparsify: s.sparsify,
-    selectionPercent: s.selectionPercent,
-    normalization: s.normalization,
-    exponent: s.exponent || undefined,
-  }, biasBlock ? { includeBias: true, biasLast: true } : {});
-  const view = { policy: policyOf(cfg), crop: cfg.crop };
-  const statsTag = `${tag}-${s.sparsify ? s.selectionPercent : "all"}${biasBlock ? "-bias" : ""}`;
-  f.stats = await statistics(run, `stats-${statsTag}.bin`, f, data, {
-    seed: cfg.seed,
-    chunk: cfg.chunk,
-    ...view,
-  });
-  // Block sizes: one per kernel, and (4-block variant) all biases together.
-  const kernels = f.layout.blocks.filter((b) => b.part === "kernel").map((b) => b.size);
-  const biases = f.layout.blocks.filter((b) => b.part === "bias").reduce((a, b) => a + b.size, 0);
-  const net = new GradNet({
-    blockSizes: biasBlock ? [...kernels, biases] : kernels,
-    hidden,
-    classes: data.test.numClasses,
-    dropout: s.dropout,
-    batchNorm: s.batchNorm,
-    seed: cfg.seed + 17,
-  });
-  const state = await trainGradNet(run, net, f, data.gnTrain, data.test, {
-    seed: cfg.seed,
-    epochs: cfg.epochs,
-    batch: cfg.batch,
-    lr: s.lr,
-    optimizer: s.optimizer,
-    chunk: cfg.chunk,
-    ...view,
-    curveTestImages: cfg.curveTestImages,
-    checkpointEvery: cfg.checkpointEvery,
-    name: `gradnet-${tag}-${s.name}`,
-  });
-  const preds = await gradNetPredict(net, f, data.test, data.testIdx, {
-    rule: cfg.testRule as TestRule,
-    ...view,
-    seed: cfg.seed,
-    label: `GradNet test (${cfg.testRule})`,
-  });
-  const acc = accuracyOf(preds, data.test, data.testIdx);
-  const curve = state.history.map((h) => ({ step: h.step, acc: h.curve_test_acc ?? NaN }));
-  net.dispose();
-  return { acc, curve };
-}
-
 function policyOf(cfg: GradNetConfig): AugmentPolicy {
   if (cfg.augment === "auto") return cfg.dataset === "cifar10" ? "cifar" : "none";
   return cfg.augment as AugmentPolicy;
+}
+
+function experimentOptions(cfg: GradNetConfig): ExperimentOptions {
+  return {
+    seed: cfg.seed,
+    epochs: cfg.epochs,
+    batch: cfg.batch,
+    chunk: cfg.chunk,
+    policy: policyOf(cfg),
+    crop: cfg.crop,
+    testRule: cfg.testRule as TestRule,
+    curveValImages: cfg.curveValImages,
+    checkpointEvery: cfg.checkpointEvery,
+    cache: cfg.cache as "auto" | "off",
+  };
 }
 
 /** The settings of a study (the authors' five comparisons). */
@@ -398,112 +345,109 @@ export interface GradNetResult {
   study?: { name: string; baseAcc: number; results: Record<string, number>; curves: Series[] };
 }
 
+/**
+ * One GradNet run's curves: validation accuracy (sum rule), training accuracy (one random-label
+ * row per visit, dashed) and the base snapshot's validation accuracy (dotted).
+ */
+function curveSeries(name: string, res: SettingResult, baseVal: number): Series[] {
+  const x = res.curve.map((c) => c.step);
+  return [
+    { name: `${name} validation`, x, y: res.curve.map((c) => c.val_acc) },
+    { name: `${name} train`, x, y: res.curve.map((c) => c.train_acc), dash: "dash" },
+    { name: `${name} base`, x: [x[0], x[x.length - 1]], y: [baseVal, baseVal], dash: "dot" },
+  ];
+}
+
+/** A JSON file of the run folder, or `compute()` written there when it does not exist yet. */
+async function cachedJson<T>(run: RunDir, file: string, compute: () => Promise<T>): Promise<T> {
+  try {
+    return JSON.parse(await Deno.readTextFile(run.file(file)));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const v = await compute();
+  await run.writeJson(file, v);
+  return v;
+}
+
+/**
+ * Runs the experiment. `o.data` replaces the dataset that `cfg.dataset` names (notebooks, tests:
+ * any train/test split of images).
+ */
 export async function main(
   cfgIn: GradNetConfig,
-  o: { quiet?: boolean } = {},
+  o: { quiet?: boolean; data?: DatasetSplit } = {},
 ): Promise<GradNetResult> {
   const t0 = performance.now();
+  try {
+    parseStructure(cfgIn.structure);
+  } catch (e) {
+    throw new UserError(`--structure=${cfgIn.structure}: ${(e as Error).message}`);
+  }
   const { run, cfg } = await startRun("gradnet", cfgIn, DEFAULTS as GradNetConfig);
 
-  // data
-  const all = await loadData(cfg);
+  // data: base half (minus a validation split) | GradNet half; the test set scores models once
+  const all = o.data ?? await loadData(cfg);
   const train = firstN(all.train, cfg.trainImages), test = firstN(all.test, cfg.testImages);
-  const { first: baseTrain, second: gnTrain } = halves(train);
+  const { first, second: gnTrain } = halves(train);
+  if (!(cfg.valImages > 0 && cfg.valImages < first.n)) {
+    throw new UserError(
+      `--val-images=${cfg.valImages}: must be in 1 … ${first.n - 1} (the base half)`,
+    );
+  }
+  const { train: baseTrain, val } = holdOut(first, cfg.valImages / first.n, cfg.seed + 101);
   const testIdx = Array.from({ length: test.n }, (_, i) => i);
   const policy = policyOf(cfg);
   const targets = cfg.targets.length ? cfg.targets : DATASET_TARGETS[cfg.dataset];
+  const baseEpochs = cfg.baseMaxEpochs || DATASET_BASE_EPOCHS[cfg.dataset];
   console.error(
-    `${cfg.dataset}: base net trains on ${baseTrain.n}, GradNet on ${gnTrain.n}, tested on ${test.n} images; ladder ${
+    `${cfg.dataset}: base net trains on ${baseTrain.n} (validation ${val.n}), GradNet on ${gnTrain.n}, tested on ${test.n} images; ladder ${
       targets.join(", ")
     }`,
   );
 
-  // base network and its ladder of snapshots
+  // base network and its ladder of snapshots (chosen on the validation split)
   const base = cnnCifar(cfg.h, {
     inputShape: viewShape(train, policy, cfg.crop),
     classes: train.numClasses,
     seed: cfg.seed,
   });
   console.error(`base network cnn_cifar(${cfg.h}): ${countParams(base)} parameters`);
-  const { rungs } = await trainBaseLadder(run, base, baseTrain, test, {
+  const { rungs } = await trainBaseLadder(run, base, baseTrain, val, {
     seed: cfg.seed,
     lr: cfg.baseLr,
     weightDecay: cfg.baseWeightDecay,
     batch: cfg.baseBatch,
     halveEvery: cfg.baseHalveEvery,
-    maxEpochs: cfg.baseMaxEpochs,
+    maxEpochs: baseEpochs,
     evalEvery: cfg.baseEvalEvery,
     targets,
     policy,
     crop: cfg.crop,
   });
   const sorted = [...targets].sort((a, b) => a - b);
-  const reached: Rung[] = sorted.map((t) => rungs.find((r) => r.target === t)).filter((
-    r,
-  ): r is Rung => !!r);
+  const reached = sorted.map((t) => rungs.find((r) => r.target === t)).filter((r): r is Rung =>
+    !!r
+  );
   if (!reached.length) {
     throw new UserError(
-      `the base network reached none of the rungs ${
-        targets.join(", ")
-      } in ${cfg.baseMaxEpochs} epochs`,
+      `the base network reached none of the rungs ${targets.join(", ")} in ${baseEpochs} epochs`,
     );
   }
   const missed = sorted.filter((t) => !rungs.some((r) => r.target === t));
   if (missed.length) {
-    console.error(`rungs not reached in ${cfg.baseMaxEpochs} epochs: ${missed.join(", ")}`);
+    console.error(`rungs not reached in ${baseEpochs} epochs: ${missed.join(", ")}`);
   }
-  const data = { gnTrain, test, testIdx };
+  const data: ExperimentData = { gnTrain, val, test };
+  const xo = experimentOptions(cfg);
+  const baseTest = (k: number) =>
+    cachedJson(run, `base-rung-${k}-test.json`, async () => {
+      await loadSnapshot(run, k, base);
+      return { acc: await accuracy(base, test, testIdx, { policy, crop: cfg.crop }) };
+    });
 
   if (cfg.study !== "none") {
-    const r = cfg.studyRung >= 0
-      ? Math.min(cfg.studyRung, reached.length - 1)
-      : Math.floor((reached.length - 1) / 2);
-    const rung = reached[r];
-    const k = sorted.indexOf(rung.target);
-    await loadSnapshot(run, k, base);
-    const baseAcc = await accuracy(base, test, testIdx, { policy, crop: cfg.crop });
-    const series: Series[] = [];
-    const results: Record<string, number> = {};
-    for (const s of studySettings(cfg, cfg.study)) {
-      const file = `study-${cfg.study}-${s.name}.json`;
-      let res: { acc: number; curve: { step: number; acc: number }[] };
-      try {
-        res = JSON.parse(await Deno.readTextFile(run.file(file)));
-      } catch {
-        await loadSnapshot(run, k, base);
-        res = await runSetting(run, cfg, base, data, s, `rung${k}`);
-        await run.writeJson(file, res);
-      }
-      results[s.name] = res.acc;
-      series.push({
-        name: `${s.name} (test ${res.acc.toFixed(4)})`,
-        x: res.curve.map((c) => c.step),
-        y: res.curve.map((c) => c.acc),
-      });
-    }
-    await writeCurves(run, `study-${cfg.study}`, series, {
-      title: `GradNet ${cfg.study} comparison — ${cfg.dataset}, base accuracy ${
-        baseAcc.toFixed(4)
-      }`,
-      xTitle: "GradNet iterations",
-      yTitle: `test accuracy (${cfg.curveTestImages} images)`,
-    });
-    const summary = {
-      study: cfg.study,
-      rung: r + 1,
-      base_acc: baseAcc,
-      final_test_acc: results,
-      seconds: (performance.now() - t0) / 1000,
-    };
-    await run.complete(summary);
-    if (!o.quiet) console.log(JSON.stringify(summary, null, 2));
-    return {
-      run,
-      table: [],
-      curves: series,
-      title: `study ${cfg.study}`,
-      study: { name: cfg.study, baseAcc, results, curves: series },
-    };
+    return await study(run, cfg, base, data, xo, reached, sorted, baseTest, t0, o);
   }
 
   // one GradNet per rung
@@ -511,21 +455,17 @@ export async function main(
   const curves: Series[] = [];
   for (const rung of reached) {
     const k = sorted.indexOf(rung.target);
-    const file = `rung-${k}.json`;
-    let row: RungResult;
-    let curve: { step: number; acc: number }[] = [];
-    try {
-      ({ row, curve } = JSON.parse(await Deno.readTextFile(run.file(file))));
-    } catch {
+    const { row, res } = await cachedJson(run, `rung-${k}.json`, async () => {
       const t = performance.now();
       const meta = await loadSnapshot(run, k, base);
-      const baseAcc = await accuracy(base, test, testIdx, { policy, crop: cfg.crop });
+      const baseAcc = (await baseTest(k)).acc;
       console.error(`rung ${k + 1} (≥${rung.target}): base test accuracy ${baseAcc.toFixed(4)}`);
-      const res = await runSetting(run, cfg, base, data, settingOf(cfg, "main"), `rung${k}`);
-      curve = res.curve;
-      row = {
+      const res = await gradNetOnSnapshot(run, base, data, settingOf(cfg, "main"), xo, `rung${k}`);
+      console.error(`rung ${k + 1}: base ${baseAcc.toFixed(4)} → GradNet ${res.acc.toFixed(4)}`);
+      const row: RungResult = {
         rung: k + 1,
         target: rung.target,
+        base_val_acc: Number(meta.val_acc),
         base_acc: baseAcc,
         gradnet_acc: res.acc,
         gain: res.acc / baseAcc - 1,
@@ -533,31 +473,86 @@ export async function main(
           ? "true-label (leaks the label: upper bound)"
           : cfg.testRule,
         test_images: test.n,
+        epochs: cfg.epochs,
+        features: res.path,
+        steps_per_s: res.stepsPerSecond,
         seconds: (performance.now() - t) / 1000,
         base_step: Number(meta.step),
       };
-      await run.writeJson(file, { row, curve });
-      console.error(`rung ${k + 1}: base ${baseAcc.toFixed(4)} → GradNet ${res.acc.toFixed(4)}`);
-    }
-    table.push(row);
-    curves.push({
-      name: `rung ${k + 1} (base ${row.base_acc.toFixed(3)})`,
-      x: curve.map((c) => c.step),
-      y: curve.map((c) => c.acc),
+      return { row, res };
     });
+    table.push(row);
+    curves.push(...curveSeries(`rung ${k + 1}`, res, row.base_val_acc));
   }
   const title =
     `GradNet on ${cfg.dataset} — cnn_cifar(${cfg.h}), ${cfg.structure}, ${cfg.epochs} epochs`;
   const md = await writeTable(run, table, title);
   await writeCurves(run, "gradnet-curves", curves, {
-    title: `GradNet learning curves — ${cfg.dataset}`,
+    title: `GradNet learning curves — ${cfg.dataset} (sum rule on ${
+      Math.min(cfg.curveValImages, val.n)
+    } validation images)`,
     xTitle: "GradNet iterations",
-    yTitle: `test accuracy (${cfg.curveTestImages} images)`,
+    yTitle: "accuracy",
+    colorGroup: 3,
   });
   const seconds = (performance.now() - t0) / 1000;
   await run.complete({ table, seconds, missed_rungs: missed });
   if (!o.quiet) console.log(md + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
   return { run, table, curves, title };
+}
+
+/** One of the authors' comparisons on one rung. */
+async function study(
+  run: RunDir,
+  cfg: GradNetConfig,
+  base: tf.LayersModel,
+  data: ExperimentData,
+  xo: ExperimentOptions,
+  reached: Rung[],
+  sorted: number[],
+  baseTest: (k: number) => Promise<{ acc: number }>,
+  t0: number,
+  o: { quiet?: boolean },
+): Promise<GradNetResult> {
+  const r = cfg.studyRung >= 0
+    ? Math.min(cfg.studyRung, reached.length - 1)
+    : Math.floor((reached.length - 1) / 2);
+  const k = sorted.indexOf(reached[r].target);
+  const baseAcc = (await baseTest(k)).acc;
+  const series: Series[] = [];
+  const results: Record<string, number> = {};
+  for (const s of studySettings(cfg, cfg.study)) {
+    const res = await cachedJson(run, `study-${cfg.study}-${s.name}.json`, async () => {
+      await loadSnapshot(run, k, base);
+      return await gradNetOnSnapshot(run, base, data, s, xo, `rung${k}`);
+    });
+    results[s.name] = res.acc;
+    series.push(...curveSeries(`${s.name} (test ${res.acc.toFixed(4)})`, res, NaN));
+  }
+  await writeCurves(run, `study-${cfg.study}`, series, {
+    title: `GradNet ${cfg.study} comparison — ${cfg.dataset}, base test accuracy ${
+      baseAcc.toFixed(4)
+    }`,
+    xTitle: "GradNet iterations",
+    yTitle: "validation accuracy (sum rule)",
+    colorGroup: 3,
+  });
+  const summary = {
+    study: cfg.study,
+    rung: r + 1,
+    base_acc: baseAcc,
+    final_test_acc: results,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  await run.complete(summary);
+  if (!o.quiet) console.log(JSON.stringify(summary, null, 2));
+  return {
+    run,
+    table: [],
+    curves: series,
+    title: `study ${cfg.study}`,
+    study: { name: cfg.study, baseAcc, results, curves: series },
+  };
 }
 
 if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));

@@ -15,7 +15,13 @@
  * @module
  */
 
-import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
+import {
+  COMMON_CHOICES,
+  COMMON_DEFAULTS,
+  COMMON_DOCS,
+  COMMON_RANGES,
+  runCli,
+} from "../lib/config/cli.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
@@ -100,6 +106,19 @@ const SPEC = {
     dataset: DATASETS,
     arch: ["mini", "gunn15"] as const,
   },
+  ranges: {
+    ...COMMON_RANGES,
+    imageSize: { min: 0 },
+    trainImages: { min: 0 },
+    testImages: { min: 0 },
+    epochs: { min: 1 },
+    seeds: { min: 1 },
+    batch: { min: 1 },
+    lr: { min: 0, minOpen: true },
+    momentum: { min: 0, max: 1, maxOpen: true },
+    weightDecay: { min: 0 },
+    checkpointEvery: { min: 1 },
+  },
   integers: [
     "seed",
     "threads",
@@ -117,7 +136,7 @@ const SPEC = {
       imageSize: 0,
       trainImages: 96,
       testImages: 48,
-      epochs: 2,
+      epochs: 1,
       seeds: 2,
       batch: 32,
       checkpointEvery: 2,

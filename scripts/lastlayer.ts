@@ -16,7 +16,13 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
+import {
+  COMMON_CHOICES,
+  COMMON_DEFAULTS,
+  COMMON_DOCS,
+  COMMON_RANGES,
+  runCli,
+} from "../lib/config/cli.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
 import { startRun } from "../lib/run/start.ts";
 import { band, gaussianBlobs, moons, type PointSet, quarterAnnuli } from "../lib/data/synthetic.ts";
@@ -102,6 +108,26 @@ const SPEC = {
   defaults: DEFAULTS,
   docs: DOCS,
   choices: { backend: COMMON_CHOICES.backend, experiments: EXPERIMENTS },
+  ranges: {
+    ...COMMON_RANGES,
+    hidden: { min: 1 },
+    simSteps: { min: 1 },
+    simLr: { min: 0, minOpen: true },
+    simClip: { min: 0 },
+    blobSteps: { min: 1 },
+    blobPoints: { min: 2 },
+    blobLr: { min: 0, minOpen: true },
+    blobMomentum: { min: 0, max: 1, maxOpen: true },
+    imageSteps: { min: 1 },
+    imageLr: { min: 0, minOpen: true },
+    imageBatch: { min: 0 },
+    momentum: { min: 0, max: 1, maxOpen: true },
+    imageTrain: { min: 0 },
+    evalPoints: { min: 1 },
+    reinitSteps: { min: 1 },
+    reinitLr: { min: 0, minOpen: true },
+    svmC: { min: 0, minOpen: true },
+  },
   integers: [
     "seed",
     "threads",

@@ -16,7 +16,13 @@
  * @module
  */
 
-import { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "../lib/config/cli.ts";
+import {
+  COMMON_CHOICES,
+  COMMON_DEFAULTS,
+  COMMON_DOCS,
+  COMMON_RANGES,
+  runCli,
+} from "../lib/config/cli.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
@@ -98,6 +104,20 @@ const SPEC = {
     tasks: ["pairs", "versus-last"] as const,
     scaling: ["unit", "raw"] as const,
     arms: ARMS,
+  },
+  ranges: {
+    ...COMMON_RANGES,
+    zDim: { min: 1 },
+    steps: { min: 1 },
+    evalEvery: { min: 1 },
+    evalImages: { min: 1 },
+    batch: { min: 1 },
+    lr: { min: 0, minOpen: true },
+    adaptSteps: { min: 1 },
+    adaptEvalPoints: { min: 1 },
+    scratchLr: { min: 0 },
+    seeds: { min: 1 },
+    checkpointEvery: { min: 1 },
   },
   integers: [
     "seed",

@@ -10,7 +10,8 @@
  *   convolution. Needs no compiler.
  * - `cpu`: TF.js's pure-JavaScript backend; a last resort.
  *
- * `auto` tries webgpu (hardware only), then native, then wasm, and reports which it took and why.
+ * `auto` tries webgpu (hardware only, after a self-test against the cpu backend), then native,
+ * then wasm, and reports which it took and why.
  * An explicitly requested backend that cannot start is an error, never a silent substitute.
  *
  * @module
@@ -27,6 +28,7 @@ import { type NativeLib, openNativeLib } from "./native/ffi.ts";
 import { installNativeKernels, type KernelOverride } from "./native/kernels.ts";
 import { installWasmTrainingKernels } from "./wasm_kernels.ts";
 import { UserError } from "../util/errors.ts";
+import { Rng } from "../util/rng.ts";
 
 /** What a user can ask for. */
 export type BackendChoice = "auto" | "webgpu" | "native" | "wasm" | "cpu";
@@ -129,6 +131,53 @@ async function startWebGpu(): Promise<void> {
   }
 }
 
+/** Test hooks of `auto`'s WebGPU path (a simulated adapter); not for normal use. */
+export interface AutoTestHooks {
+  /** treat a software adapter as hardware (so `auto` tries it) */
+  acceptSoftwareAdapter?: boolean;
+  /** alters the GPU's results before the self-test compares them (a faulty adapter) */
+  corrupt?: (values: Float32Array) => Float32Array;
+}
+
+/**
+ * The self-test `auto` runs on a GPU before trusting it: a convolution forward and both its
+ * gradients, and the read-back of a 5,000-element tensor (Deno's WebGPU cannot read such a tensor
+ * synchronously; the async path must work), compared with TF.js's cpu backend to 1e-3 relative.
+ * Throws an Error whose message is one line saying what differed.
+ */
+export async function gpuSelfTest(hooks: AutoTestHooks = {}): Promise<void> {
+  const run = async (): Promise<Float32Array[]> => {
+    const rng = new Rng(7);
+    const x = tf.tensor4d(rng.normals(2 * 9 * 9 * 3), [2, 9, 9, 3]);
+    const f = tf.tensor4d(rng.normals(3 * 3 * 3 * 4), [3, 3, 3, 4]);
+    const loss = (a: tf.Tensor, b: tf.Tensor) =>
+      tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same").square().sum();
+    const [dx, df] = tf.grads(loss)([x, f]);
+    const y = tf.conv2d(x, f, 1, "same");
+    const big = tf.tidy(() => tf.range(0, 5000, 1, "float32").mul(0.5).sin());
+    const out: Float32Array[] = [];
+    for (const t of [y, dx, df, big]) out.push((await t.data()) as Float32Array);
+    tf.dispose([x, f, dx, df, y, big]);
+    return out;
+  };
+  const names = ["conv forward", "conv input gradient", "conv filter gradient", "large read-back"];
+  const gpu = (await run()).map((v) => hooks.corrupt?.(v) ?? v);
+  const backend = tf.getBackend();
+  await tf.setBackend("cpu");
+  const ref = await run();
+  await tf.setBackend(backend);
+  ref.forEach((r, i) => {
+    const g = gpu[i];
+    if (g.length !== r.length) throw new Error(`${names[i]}: ${g.length} values, cpu ${r.length}`);
+    let scale = 0, worst = 0;
+    for (let j = 0; j < r.length; j++) scale = Math.max(scale, Math.abs(r[j]));
+    for (let j = 0; j < r.length; j++) worst = Math.max(worst, Math.abs(g[j] - r[j]));
+    if (!(worst <= 1e-3 * Math.max(scale, 1))) {
+      throw new Error(`${names[i]} differs from the cpu backend by ${worst.toPrecision(3)}`);
+    }
+  });
+}
+
 async function startWasm(): Promise<void> {
   useLocalWasmBinaries();
   if (!(await tf.setBackend("wasm"))) {
@@ -171,7 +220,12 @@ export function defaultThreads(): number {
  */
 export async function initBackend(
   choice: BackendChoice = "auto",
-  options: { threads?: number; log?: ((line: string) => void) | null } = {},
+  options: {
+    threads?: number;
+    log?: ((line: string) => void) | null;
+    /** test hooks of `auto` (a simulated adapter) */
+    testHooks?: AutoTestHooks;
+  } = {},
 ): Promise<BackendInfo> {
   if (!BACKEND_CHOICES.includes(choice)) {
     throw new BackendUnavailableError(
@@ -217,7 +271,7 @@ export async function initBackend(
       reason: "requested (slow: pure JavaScript)",
     };
   } else {
-    info = await autoSelect(threads);
+    info = await autoSelect(threads, options.testHooks ?? {});
   }
   current = info;
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
@@ -225,22 +279,36 @@ export async function initBackend(
   return info;
 }
 
-async function autoSelect(threads: number): Promise<BackendInfo> {
+/** Starts WebGPU and self-tests it; returns null when it works, else the reason (one line). */
+async function webGpuProblem(adapter: string, hooks: AutoTestHooks): Promise<string | null> {
+  try {
+    await startWebGpu();
+  } catch (e) {
+    return `webgpu failed to start (${(e as Error).message})`;
+  }
+  try {
+    await gpuSelfTest(hooks);
+  } catch (e) {
+    return `webgpu self-test failed on '${adapter}' (${(e as Error).message})`;
+  }
+  return null;
+}
+
+async function autoSelect(threads: number, hooks: AutoTestHooks): Promise<BackendInfo> {
   const probe = await probeWebGpu();
   let why: string;
-  if (probe.ok && !probe.software) {
-    try {
-      await startWebGpu();
+  if (probe.ok && (!probe.software || hooks.acceptSoftwareAdapter)) {
+    const problem = await webGpuProblem(probe.description, hooks);
+    if (!problem) {
       return {
         name: "webgpu",
         tfBackend: "webgpu",
         threads: 1,
         detail: probe.description,
-        reason: `hardware GPU adapter '${probe.description}'`,
+        reason: `GPU adapter '${probe.description}' (self-test passed)`,
       };
-    } catch (e) {
-      why = `webgpu failed to start (${(e as Error).message})`;
     }
+    why = problem;
   } else {
     why = probe.ok
       ? `GPU adapter '${probe.description}' is software, skipped`

@@ -56,7 +56,7 @@ export function median(xs: number[]): number {
  * or after every call (`sync: "call"`, W3/W4) is part of the timing, disposing it is too.
  */
 export async function timeWindows(
-  call: () => tf.Tensor | tf.Tensor[] | void,
+  call: () => tf.Tensor | tf.Tensor[] | void | Promise<tf.Tensor>,
   itemsPerCall: number,
   options: { minS: number; repeats: number; sync: "window" | "call" },
 ): Promise<Timing> {
@@ -70,7 +70,7 @@ export async function timeWindows(
     let el = 0;
     while (true) {
       if (last) tf.dispose(last);
-      last = call();
+      last = await call();
       n++;
       if (options.sync === "call" && last) {
         await syncValue(last);

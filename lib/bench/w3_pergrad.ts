@@ -53,12 +53,17 @@ export async function benchPerExample(
   const B = 64;
   const shape = model.inputs[0].shape.slice(1) as number[];
   const { x, y } = fixedBatch(shape, B);
-  const labels = Array.from(tf.tidy(() => y.argMax(-1)).dataSync());
+  const labelT = tf.tidy(() => y.argMax(-1));
+  const labels = Array.from(await labelT.data());
+  labelT.dispose();
   const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const P = countParams(model);
   const chunk = labelChunk(B, P);
   const lines: BenchLine[] = [];
-  const calls: Record<string, { fn: () => tf.Tensor | tf.Tensor[] | void; items: number }> = {
+  const calls: Record<
+    string,
+    { fn: () => tf.Tensor | tf.Tensor[] | void | Promise<tf.Tensor>; items: number }
+  > = {
     baseline: {
       fn: () => {
         const { value, grads } = tf.variableGrads(
@@ -79,9 +84,9 @@ export async function benchPerExample(
       items: B,
     },
     "labels1/batched_copy": {
-      fn: () => {
+      fn: async () => {
         const g = perExampleGradients(ops, x, labels, { includeBias: true }).gradients;
-        const host = g.dataSync() as Float32Array; // a fresh host copy of the whole matrix
+        const host = (await g.data()) as Float32Array; // a fresh host copy of the whole matrix
         g.dispose();
         return tf.scalar(host[host.length - 1]);
       },
@@ -130,7 +135,7 @@ export async function benchPerExample(
     const c = calls[v];
     if (!c) throw new Error(`unknown W3 variant ${v}`);
     const t0 = performance.now();
-    const warm = c.fn();
+    const warm = await c.fn();
     if (warm) tf.dispose(warm);
     const warmS = (performance.now() - t0) / 1000;
     const reset = resetPeakRss();

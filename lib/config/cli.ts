@@ -24,6 +24,12 @@ export const COMMON_DOCS = {
   dataDir: "where datasets are looked up first (then $GRADLAB_DATA, then data/)",
 };
 
+/** Allowed ranges of the common numeric options. */
+export const COMMON_RANGES = {
+  seed: { min: 0 },
+  threads: { min: 0, max: 1024 },
+};
+
 /** Allowed values of the common options. */
 export const COMMON_CHOICES = {
   backend: ["auto", "webgpu", "native", "wasm", "cpu"] as const,

@@ -42,10 +42,60 @@ export interface ConfigSpec<C extends Record<string, ConfigValue>> {
   choices?: { [K in keyof C]?: readonly string[] };
   /** numeric fields that must be integers */
   integers?: readonly (keyof C)[];
+  /**
+   * allowed range of numeric fields (each element of a number array); a field whose default is
+   * an empty array is a number array when it has a range
+   */
+  ranges?: { [K in keyof C]?: Range };
   /** named partial configs laid over the defaults by `--preset=name` */
   presets?: Record<string, Partial<C>>;
   /** one line per preset for `--help` */
   presetDocs?: Record<string, string>;
+}
+
+/** An allowed numeric range; bounds are inclusive unless marked open. */
+export interface Range {
+  min?: number;
+  max?: number;
+  /** the minimum itself is not allowed */
+  minOpen?: boolean;
+  /** the maximum itself is not allowed */
+  maxOpen?: boolean;
+}
+
+/** The range as text, e.g. "≥ 1", "in (0, 1)". */
+export function rangeText(r: Range): string {
+  if (r.min !== undefined && r.max !== undefined) {
+    return `in ${r.minOpen ? "(" : "["}${r.min}, ${r.max}${r.maxOpen ? ")" : "]"}`;
+  }
+  if (r.min !== undefined) return `${r.minOpen ? ">" : "≥"} ${r.min}`;
+  if (r.max !== undefined) return `${r.maxOpen ? "<" : "≤"} ${r.max}`;
+  return "any number";
+}
+
+function inRange(v: number, r: Range): boolean {
+  if (r.min !== undefined && (r.minOpen ? !(v > r.min) : !(v >= r.min))) return false;
+  if (r.max !== undefined && (r.maxOpen ? !(v < r.max) : !(v <= r.max))) return false;
+  return true;
+}
+
+/**
+ * Checks every ranged field of a configuration (defaults, presets and flags alike).
+ * @throws ConfigError naming the flag, the value and the range
+ */
+export function checkRanges<C extends Record<string, ConfigValue>>(
+  spec: ConfigSpec<C>,
+  config: C,
+): void {
+  for (const [k, r] of Object.entries(spec.ranges ?? {}) as [string, Range][]) {
+    const v = config[k];
+    const values = Array.isArray(v) ? v : [v];
+    for (const x of values) {
+      if (typeof x === "number" && !inRange(x, r)) {
+        throw new ConfigError(`--${kebab(k)}=${show(v as ConfigValue)}: must be ${rangeText(r)}`);
+      }
+    }
+  }
 }
 
 /** `--help` was asked for (print `help`, exit 0), or the resolved configuration. */
@@ -63,6 +113,13 @@ export class ConfigError extends UserError {
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 
 type Kind = "number" | "string" | "boolean" | "number[]" | "string[]";
+
+/** The kind of a field; an empty array default is a number array when the field has a range. */
+function fieldKind<C extends Record<string, ConfigValue>>(spec: ConfigSpec<C>, k: keyof C): Kind {
+  const v = spec.defaults[k];
+  if (Array.isArray(v) && v.length === 0 && spec.ranges?.[k]) return "number[]";
+  return kindOf(v);
+}
 
 function kindOf(v: ConfigValue): Kind {
   if (Array.isArray(v)) return typeof v[0] === "number" ? "number[]" : "string[]";
@@ -116,7 +173,7 @@ function validate<C extends Record<string, ConfigValue>>(
 ): void {
   for (const [k, v] of Object.entries(partial)) {
     if (!(k in spec.defaults)) throw new ConfigError(`${where} sets unknown field '${k}'`);
-    const want = kindOf(spec.defaults[k]);
+    const want = fieldKind(spec, k);
     const got = kindOf(v as ConfigValue);
     if (want !== got && !(Array.isArray(v) && (v as unknown[]).length === 0)) {
       throw new ConfigError(`${where} gives '${k}' a ${got}, expected ${want}`);
@@ -128,8 +185,8 @@ function validate<C extends Record<string, ConfigValue>>(
  * Parses `args` against `spec`.
  *
  * @returns `{help}` when `--help` is present, else the configuration (defaults < preset < flags)
- * @throws ConfigError on an unknown flag, a value of the wrong type or outside its choices, an
- *   unknown preset, or a positional argument
+ * @throws ConfigError on an unknown flag, a value of the wrong type, outside its choices or its
+ *   range, an unknown preset, or a positional argument
  */
 export function parseConfig<C extends Record<string, ConfigValue>>(
   args: string[],
@@ -142,7 +199,7 @@ export function parseConfig<C extends Record<string, ConfigValue>>(
     preset: { type: "string" },
   };
   for (const k of keys) {
-    options[kebab(k)] = { type: kindOf(spec.defaults[k]) === "boolean" ? "boolean" : "string" };
+    options[kebab(k)] = { type: fieldKind(spec, k) === "boolean" ? "boolean" : "string" };
   }
   // `--flag=true|false` for booleans, which parseArgs would reject.
   const normalised = args.map((a) => {
@@ -209,13 +266,14 @@ export function parseConfig<C extends Record<string, ConfigValue>>(
     const integer = spec.integers?.includes(key) ?? false;
     (config as Record<string, ConfigValue>)[key] = convert(
       `--${flag}`,
-      kindOf(spec.defaults[key]),
+      fieldKind(spec, key),
       raw,
       integer,
       spec.choices?.[key],
     );
     explicit.push(key);
   }
+  checkRanges(spec, config);
   return { config, preset, explicit };
 }
 
@@ -234,9 +292,14 @@ export function helpText<C extends Record<string, ConfigValue>>(spec: ConfigSpec
   ];
   lines.push("Options:");
   const rows = keys.map((k) => {
-    const kind = kindOf(spec.defaults[k]);
+    const kind = fieldKind(spec, k);
     const flag = `--${kebab(k)}${kind === "boolean" ? "[=false]" : `=${kind.toUpperCase()}`}`;
-    const choices = spec.choices?.[k] ? ` (${spec.choices[k]!.join(" | ")})` : "";
+    const range = spec.ranges?.[k];
+    const choices = spec.choices?.[k]
+      ? ` (${spec.choices[k]!.join(" | ")})`
+      : range
+      ? ` (${rangeText(range)})`
+      : "";
     return [flag, `${spec.docs[k]}${choices} [default: ${show(spec.defaults[k]) || '""'}]`];
   });
   rows.push(["--preset=NAME", "lay a preset over the defaults (below)"]);

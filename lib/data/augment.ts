@@ -34,9 +34,9 @@ export function hostImages(ds: ImageDataset, idx: ArrayLike<number>, scale = 1 /
 }
 
 /** The host copy of a 4-D tensor. */
-export function fromTensor(t: tf.Tensor4D): HostBatch {
+export async function fromTensor(t: tf.Tensor4D): Promise<HostBatch> {
   const [n, h, w, c] = t.shape;
-  return { data: t.dataSync() as Float32Array, n, h, w, c };
+  return { data: (await t.data()) as Float32Array, n, h, w, c };
 }
 
 /** A tensor of a host batch (the caller disposes it). */
@@ -183,6 +183,9 @@ export function cyclicShift(b: HostBatch, rng: Rng, p = 2 / 3): HostBatch {
 }
 
 /** Applies host-side augmentations to a tensor batch; returns a new tensor (caller disposes). */
-export function augmentTensor(x: tf.Tensor4D, pipeline: (b: HostBatch) => HostBatch): tf.Tensor4D {
-  return toTensor(pipeline(fromTensor(x)));
+export async function augmentTensor(
+  x: tf.Tensor4D,
+  pipeline: (b: HostBatch) => HostBatch,
+): Promise<tf.Tensor4D> {
+  return toTensor(pipeline(await fromTensor(x)));
 }

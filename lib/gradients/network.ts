@@ -277,17 +277,17 @@ export function forward(ops: NetOp[], x: tf.Tensor): Tape {
 function repeatRows(t: tf.Tensor, d: number): tf.Tensor {
   if (d === 1) return t;
   const [n, ...rest] = t.shape;
-  return tf.tile(t.reshape([n, 1, ...rest]), [1, d, ...rest.map(() => 1)]).reshape([
-    n * d,
-    ...rest,
-  ]);
+  // rank 3, whatever t's rank: WebGPU tiles rank ≥ 5 on the CPU through a synchronous read
+  const size = rest.reduce((a, b) => a * b, 1);
+  return tf.tile(t.reshape([n, 1, size]), [1, d, 1]).reshape([n * d, ...rest]);
 }
 
 /** g [N·D, ...] times m [N, ...], broadcast over the D rows of each example. */
 function mulRows(g: tf.Tensor, m: tf.Tensor, d: number): tf.Tensor {
   if (d === 1) return g.mul(m);
   const [n, ...rest] = m.shape;
-  return g.reshape([n, d, ...rest]).mul(m.reshape([n, 1, ...rest])).reshape([n * d, ...rest]);
+  const size = rest.reduce((a, b) => a * b, 1);
+  return g.reshape([n, d, size]).mul(m.reshape([n, 1, size])).reshape([n * d, ...rest]);
 }
 
 /**

@@ -92,11 +92,42 @@ function signedPow(v: number, e: number): number {
   return v < 0 ? -Math.pow(-v, e) : Math.pow(v, e);
 }
 
+/** The normalised value of a nonzero entry g at coordinate i (std_l2: before the L2 step). */
+function normalizeValue(
+  g: number,
+  i: number,
+  kind: Normalization,
+  s: CoordinateStats | undefined,
+  e: number,
+): number {
+  switch (kind) {
+    case "scale":
+    case "scale_power": {
+      const range = s!.max[i] - s!.min[i];
+      const n = (g - s!.min[i]) / (range === 0 ? 1 : range);
+      return kind === "scale" ? n : signedPow(n, e);
+    }
+    case "std":
+    case "std_l2": {
+      const sd = s!.std[i];
+      return (g - s!.mean[i]) / (sd === 0 ? 1 : sd);
+    }
+    case "power":
+      return signedPow(g, e);
+  }
+  return g;
+}
+
+function checkStats(o: NormalizeOptions): void {
+  if (o.kind !== "none" && o.kind !== "power" && !o.stats) {
+    throw new RangeError(`normalisation '${o.kind}' needs statistics`);
+  }
+}
+
 /** Normalises `rows` ([count, P]) in place. */
 export function normalizeRows(rows: Float32Array, o: NormalizeOptions): void {
   if (o.kind === "none") return;
-  const needsStats = o.kind !== "power";
-  if (needsStats && !o.stats) throw new RangeError(`normalisation '${o.kind}' needs statistics`);
+  checkStats(o);
   const P = o.stats?.min.length ?? o.layout?.size;
   if (!P) throw new RangeError("normalizeRows needs statistics or a layout to know the row length");
   if (rows.length % P !== 0) {
@@ -104,30 +135,12 @@ export function normalizeRows(rows: Float32Array, o: NormalizeOptions): void {
   }
   const count = rows.length / P;
   const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
-  const s = o.stats;
   for (let r = 0; r < count; r++) {
     const row = rows.subarray(r * P, (r + 1) * P);
     for (let i = 0; i < P; i++) {
       const g = row[i];
       if (g === 0) continue; // masked entries stay exactly zero
-      switch (o.kind) {
-        case "scale":
-        case "scale_power": {
-          const range = s!.max[i] - s!.min[i];
-          const n = (g - s!.min[i]) / (range === 0 ? 1 : range);
-          row[i] = o.kind === "scale" ? n : signedPow(n, e);
-          break;
-        }
-        case "std":
-        case "std_l2": {
-          const sd = s!.std[i];
-          row[i] = (g - s!.mean[i]) / (sd === 0 ? 1 : sd);
-          break;
-        }
-        case "power":
-          row[i] = signedPow(g, e);
-          break;
-      }
+      row[i] = normalizeValue(g, i, o.kind, o.stats, e);
     }
     if (o.kind === "std_l2") {
       if (!o.layout) throw new RangeError("std_l2 needs the layout (per-layer L2 norms)");
@@ -138,6 +151,37 @@ export function normalizeRows(rows: Float32Array, o: NormalizeOptions): void {
         const norm = Math.sqrt(ss);
         if (norm > 0) { for (let i = 0; i < block.length; i++) block[i] /= norm; }
       }
+    }
+  }
+}
+
+/**
+ * Normalises one sparse row in place — its nonzero entries `value` at ascending coordinates
+ * `index` — with exactly the arithmetic of {@link normalizeRows} on the dense row.
+ */
+export function normalizeEntries(
+  index: ArrayLike<number>,
+  value: Float32Array,
+  o: NormalizeOptions,
+): void {
+  if (o.kind === "none") return;
+  checkStats(o);
+  const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
+  for (let q = 0; q < value.length; q++) {
+    if (value[q] !== 0) value[q] = normalizeValue(value[q], index[q], o.kind, o.stats, e);
+  }
+  if (o.kind === "std_l2") {
+    if (!o.layout) throw new RangeError("std_l2 needs the layout (per-layer L2 norms)");
+    let q = 0;
+    for (const b of o.layout.blocks) {
+      const from = q;
+      let ss = 0;
+      while (q < value.length && index[q] < b.offset + b.size) {
+        ss += value[q] * value[q];
+        q++;
+      }
+      const norm = Math.sqrt(ss);
+      if (norm > 0) { for (let j = from; j < q; j++) value[j] /= norm; }
     }
   }
 }

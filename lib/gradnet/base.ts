@@ -1,8 +1,9 @@
 /**
  * Training the GradNet base network (spec §2) on the first half of the training set — plain SGD,
  * weight decay, batch 64, learning rate halved every 25 epochs — with a ladder of snapshots taken
- * when test accuracy first reaches each target. Test accuracy is measured every `evalEvery`
- * steps, so that low rungs are caught even when one epoch jumps past them.
+ * when *validation* accuracy first reaches each target (the test set is never read here). The
+ * validation accuracy is measured every `evalEvery` steps during the first epoch, so that low
+ * rungs are caught even when one epoch jumps past them, then at about every 10 % more steps.
  *
  * @module
  */
@@ -28,7 +29,7 @@ export interface BaseTrainOptions {
   /** halve the learning rate every this many epochs */
   halveEvery: number;
   maxEpochs: number;
-  /** test accuracy is measured every this many steps */
+  /** validation accuracy is measured every this many steps in the first epoch */
   evalEvery: number;
   targets: number[];
   policy: AugmentPolicy;
@@ -58,6 +59,21 @@ export async function accuracy(
   return correct / idx.length;
 }
 
+/**
+ * The evaluation segments (0-based) of `segments` in all: every one in the first epoch
+ * (`perEpoch` segments), then each about 10 % further on, and the last.
+ */
+export function evaluationSegments(segments: number, perEpoch: number): Set<number> {
+  const out = new Set<number>();
+  let s = 0;
+  while (s < segments) {
+    out.add(s);
+    s += s < perEpoch ? 1 : Math.max(1, Math.floor(0.1 * (s + 1)));
+  }
+  out.add(segments - 1);
+  return out;
+}
+
 /** The file of rung k's snapshot. */
 export function rungFile(k: number): string {
   return `base-rung-${k}.bin`;
@@ -70,7 +86,10 @@ export async function saveSnapshot(
   model: tf.LayersModel,
   meta: Record<string, unknown>,
 ): Promise<void> {
-  await run.writeBytes(rungFile(k), encodeBundle(meta, variablesToArrays(model.weights, "w")));
+  await run.writeBytes(
+    rungFile(k),
+    encodeBundle(meta, await variablesToArrays(model.weights, "w")),
+  );
 }
 
 /** Loads a rung snapshot into `model`; returns its metadata. */
@@ -92,7 +111,7 @@ export async function trainBaseLadder(
   run: RunDir,
   model: tf.LayersModel,
   train: ImageDataset,
-  test: ImageDataset,
+  val: ImageDataset,
   o: BaseTrainOptions,
 ): Promise<{ state: TrainState; rungs: Rung[] }> {
   const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
@@ -103,7 +122,11 @@ export async function trainBaseLadder(
   }
   const evalEvery = Math.min(o.evalEvery, stepsPerEpoch);
   const segments = Math.ceil((o.maxEpochs * stepsPerEpoch) / evalEvery);
-  const testIdx = Array.from({ length: test.n }, (_, i) => i);
+  const valIdx = Array.from({ length: val.n }, (_, i) => i);
+  const evaluated = evaluationSegments(
+    segments,
+    Math.max(1, Math.round(stepsPerEpoch / evalEvery)),
+  );
   const targets = [...o.targets].sort((a, b) => a - b);
   const view = { policy: o.policy, crop: o.crop };
   const state = await trainInRun({
@@ -132,25 +155,27 @@ export async function trainBaseLadder(
     lossFn(b) {
       return softmaxClassification(model.apply(b.x, { training: true }) as tf.Tensor, b.y);
     },
-    async evaluate() {
-      return { test_acc: await accuracy(model, test, testIdx, view) };
+    async evaluate(segment): Promise<Record<string, number>> {
+      if (!evaluated.has(segment)) return {};
+      return { val_acc: await accuracy(model, val, valIdx, view) };
     },
     callbacks: [
       ladderCallback({
         targets,
-        metric: "test_acc",
+        metric: "val_acc",
         stopWhenDone: true,
+        optional: true,
         async onReach(target, record) {
           const k = targets.indexOf(target);
           await saveSnapshot(run, k, model, {
             target,
-            test_acc: record.test_acc,
+            val_acc: record.val_acc,
             step: record.step,
           });
           if (!o.quiet) {
             console.error(
-              `  rung ${k + 1}: test accuracy ${
-                record.test_acc?.toFixed(4)
+              `  rung ${k + 1}: validation accuracy ${
+                record.val_acc?.toFixed(4)
               } ≥ ${target} at step ${record.step}`,
             );
           }

@@ -16,7 +16,12 @@ import {
 } from "../gradients/per_example.ts";
 import type { NetOp } from "../gradients/network.ts";
 import { sparsifyRows } from "../gradients/sparsify.ts";
-import { type CoordinateStats, type Normalization, normalizeRows } from "../gradients/normalize.ts";
+import {
+  type CoordinateStats,
+  type Normalization,
+  normalizeEntries,
+  normalizeRows,
+} from "../gradients/normalize.ts";
 
 /** How gradient rows become features. */
 export interface FeatureOptions {
@@ -57,9 +62,7 @@ export class Featurizer {
 
   /** Normalises sparsified rows in place. */
   normalize(rows: Float32Array): Float32Array {
-    if (this.o.normalization !== "none" && this.o.normalization !== "power" && !this.stats) {
-      throw new Error("Featurizer: statistics are needed before normalising");
-    }
+    this.needStats();
     normalizeRows(rows, {
       kind: this.o.normalization,
       stats: this.stats ?? undefined,
@@ -69,15 +72,37 @@ export class Featurizer {
     return rows;
   }
 
+  /** Normalises one sparse row (ascending `index`, its `value`s) in place, as {@link normalize}. */
+  normalizeSparse(index: ArrayLike<number>, value: Float32Array): void {
+    this.needStats();
+    normalizeEntries(index, value, {
+      kind: this.o.normalization,
+      stats: this.stats ?? undefined,
+      exponent: this.o.exponent,
+      layout: this.layout,
+    });
+  }
+
+  private needStats(): void {
+    if (this.o.normalization !== "none" && this.o.normalization !== "power" && !this.stats) {
+      throw new Error("Featurizer: statistics are needed before normalising");
+    }
+  }
+
   /** Feature rows [N, P] for one label per example. */
   async rows(x: tf.Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
     return this.normalize(await this.rawRows(x, labels));
   }
 
-  /** Feature rows [N, K, P] for every label (label-major within each example). */
+  /**
+   * Feature rows [N, K, P] for every label (label-major within each example). With
+   * `normalize: false` the rows are only sparsified (the feature cache normalises them once the
+   * statistics are known).
+   */
   async allLabelRows(
     x: tf.Tensor,
     labelChunk = 10,
+    o: { normalize?: boolean } = {},
   ): Promise<{ rows: Float32Array; classes: number }> {
     const n = x.shape[0];
     let out: Float32Array | null = null;
@@ -88,7 +113,8 @@ export class Featurizer {
       out ??= new Float32Array(n * k * p);
       const block = (await b.gradients.data()) as Float32Array;
       b.gradients.dispose();
-      this.normalize(this.sparsified(block));
+      this.sparsified(block);
+      if (o.normalize !== false) this.normalize(block);
       for (let i = 0; i < n; i++) {
         out.set(block.subarray(i * kk * p, (i + 1) * kk * p), (i * k + b.labels[0]) * p);
       }

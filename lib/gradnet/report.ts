@@ -7,18 +7,28 @@
 
 import { barFigure, type Figure, lineFigure, type Series, tableFigure } from "../plot/figures.ts";
 import { writeFiguresHtml } from "../plot/html.ts";
+import { lineChartSvg } from "../plot/svg.ts";
 import type { RunDir } from "../run/run_dir.ts";
 
 /** One rung of the table. */
 export interface RungResult {
   rung: number;
   target: number;
+  /** the base snapshot's validation accuracy (what chose it) */
+  base_val_acc: number;
+  /** the base snapshot's test accuracy */
   base_acc: number;
   gradnet_acc: number;
   /** relative gain, improved / original − 1, as in the poster */
   gain: number;
   test_rule: string;
   test_images: number;
+  /** GradNet epochs */
+  epochs: number;
+  /** "cached" or "on the fly" */
+  features: string;
+  /** GradNet training steps per second */
+  steps_per_s: number;
   seconds: number;
   base_step: number;
 }
@@ -28,13 +38,12 @@ export function tableMarkdown(rows: RungResult[], title: string): string {
   const lines = [
     `### ${title}`,
     "",
-    "| rung | target | base accuracy | GradNet accuracy | gain (relative) | test rule | test images | seconds |",
-    "|---:|---:|---:|---:|---:|---|---:|---:|",
+    "| rung | target (validation) | base val | base test | GradNet test | gain (relative) | test rule | test images | epochs | steps/s | seconds |",
+    "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ...rows.map((r) =>
-      `| ${r.rung} | ${r.target} | ${r.base_acc.toFixed(4)} | ${r.gradnet_acc.toFixed(4)} | ` +
-      `${(100 * r.gain).toFixed(2)} % | ${r.test_rule} | ${r.test_images} | ${
-        r.seconds.toFixed(0)
-      } |`
+      `| ${r.rung} | ${r.target} | ${r.base_val_acc.toFixed(4)} | ${r.base_acc.toFixed(4)} | ` +
+      `${r.gradnet_acc.toFixed(4)} | ${(100 * r.gain).toFixed(2)} % | ${r.test_rule} | ` +
+      `${r.test_images} | ${r.epochs} | ${r.steps_per_s.toFixed(0)} | ${r.seconds.toFixed(0)} |`
     ),
   ];
   return lines.join("\n") + "\n";
@@ -83,12 +92,16 @@ export function curvesFigure(
   return lineFigure(series, o);
 }
 
-/** Writes learning curves (one series per run) to `name`.html. */
+/**
+ * Writes learning curves to `name`.html (interactive) and `name`.svg (static, for READMEs);
+ * groups of `colorGroup` consecutive series (one GradNet run) share a colour in the SVG.
+ */
 export async function writeCurves(
   run: RunDir,
   name: string,
   series: Series[],
-  o: { title: string; xTitle: string; yTitle: string },
+  o: { title: string; xTitle: string; yTitle: string; colorGroup?: number },
 ): Promise<void> {
   await writeFiguresHtml(run.file(`${name}.html`), curvesFigure(series, o), o.title);
+  await run.writeText(`${name}.svg`, lineChartSvg(series, o));
 }

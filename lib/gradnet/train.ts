@@ -20,9 +20,12 @@ import { makeOptimizer, type OptimizerConfig } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { RunningStats } from "../gradients/normalize.ts";
 import { GradNet } from "../models/gradnet.ts";
-import { Rng } from "../util/rng.ts";
+import { mix, Rng } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
+import { FeatureCache, type SparseRow } from "./cache.ts";
+import { SparseGradNet } from "./sparse.ts";
+import { InterruptedError, interruptRequested } from "../util/interrupt.ts";
 import { type AugmentPolicy, testView, trainView } from "./preprocess.ts";
 
 /** How GradNet is trained. */
@@ -36,8 +39,8 @@ export interface GradNetTrainOptions {
   chunk: number;
   policy: AugmentPolicy;
   crop: number;
-  /** test images used for the per-epoch learning curve (0: none) */
-  curveTestImages: number;
+  /** validation images used for the per-epoch learning curve (0: none) */
+  curveImages: number;
   checkpointEvery: number;
   /** checkpoint and metrics file prefix in the run folder */
   name: string;
@@ -46,16 +49,6 @@ export interface GradNetTrainOptions {
 
 /** The test rules. */
 export type TestRule = "sum" | "true-label" | "random-label";
-
-/** A 32-bit hash of integers (FNV-1a over their 32-bit words), for derived seeds. */
-function mix(...xs: number[]): number {
-  let h = 0x811c9dc5;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x01000193);
-    h = Math.imul(h ^ Math.floor(x / 4294967296), 0x01000193);
-  }
-  return h >>> 0;
-}
 
 /**
  * One pass over `ds` with random labels and training views: per-coordinate statistics of the
@@ -107,19 +100,21 @@ export async function gradNetPredict(
     let preds: Int32Array;
     if (o.rule === "sum") {
       const { rows, classes } = await f.allLabelRows(x);
-      preds = tf.tidy(() => {
-        const feats = tf.tensor2d(rows, [part.length * classes, f.layout.size]);
-        return sumRule(net.apply(feats, { training: false }), part.length, classes);
-      });
+      const logits = tf.tidy(() =>
+        net.apply(tf.tensor2d(rows, [part.length * classes, f.layout.size]), { training: false })
+      );
+      preds = await sumRule(logits, part.length, classes);
+      logits.dispose();
     } else {
       const labels = o.rule === "true-label"
         ? part.map((i) => ds.labels[i])
         : part.map(() => rng.int(ds.numClasses));
       const rows = await f.rows(x, labels);
-      preds = tf.tidy(() =>
+      const arg = tf.tidy(() =>
         net.apply(tf.tensor2d(rows, [part.length, f.layout.size]), { training: false }).argMax(-1)
-          .dataSync() as Int32Array
       );
+      preds = (await arg.data()) as Int32Array;
+      arg.dispose();
     }
     x.dispose();
     out.set(preds, s);
@@ -133,8 +128,11 @@ export async function gradNetPredict(
  * The test rule: logits [n·K, C] of the K label-gradients of n images (label-major per image)
  * are summed over the K labels; the prediction is the argmax of the sum.
  */
-export function sumRule(logits: tf.Tensor2D, n: number, k: number): Int32Array {
-  return tf.tidy(() => logits.reshape([n, k, -1]).sum(1).argMax(-1).dataSync() as Int32Array);
+export async function sumRule(logits: tf.Tensor2D, n: number, k: number): Promise<Int32Array> {
+  const arg = tf.tidy(() => logits.reshape([n, k, -1]).sum(1).argMax(-1));
+  const out = (await arg.data()) as Int32Array;
+  arg.dispose();
+  return out;
 }
 
 /** Fraction of predictions equal to the labels of `idx`. */
@@ -159,7 +157,7 @@ export async function trainGradNet(
   }
   const perChunk = Math.max(1, Math.floor(o.chunk / o.batch));
   const optimizer = makeOptimizer(net.params, o.optimizer);
-  const curveIdx = Array.from({ length: Math.min(o.curveTestImages, test.n) }, (_, i) => i);
+  const curveIdx = Array.from({ length: Math.min(o.curveImages, test.n) }, (_, i) => i);
   let cache: { key: string; rows: Float32Array; labels: Int32Array } | null = null;
   // Features of chunk c of an epoch: examples at positions [c·perChunk·batch, ...) of the order.
   const chunkFeatures = async (epoch: number, c: number) => {
@@ -224,9 +222,211 @@ export async function trainGradNet(
         seed: o.seed,
         quiet: true,
       });
-      return { curve_test_acc: accuracyOf(preds, test, curveIdx) };
+      return { curve_val_acc: accuracyOf(preds, test, curveIdx) };
     },
   });
   optimizer.dispose();
   return state;
+}
+
+/** Labelled cached features: a feature cache and the true label of each of its examples. */
+export interface CachedSet {
+  cache: FeatureCache;
+  labels: ArrayLike<number>;
+}
+
+/**
+ * Where GradNet's training rows come from. Position q of an epoch visits example order[q] with
+ * label labels[q]; `rows` returns the rows of positions [from, to).
+ */
+export interface TrainRows {
+  n: number;
+  classes: number;
+  /** true labels */
+  targets: ArrayLike<number>;
+  rows(
+    epoch: number,
+    order: Int32Array,
+    labels: Int32Array,
+    from: number,
+    to: number,
+  ): Promise<SparseRow[]>;
+}
+
+/** Training rows from a feature cache. */
+export function cachedRows(set: CachedSet): TrainRows {
+  return {
+    n: set.cache.n,
+    classes: set.cache.classes,
+    targets: set.labels,
+    rows: (_epoch, order, labels, from, to) => {
+      const out: SparseRow[] = [];
+      for (let q = from; q < to; q++) out.push(set.cache.row(order[q], labels[q]));
+      return Promise.resolve(out);
+    },
+  };
+}
+
+/**
+ * Training rows computed per visit from freshly augmented views (CIFAR with augmentation): the
+ * positions of an epoch are cut into fixed blocks of `chunk`, each with its own random stream
+ * (seed, epoch, block), so a resumed run redraws exactly the views it stopped in.
+ */
+export function augmentedRows(
+  f: Featurizer,
+  ds: ImageDataset,
+  o: { seed: number; chunk: number; policy: AugmentPolicy; crop: number },
+): TrainRows {
+  let held: { key: string; rows: SparseRow[] } | null = null;
+  const block = async (epoch: number, order: Int32Array, labels: Int32Array, c: number) => {
+    const key = `${epoch}/${c}`;
+    if (held?.key === key) return held.rows;
+    const from = c * o.chunk, to = Math.min(from + o.chunk, labels.length);
+    const idx = Array.from(order.subarray(from, to));
+    const x = trainView(ds, idx, new Rng(mix(o.seed, 0xa06, epoch, c)), o);
+    const raw = await f.rawRows(x, labels.subarray(from, to));
+    x.dispose();
+    const cache = FeatureCache.fromDense(raw, idx.length, 1, f.layout.size, f);
+    held = { key, rows: idx.map((_, j) => cache.row(j, 0)) };
+    return held.rows;
+  };
+  return {
+    n: ds.n,
+    classes: ds.numClasses,
+    targets: ds.labels,
+    async rows(epoch, order, labels, from, to) {
+      const out: SparseRow[] = [];
+      for (let q = from; q < to; q++) {
+        const c = Math.floor(q / o.chunk);
+        out.push((await block(epoch, order, labels, c))[q - c * o.chunk]);
+      }
+      return out;
+    },
+  };
+}
+
+/** Accuracy of the sum test rule on cached features (every label row of each example). */
+export function sumRuleAccuracy(net: SparseGradNet, set: CachedSet, count = set.cache.n): number {
+  const n = Math.min(count, set.cache.n);
+  let correct = 0;
+  const rows = Array.from({ length: set.cache.classes }, (_, k) => set.cache.row(0, k));
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < rows.length; k++) rows[k] = set.cache.row(i, k);
+    if (net.predictSum(rows) === set.labels[i]) correct++;
+  }
+  return correct / n;
+}
+
+/** How {@link trainGradNetSparse} trains. */
+export interface CachedTrainOptions {
+  seed: number;
+  epochs: number;
+  batch: number;
+  lr: number;
+  /** epochs (1-based) after which the validation curve is measured (default: every epoch) */
+  evalAt?: (epoch: number) => boolean;
+  /** checkpoint at an epoch end when this many seconds passed since the last one */
+  checkpointSeconds?: number;
+  /** checkpoint and metrics file prefix in the run folder */
+  name: string;
+  quiet?: boolean;
+}
+
+interface CachedCheckpoint {
+  epoch: number;
+  /** steps done in `epoch` (0-based epoch index) */
+  step: number;
+  loss: number;
+  correct: number;
+  seconds: number;
+  history: Record<string, number>[];
+}
+
+/**
+ * Trains (or resumes) a GradNet on sparse feature rows with plain SGD — the paper's recipe: each
+ * visit of an example takes the feature of a fresh random label (drawn per epoch from the seed),
+ * the target is the true label. Records per epoch the training loss and accuracy (single
+ * random-label rows) and, when `val` is given, the sum-rule accuracy on it. Checkpoints go to
+ * the run folder; an interrupt saves the exact step. The TF.js `net` receives the final weights.
+ */
+export async function trainGradNetSparse(
+  run: RunDir,
+  net: GradNet,
+  train: TrainRows,
+  val: CachedSet | null,
+  o: CachedTrainOptions,
+): Promise<{ history: Record<string, number>[] }> {
+  const steps = Math.floor(train.n / o.batch);
+  if (steps < 1) {
+    throw new RangeError(
+      `${train.n} GradNet training images are fewer than one batch of ${o.batch}`,
+    );
+  }
+  const sn = await SparseGradNet.fromGradNet(net);
+  const file = `${o.name}-checkpoint.bin`;
+  let at: CachedCheckpoint = { epoch: 0, step: 0, loss: 0, correct: 0, seconds: 0, history: [] };
+  const saved = await run.loadCheckpoint<CachedCheckpoint>(file);
+  if (saved) {
+    sn.loadArrays(saved.tensors);
+    at = saved.meta;
+    if (!o.quiet) console.error(`resuming ${o.name} at epoch ${at.epoch + 1}, step ${at.step}`);
+  }
+  const save = () => run.saveCheckpoint(at, sn.toArrays(), file);
+  const K = train.classes;
+  const targets = new Int32Array(o.batch);
+  const bar = new Progress(o.name, (o.epochs - at.epoch) * steps - at.step, {
+    unit: "step",
+    quiet: o.quiet,
+  });
+  let lastSave = performance.now();
+  while (at.epoch < o.epochs) {
+    const order = epochOrder(o.seed + 1, at.epoch, train.n);
+    const rng = new Rng(mix(o.seed, 0x1abe1, at.epoch));
+    const randomLabels = Int32Array.from({ length: steps * o.batch }, () => rng.int(K));
+    let t = performance.now();
+    for (; at.step < steps; at.step++) {
+      const from = at.step * o.batch;
+      const rows = await train.rows(at.epoch, order, randomLabels, from, from + o.batch);
+      for (let e = 0; e < o.batch; e++) targets[e] = train.targets[order[from + e]];
+      const r = sn.step(rows, targets, o.lr);
+      if (!Number.isFinite(r.loss)) {
+        throw new Error(
+          `GradNet loss diverged at epoch ${at.epoch + 1}, step ${at.step}: ${r.loss}`,
+        );
+      }
+      at.loss += r.loss;
+      at.correct += r.correct;
+      const seen = (at.step + 1) * o.batch;
+      bar.tick(1, `epoch ${at.epoch + 1}/${o.epochs} loss ${(at.loss / seen).toFixed(4)}`);
+      if (interruptRequested()) {
+        at.step++;
+        at.seconds += (performance.now() - t) / 1000;
+        await save();
+        throw new InterruptedError(`interrupted in ${o.name} at epoch ${at.epoch + 1}`);
+      }
+    }
+    at.seconds += (performance.now() - t) / 1000;
+    const record: Record<string, number> = {
+      epoch: at.epoch + 1,
+      step: (at.epoch + 1) * steps,
+      lr: o.lr,
+      train_loss: at.loss / (steps * o.batch),
+      train_acc: at.correct / (steps * o.batch),
+      seconds: at.seconds,
+      steps_per_s: steps / at.seconds,
+    };
+    t = performance.now();
+    if (val && (o.evalAt?.(at.epoch + 1) ?? true)) record.val_acc = sumRuleAccuracy(sn, val);
+    at.history.push(record);
+    at = { epoch: at.epoch + 1, step: 0, loss: 0, correct: 0, seconds: 0, history: at.history };
+    const last = at.epoch === o.epochs;
+    if (last || performance.now() - lastSave > 1000 * (o.checkpointSeconds ?? 30)) {
+      await save();
+      await run.writeMetrics(at.history, `${o.name}-metrics.csv`);
+      lastSave = performance.now();
+    }
+  }
+  bar.finish();
+  sn.writeTo(net);
+  return { history: at.history };
 }

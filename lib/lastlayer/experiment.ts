@@ -86,13 +86,14 @@ export interface ArmSnapshot {
   svm: Linear2;
 }
 
-function chunkedPhi(net: TwoDNet, x: tf.Tensor, batch = 2048): Float32Array {
+async function chunkedPhi(net: TwoDNet, x: tf.Tensor, batch = 2048): Promise<Float32Array> {
   const n = x.shape[0];
   const out = new Float32Array(n * 2);
   for (let s = 0; s < n; s += batch) {
     const b = Math.min(batch, n - s);
-    const part = tf.tidy(() => net.phi(x.slice(s, b), false).dataSync() as Float32Array);
-    out.set(part, s * 2);
+    const t = tf.tidy(() => net.phi(x.slice(s, b), false));
+    out.set((await t.data()) as Float32Array, s * 2);
+    t.dispose();
   }
   return out;
 }
@@ -204,8 +205,9 @@ export function compare(
 }
 
 async function accuracy(net: TwoDNet, x: tf.Tensor, y: Int32Array): Promise<number> {
+  const phiHost = await chunkedPhi(net, x);
   const pred = tf.tidy(() => {
-    const phi = tf.tensor2d(chunkedPhi(net, x), [x.shape[0], 2]);
+    const phi = tf.tensor2d(phiHost, [x.shape[0], 2]);
     return lastLayer(net, phi).argMax(-1);
   });
   const p = (await pred.data()) as Int32Array;
@@ -215,8 +217,11 @@ async function accuracy(net: TwoDNet, x: tf.Tensor, y: Int32Array): Promise<numb
   return c / y.length;
 }
 
-function readLast(net: TwoDNet): Linear2 {
-  return nnLinear(net.lastW.arraySync() as number[][], Array.from(net.lastB.dataSync()));
+async function readLast(net: TwoDNet): Promise<Linear2> {
+  return nnLinear(
+    (await net.lastW.array()) as number[][],
+    Array.from(await net.lastB.data()),
+  );
 }
 
 /**
@@ -248,8 +253,8 @@ export async function runExperiment(
     loss: number,
     acc: number | null,
   ) => {
-    const phi = chunkedPhi(net, data.x);
-    const nn = readLast(net);
+    const phi = await chunkedPhi(net, data.x);
+    const nn = await readLast(net);
     const fitted = fitFeatureSvm(phi, data.y, data.classes, s.svmC);
     if (!fitted.converged) svmWarnings++;
     const row = compare(phi, data.y, data.classes, nn, fitted);
@@ -375,11 +380,11 @@ export async function runExperiment(
         correct: z.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
       };
     },
-    evaluate() {
-      const nn = readLast(net);
+    async evaluate() {
+      const nn = await readLast(net);
       const row = compare(trainSnap.phi, data.y, data.classes, nn, frozenSvm);
       snaps.reinit = { phi: trainSnap.phi, labels: data.y, nn, svm: frozenSvm.model };
-      return Promise.resolve(row as unknown as Record<string, number>);
+      return row as unknown as Record<string, number>;
     },
   });
   opt2.dispose();
@@ -400,7 +405,7 @@ export async function runExperiment(
     });
   }
   if (!snaps.reinit) {
-    const nn = readLast(net);
+    const nn = await readLast(net);
     snaps.reinit = { ...trainSnap, nn, svm: frozenSvm.model };
   }
   tf.dispose([phiFixed, yOneHot]);

@@ -16,6 +16,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { variableFrom } from "../util/tensors.ts";
 import { Rng, tfSeed } from "../util/rng.ts";
 
 /** A network with a 2-D feature layer and a separate last layer. */
@@ -66,13 +67,13 @@ export function mlpNet(o: {
   const rng = new Rng(o.seed);
   const uid = crypto.randomUUID().slice(0, 6);
   const v = (shape: number[], std: number, name: string) =>
-    tf.variable(
+    variableFrom(
       tf.tensor(truncatedNormal(rng, shape.reduce((a, b) => a * b, 1), std), shape),
       true,
       `${name}_${uid}`,
     );
   const c = (n: number, value: number, name: string) =>
-    tf.variable(tf.fill([n], value), true, `${name}_${uid}`);
+    variableFrom(tf.fill([n], value), true, `${name}_${uid}`);
   const W1 = v([2, o.hidden], o.initStd, "W1"), b1 = c(o.hidden, o.biasInit, "b1");
   const W2 = v([o.hidden, 2], o.initStd, "W2"), b2 = c(2, o.biasInit, "b2");
   const lastW = v([2, o.classes], o.initStd, "W3"), lastB = c(o.classes, o.biasInit, "b3");
@@ -131,14 +132,14 @@ export function cnnNet(
     }),
   );
   const uid = crypto.randomUUID().slice(0, 6);
-  const lastW = tf.variable(
+  const lastW = variableFrom(
     tf.tidy(() =>
       tf.initializers.glorotUniform({ seed: tfSeed(s++) }).apply([2, o.classes]) as tf.Tensor
     ),
     true,
     `last_W_${uid}`,
   );
-  const lastB = tf.variable(tf.zeros([o.classes]), true, `last_b_${uid}`);
+  const lastB = variableFrom(tf.zeros([o.classes]), true, `last_b_${uid}`);
   const phiParams = m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   return {
     classes: o.classes,

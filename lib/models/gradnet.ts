@@ -12,6 +12,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { variableFrom } from "../util/tensors.ts";
 import { Rng } from "../util/rng.ts";
 import type { NamedArray } from "../run/bundle.ts";
 
@@ -66,13 +67,13 @@ export class GradNet {
     }
     const rng = new Rng(config.seed);
     const normal = (shape: number[], name: string) =>
-      tf.variable(
+      variableFrom(
         tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1), 0.02), shape),
         true,
         name,
       );
     const zeros = (n: number, name: string, trainable = true) =>
-      tf.variable(tf.zeros([n]), trainable, name);
+      variableFrom(tf.zeros([n]), trainable, name);
     const uid = crypto.randomUUID().slice(0, 8);
     this.params = [];
     blockSizes.forEach((d, i) => {
@@ -85,8 +86,8 @@ export class GradNet {
     this.params.push(zeros(classes, `gradnet_${uid}/out/b`));
     this.stats = config.batchNorm
       ? [
-        tf.variable(tf.zeros([this.totalHidden]), false, `gradnet_${uid}/bn/mean`),
-        tf.variable(tf.ones([this.totalHidden]), false, `gradnet_${uid}/bn/var`),
+        variableFrom(tf.zeros([this.totalHidden]), false, `gradnet_${uid}/bn/mean`),
+        variableFrom(tf.ones([this.totalHidden]), false, `gradnet_${uid}/bn/var`),
       ]
       : [];
     this.offsets = [];
@@ -134,13 +135,15 @@ export class GradNet {
       if (this.config.batchNorm) {
         const beta = this.params[next++];
         const [mean, variance] = this.stats;
+        // no γ, as the original; a constant 1 (TF.js's batch-norm gradient needs a scale tensor)
+        const one = tf.onesLike(beta);
         if (o.training) {
           const m = tf.moments(h, 0);
           mean.assign(mean.mul(0.9).add(m.mean.mul(0.1)));
           variance.assign(variance.mul(0.9).add(m.variance.mul(0.1)));
-          h = tf.batchNorm(h, m.mean, m.variance, beta, undefined, 1e-5) as tf.Tensor2D;
+          h = tf.batchNorm(h, m.mean, m.variance, beta, one, 1e-5) as tf.Tensor2D;
         } else {
-          h = tf.batchNorm(h, mean, variance, beta, undefined, 1e-5) as tf.Tensor2D;
+          h = tf.batchNorm(h, mean, variance, beta, one, 1e-5) as tf.Tensor2D;
         }
       }
       if (o.training && this.config.dropout > 0) {
@@ -156,12 +159,14 @@ export class GradNet {
   }
 
   /** Host copies of all variables (for saving). */
-  toArrays(): NamedArray[] {
-    return this.variables().map((v, i) => ({
-      name: `v${i}`,
-      shape: v.shape,
-      values: v.dataSync() as Float32Array,
-    }));
+  toArrays(): Promise<NamedArray[]> {
+    return Promise.all(
+      this.variables().map(async (v, i) => ({
+        name: `v${i}`,
+        shape: v.shape,
+        values: (await v.data()) as Float32Array,
+      })),
+    );
   }
 
   /** Loads variables saved by {@link toArrays}. */

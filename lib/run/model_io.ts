@@ -49,11 +49,11 @@ export async function loadModel(pathPrefix: string): Promise<tf.LayersModel> {
 export function variablesToArrays(
   vars: tf.Variable[] | tf.LayerVariable[],
   prefix: string,
-): NamedArray[] {
-  return vars.map((v, i) => {
+): Promise<NamedArray[]> {
+  return Promise.all(vars.map(async (v, i) => {
     const t = v instanceof tf.Variable ? v : (v as tf.LayerVariable).read();
-    return { name: `${prefix}${i}`, shape: [...t.shape], values: t.dataSync() as Float32Array };
-  });
+    return { name: `${prefix}${i}`, shape: [...t.shape], values: (await t.data()) as Float32Array };
+  }));
 }
 
 /** Restores variables from {@link variablesToArrays}'s names; throws on a missing or misshapen one. */

@@ -8,6 +8,7 @@
 import { type BackendChoice, initBackend } from "../backend/select.ts";
 import { installInterruptHandler } from "../util/interrupt.ts";
 import { RunDir } from "./run_dir.ts";
+import { UserError } from "../util/errors.ts";
 
 /** The options every script has that this needs. */
 export interface RunConfig {
@@ -23,6 +24,9 @@ export async function startRun<C extends RunConfig>(
   cfgIn: C,
   defaults: C,
 ): Promise<{ run: RunDir; cfg: C }> {
+  if (!cfgIn.resume && cfgIn.out.trim() === "") {
+    throw new UserError("--out is empty: name the folder that run folders go under");
+  }
   const run = cfgIn.resume ? await RunDir.open(cfgIn.resume) : await RunDir.create({
     out: cfgIn.out,
     paper,

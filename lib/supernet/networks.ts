@@ -11,6 +11,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { variableFrom } from "../util/tensors.ts";
 import { Rng } from "../util/rng.ts";
 
 /** One tensor of the classifier. */
@@ -81,10 +82,10 @@ export function initClassifierWeights(spec: TensorSpec[], seed: number): tf.Vari
   const rng = new Rng(seed);
   return spec.map((t) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.shape.length === 1) return tf.variable(tf.zeros(t.shape), true);
+    if (t.shape.length === 1) return variableFrom(tf.zeros(t.shape), true);
     const rf = t.shape.length === 4 ? t.shape[0] * t.shape[1] : 1;
     const fanIn = rf * t.shape.at(-2)!, fanOut = rf * t.shape.at(-1)!;
-    return tf.variable(tf.tensor(glorot(rng, fanIn, fanOut, n), t.shape), true);
+    return variableFrom(tf.tensor(glorot(rng, fanIn, fanOut, n), t.shape), true);
   });
 }
 
@@ -100,10 +101,10 @@ export class Generator {
     const rng = new Rng(seed);
     this.kernels = spec.map((t) => {
       const n = t.shape.reduce((a, b) => a * b, 1);
-      return tf.variable(tf.tensor2d(glorot(rng, zDim, n, zDim * n), [zDim, n]), true);
+      return variableFrom(tf.tensor2d(glorot(rng, zDim, n, zDim * n), [zDim, n]), true);
     });
     this.biases = spec.map((t) =>
-      tf.variable(tf.zeros([t.shape.reduce((a, b) => a * b, 1)]), true)
+      variableFrom(tf.zeros([t.shape.reduce((a, b) => a * b, 1)]), true)
     );
   }
 
@@ -130,10 +131,10 @@ export class Generator {
   }
 
   /** A 64-bit-ish fingerprint of every weight (sum and position-weighted sum, in float64). */
-  checksum(): string {
+  async checksum(): Promise<string> {
     let s = 0, p = 0, k = 1;
     for (const v of this.variables) {
-      for (const x of v.dataSync()) {
+      for (const x of await v.data()) {
         s += x;
         p += x * (k++ % 9973);
       }
@@ -142,12 +143,16 @@ export class Generator {
   }
 
   /** Copies of the weights, to restore after an arm that trains G. */
-  snapshot(): Float32Array[] {
-    return this.variables.map((v) => v.dataSync().slice() as Float32Array);
+  snapshot(): Promise<Float32Array[]> {
+    return Promise.all(this.variables.map(async (v) => (await v.data()).slice() as Float32Array));
   }
 
   restore(s: Float32Array[]): void {
-    this.variables.forEach((v, i) => v.assign(tf.tensor(s[i], v.shape)));
+    this.variables.forEach((v, i) => {
+      const t = tf.tensor(s[i], v.shape);
+      v.assign(t);
+      t.dispose(); // assign copies: the temporary must go (it leaked one tensor per weight)
+    });
   }
 
   dispose(): void {

@@ -192,15 +192,14 @@ export async function adaptArm(
   o: AdaptOptions,
 ): Promise<ArmOutcome> {
   const t0 = performance.now();
-  const before = G.checksum();
+  const before = await G.checksum();
   const rng = new Rng(o.seed * 7 + 3);
   // the original: z = Dense(1 → 100)(1) = w + b with w Glorot-uniform (±√(6/101)), b = 0
   const lim = Math.sqrt(6 / (1 + G.zDim));
-  const z = tf.variable(
-    tf.tensor1d(Float32Array.from({ length: G.zDim }, () => rng.uniform(-lim, lim))),
-    true,
-  );
-  const snapshot = arm === "z+G" ? G.snapshot() : null;
+  const z0 = tf.tensor1d(Float32Array.from({ length: G.zDim }, () => rng.uniform(-lim, lim)));
+  const z = tf.variable(z0, true);
+  z0.dispose(); // the variable holds its own reference to the data
+  const snapshot = arm === "z+G" ? await G.snapshot() : null;
   const own = arm === "scratch" ? initClassifierWeights(spec, o.seed + 11) : null;
   const twinZ = arm === "twin-z" && o.twinIndex >= 0 ? oneHotZ(o.twinIndex, G.zDim) : null;
   const weights = () =>
@@ -248,7 +247,7 @@ export async function adaptArm(
     optimizer.dispose();
   }
   const last = curve.at(-1)!;
-  const after = G.checksum();
+  const after = await G.checksum();
   if (snapshot) G.restore(snapshot);
   tf.dispose([z, ...(own ?? []), ...(twinZ ? [twinZ] : [])]);
   return {

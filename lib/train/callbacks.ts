@@ -19,18 +19,22 @@ export interface Rung {
  * Calls `onReach(target, record)` once for each target the first time `record[metric]` ≥ target
  * (several in one epoch when the metric jumps). Reached rungs are kept in `state.extra.ladder`, so
  * a resumed run does not take them again. With `stopWhenDone`, training stops after the last rung.
+ * With `optional`, records that lack the metric (not evaluated that epoch) are skipped.
  */
 export function ladderCallback(o: {
   targets: number[];
   metric: string;
   onReach(target: number, record: EpochRecord): Promise<void>;
   stopWhenDone?: boolean;
+  /** records without the metric (epochs that were not evaluated) are skipped, not an error */
+  optional?: boolean;
 }): Callback {
   const targets = [...o.targets].sort((a, b) => a - b);
   return {
     async onEpochEnd(record, state) {
       const rungs = (state.extra.ladder ??= []) as Rung[];
       const value = record[o.metric];
+      if (value === undefined && o.optional) return;
       if (typeof value !== "number") {
         throw new Error(`ladder: the epoch record has no '${o.metric}'`);
       }

@@ -31,7 +31,7 @@ export function checkpointer(
   return {
     everySteps: o.everySteps,
     async save(state) {
-      const opt = optimizer.getState();
+      const opt = await optimizer.getState();
       const slotArrays: NamedArray[] = Object.entries(opt.slots).map(([k, v]) => ({
         name: `opt:${k}`,
         shape: v.shape,
@@ -42,7 +42,11 @@ export function checkpointer(
         optimizer: { kind: opt.kind, step: opt.step, slots: Object.keys(opt.slots) },
         extra: o.extra?.(),
       };
-      await run.saveCheckpoint(meta, [...variablesToArrays(vars, "var:"), ...slotArrays], o.name);
+      await run.saveCheckpoint(
+        meta,
+        [...(await variablesToArrays(vars, "var:")), ...slotArrays],
+        o.name,
+      );
     },
   };
 }

@@ -113,11 +113,13 @@ function disposeTensors(b: unknown): void {
 }
 
 /** Throws DivergenceError if any parameter holds NaN or ±Inf. */
-export function checkFiniteWeights(params: tf.Variable[], step: number): void {
+export async function checkFiniteWeights(params: tf.Variable[], step: number): Promise<void> {
   for (const p of params) {
-    const bad = tf.tidy(() => tf.logicalNot(tf.isFinite(p)).any().dataSync()[0]);
+    const flag = tf.tidy(() => tf.logicalNot(tf.isFinite(p)).any());
+    const bad = (await flag.data())[0];
+    flag.dispose();
     if (bad) {
-      const v = (p.dataSync() as Float32Array).find((x) => !Number.isFinite(x));
+      const v = ((await p.data()) as Float32Array).find((x) => !Number.isFinite(x));
       throw new DivergenceError(`weights diverged at step ${step}: ${p.name} holds ${v}`);
     }
   }
@@ -156,7 +158,7 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
       }, o.params);
       let g = o.params.map((p) => grads[p.name]);
       if (o.clipNorm !== undefined) {
-        const clipped = clipByGlobalNorm(g, o.clipNorm);
+        const clipped = await clipByGlobalNorm(g, o.clipNorm);
         tf.dispose(Object.values(grads).filter((t) => !clipped.includes(t)));
         g = clipped;
         for (const k of Object.keys(grads)) delete grads[k];
@@ -203,7 +205,7 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
         throw new InterruptedError(`interrupted at step ${state.globalStep} (epoch ${epoch + 1})`);
       }
     }
-    checkFiniteWeights(o.params, state.globalStep);
+    await checkFiniteWeights(o.params, state.globalStep);
     const r = state.running;
     const metrics = o.evaluate ? await o.evaluate(epoch) : {};
     const record: EpochRecord = {
@@ -242,8 +244,10 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
 }
 
 /** Gradients scaled by min(1, maxNorm / ‖g‖) (‖g‖ over all of them together). */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): tf.Tensor[] {
-  const norm = tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt().dataSync()[0]);
+export async function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Promise<tf.Tensor[]> {
+  const normT = tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt());
+  const norm = (await normT.data())[0];
+  normT.dispose();
   if (!(norm > maxNorm)) return grads;
   const scale = maxNorm / norm;
   return grads.map((g) => tf.tidy(() => g.mul(scale)));

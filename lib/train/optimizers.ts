@@ -63,10 +63,10 @@ export abstract class Optimizer {
   protected abstract update(p: tf.Variable, g: tf.Tensor, lr: number): void;
 
   /** A copy of the state. */
-  getState(): OptimizerState {
+  async getState(): Promise<OptimizerState> {
     const slots: OptimizerState["slots"] = {};
     for (const [k, v] of this.slots) {
-      slots[k] = { shape: v.shape, values: v.dataSync() as Float32Array };
+      slots[k] = { shape: v.shape, values: (await v.data()) as Float32Array };
     }
     return { kind: this.kind, step: this.step, slots };
   }

@@ -146,3 +146,24 @@ export class Rng {
 export function tfSeed(seed: number): number {
   return 2 * seed + 1;
 }
+
+/**
+ * A 32-bit hash of integers (FNV-1a over their 32-bit words), for seeds derived from several
+ * counters (seed, epoch, chunk, …).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert";
+ * import { mix } from "./rng.ts";
+ * assert.strictEqual(mix(1, 2), mix(1, 2));
+ * assert.notStrictEqual(mix(1, 2), mix(2, 1));
+ * ```
+ */
+export function mix(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x01000193);
+    h = Math.imul(h ^ Math.floor(x / 4294967296), 0x01000193);
+  }
+  return h >>> 0;
+}

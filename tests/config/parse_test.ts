@@ -83,3 +83,35 @@ for (const [args, re] of BAD) {
     });
   });
 }
+
+Deno.test("ranges: values outside a field's range are refused in one line naming flag, value and range", () => {
+  const spec = {
+    description: "demo",
+    defaults: { epochs: 3, lr: 0.1, targets: [] as number[] },
+    docs: { epochs: "passes", lr: "learning rate", targets: "ladder" },
+    integers: ["epochs"] as const,
+    ranges: {
+      epochs: { min: 1 },
+      lr: { min: 0, minOpen: true },
+      targets: { min: 0, max: 1, minOpen: true, maxOpen: true },
+    },
+    presets: { broken: { epochs: 0 } },
+  };
+  const ok = parseConfig(["--epochs=1", "--lr=1e-9", "--targets=0.5,0.99"], spec);
+  if ("help" in ok) throw new Error("unexpected help");
+  assert.deepStrictEqual(ok.config.targets, [0.5, 0.99]); // numbers, not strings
+  const refused: [string[], RegExp][] = [
+    [["--epochs=0"], /^--epochs=0: must be ≥ 1$/],
+    [["--epochs=-1"], /^--epochs=-1: must be ≥ 1$/],
+    [["--lr=0"], /^--lr=0: must be > 0$/],
+    [["--targets=0.5,1"], /^--targets=0.5,1: must be in \(0, 1\)$/],
+    [["--preset=broken"], /^--epochs=0: must be ≥ 1$/], // presets are checked too
+  ];
+  for (const [args, msg] of refused) {
+    assert.throws(() => parseConfig(args, spec), (e: Error) => {
+      assert.ok(e instanceof ConfigError, `${args}: ${e}`);
+      assert.match(e.message, msg);
+      return true;
+    });
+  }
+});

@@ -201,18 +201,23 @@ Deno.test({
     const [task] = pairTaskSet(data.train, data.test);
     const spec = classifierSpec([8, 8, 1], 4);
     const G = new Generator(spec, 5, 2);
-    const start = G.checksum();
+    const start = await G.checksum();
     const o = { steps: 6, evalPoints: 2, batch: 8, lr: 1e-2, seed: 1, twinIndex: -1, quiet: true };
+    const t0 = tf.memory().numTensors;
     const zOnly = await adaptArm("z-only", G, spec, task, data, o);
+    assert.equal(tf.memory().numTensors, t0, "z-only left tensors behind");
     assert.equal(zOnly.generatorBefore, start);
     assert.equal(zOnly.generatorAfter, start);
     assert.notEqual(zOnly.curve[0].test_loss, zOnly.curve.at(-1)!.test_loss, "z did not move");
+    const tensors = tf.memory().numTensors;
     const both = await adaptArm("z+G", G, spec, task, data, o);
+    // restoring G after z+G once leaked one tensor per weight
+    assert.equal(tf.memory().numTensors, tensors, "z+G left tensors behind");
     assert.notEqual(both.generatorAfter, start, "z+G did not train G");
-    assert.equal(G.checksum(), start, "G not restored after z+G");
+    assert.equal(await G.checksum(), start, "G not restored after z+G");
     const scratch = await adaptArm("scratch", G, spec, task, data, o);
     assert.equal(scratch.curve.length, 3);
-    assert.equal(G.checksum(), start);
+    assert.equal(await G.checksum(), start);
     G.dispose();
   },
 });

@@ -79,13 +79,13 @@ Deno.test("Adam follows the bias-corrected moment update", () => {
   close(run((p) => new Adam([p]), lr), w);
 });
 
-Deno.test("optimizer state round-trips: a restored optimizer continues identically", () => {
+Deno.test("optimizer state round-trips: a restored optimizer continues identically", async () => {
   const a = tf.variable(tf.tensor(W0)), b = tf.variable(tf.tensor(W0));
   const oa = new Sgd([a], { momentum: 0.9 }), ob = new Sgd([b], { momentum: 0.9 });
   oa.apply([tf.tensor(GRADS[0])], 0.1);
   ob.apply([tf.tensor(GRADS[0])], 0.1);
   const fresh = new Sgd([b], { momentum: 0.9 });
-  fresh.setState(ob.getState());
+  fresh.setState(await ob.getState());
   oa.apply([tf.tensor(GRADS[1])], 0.1);
   fresh.apply([tf.tensor(GRADS[1])], 0.1);
   assert.deepStrictEqual(a.dataSync(), b.dataSync());

@@ -80,7 +80,39 @@ const SYMBOLS = {
     result: "void",
   },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
+  gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
+  gl_compress_rows: {
+    // rows, nrows, P, idx32, idx, val, rowStart
+    parameters: [buf, i32, "i64", i32, buf, buf, buf],
+    result: "void",
+  },
+  gl_gradnet_hidden: {
+    // idx, val, rowStart, R, idx32, nb, bounds, hidden, theta, wOff, bOff, hid
+    parameters: [buf, buf, buf, i32, i32, i32, buf, buf, buf, buf, buf, buf],
+    result: i32,
+  },
+  gl_gradnet_step: {
+    // idx, val, rowStart, B, idx32, nb, bounds, hidden, theta, wOff, bOff, oOff, C, targets, lr, out
+    parameters: [buf, buf, buf, i32, i32, i32, buf, buf, buf, buf, buf, buf, i32, buf, "f32", buf],
+    result: i32,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** Sparse rows (back to back) and GradNet's layout, as the native GradNet kernels take them. */
+export interface GradNetNativeArgs {
+  idx: Uint16Array | Uint32Array;
+  val: Float32Array;
+  /** rows r's entries are rowStart[r] … rowStart[r + 1] − 1 */
+  rowStart: Int32Array;
+  rows: number;
+  /** input boundaries of the blocks, hidden units per block */
+  bounds: Int32Array;
+  hidden: Int32Array;
+  /** all parameters in one array, and where each block's weights and biases start */
+  theta: Float32Array;
+  wOff: Int32Array;
+  bOff: Int32Array;
+}
 
 /** Pooling geometry, NHWC. */
 export interface PoolGeometry {
@@ -167,6 +199,24 @@ export interface NativeLib {
   im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
   /** a block of 4-byte elements: out = x[begin : begin + size] */
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
+  /** the nonzero entries of dense rows [count, P] as (index, value) pairs and row starts */
+  compressRows(
+    rows: Float32Array,
+    P: number,
+  ): { index: Uint16Array | Uint32Array; value: Float32Array; rowStart: Uint32Array };
+  /** GradNet's hidden layers of sparse rows into hid [rows, H] (see kernels.c) */
+  gradnetHidden(a: GradNetNativeArgs, hid: Float32Array): void;
+  /**
+   * One plain-SGD step of GradNet on sparse rows, in place on `a.theta` (Wo at oOff[0], bo at
+   * oOff[1]); returns the summed loss and the rows predicted right.
+   */
+  gradnetStep(
+    a: GradNetNativeArgs,
+    oOff: Int32Array,
+    classes: number,
+    targets: Int32Array,
+    lr: number,
+  ): { loss: number; correct: number };
   /** per-block top-q % sparsification of rows [count, P] in place; returns entries kept */
   sparsify(rows: Float32Array, P: number, offsets: number[], sizes: number[], q: number): number;
   /** one SGD step (see kernels.c); `v` and `vOut` null without momentum */
@@ -423,6 +473,70 @@ export function openNativeLib(path: string): NativeLib {
       count("slice");
       const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
       s.gl_slice(asBuf(x), asBuf(out), shape.length, i32s(shape), i32s(begin), i32s(size));
+    },
+    compressRows(rows, P) {
+      count("compress_rows");
+      const nrows = rows.length / P;
+      const nnz = Number(s.gl_count_nonzero(asBuf(rows), BigInt(rows.length)));
+      const index = P <= 65536 ? new Uint16Array(nnz) : new Uint32Array(nnz);
+      const value = new Float32Array(nnz);
+      const rowStart = new Uint32Array(nrows + 1);
+      s.gl_compress_rows(
+        asBuf(rows),
+        nrows,
+        BigInt(P),
+        P <= 65536 ? 0 : 1,
+        index as Uint16Array<ArrayBuffer>,
+        asBuf(value),
+        rowStart as Uint32Array<ArrayBuffer>,
+      );
+      return { index, value, rowStart };
+    },
+    gradnetHidden(a, hid) {
+      count("gradnet_hidden");
+      const r = s.gl_gradnet_hidden(
+        a.idx as Uint16Array<ArrayBuffer>,
+        asBuf(a.val),
+        a.rowStart as Int32Array<ArrayBuffer>,
+        a.rows,
+        a.idx instanceof Uint32Array ? 1 : 0,
+        a.hidden.length,
+        a.bounds as Int32Array<ArrayBuffer>,
+        a.hidden as Int32Array<ArrayBuffer>,
+        asBuf(a.theta),
+        a.wOff as Int32Array<ArrayBuffer>,
+        a.bOff as Int32Array<ArrayBuffer>,
+        asBuf(hid),
+      );
+      if (r !== 0) throw new RangeError(`gradnet_hidden: ${a.hidden.length} blocks (at most 64)`);
+    },
+    gradnetStep(a, oOff, classes, targets, lr) {
+      count("gradnet_step");
+      const out = new Float64Array(2);
+      const r = s.gl_gradnet_step(
+        a.idx as Uint16Array<ArrayBuffer>,
+        asBuf(a.val),
+        a.rowStart as Int32Array<ArrayBuffer>,
+        a.rows,
+        a.idx instanceof Uint32Array ? 1 : 0,
+        a.hidden.length,
+        a.bounds as Int32Array<ArrayBuffer>,
+        a.hidden as Int32Array<ArrayBuffer>,
+        asBuf(a.theta),
+        a.wOff as Int32Array<ArrayBuffer>,
+        a.bOff as Int32Array<ArrayBuffer>,
+        oOff as Int32Array<ArrayBuffer>,
+        classes,
+        targets as Int32Array<ArrayBuffer>,
+        lr,
+        out,
+      );
+      if (r !== 0) {
+        throw new RangeError(
+          `gradnet_step: ${a.hidden.length} blocks (≤ 64), ${classes} classes (≤ 256), or out of memory`,
+        );
+      }
+      return { loss: out[0], correct: out[1] };
     },
     sparsify(rows, P, offsets, sizes, q) {
       count("sparsify");

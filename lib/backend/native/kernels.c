@@ -1568,3 +1568,199 @@ long gl_sparsify(float* rows, int nrows, long P, int nblocks, const long* offset
   }
   return kept;
 }
+
+// ---------------------------------------------------------------------------------------------
+// GradNet on sparse rows (lib/gradnet/sparse.ts holds the math and the TypeScript reference; a
+// test checks both against TF.js autodiff). Rows are stored back to back: row e's entries are
+// rowStart[e] … rowStart[e+1] − 1 of idx (ascending input indices, uint16, or uint32 when idx32)
+// and val. The first layer is block-diagonal: block b covers inputs [bounds[b], bounds[b+1]) and
+// hidden units [hoff[b], hoff[b] + hidden[b]). All parameters live in one array theta: W_b
+// [d_b, hidden[b]] row-major at wOff[b], its biases at bOff[b], Wo [H, C] at oOff[0], bo at oOff[1].
+
+static float* g_gn = NULL;
+static size_t g_gn_cap = 0;
+
+static void gn_hidden_row(const void* idx, int idx32, const float* val, int from, int to, int nb,
+                          const int* bounds, const int* hidden, const int* hoff,
+                          const float* theta, const int* wOff, const int* bOff, int H, float* h) {
+  for (int t = 0; t < H; t++) h[t] = 0.f;
+  int blk = 0, start = 0, end = bounds[1], hb = hidden[0];
+  const float* w = theta + wOff[0];
+  float* hh = h + hoff[0];
+  for (int q = from; q < to; q++) {
+    const int j = idx32 ? (int)((const uint32_t*)idx)[q] : (int)((const uint16_t*)idx)[q];
+    if (j >= end) {
+      while (j >= bounds[blk + 1]) blk++;
+      start = bounds[blk];
+      end = bounds[blk + 1];
+      hb = hidden[blk];
+      w = theta + wOff[blk];
+      hh = h + hoff[blk];
+    }
+    const float v = val[q];
+    const float* wr = w + (size_t)(j - start) * hb;
+    for (int t = 0; t < hb; t++) hh[t] += v * wr[t];
+  }
+  for (int b = 0; b < nb; b++) {
+    const float* bb = theta + bOff[b];
+    float* o = h + hoff[b];
+    for (int t = 0; t < hidden[b]; t++) {
+      const float z = o[t] + bb[t];
+      o[t] = z > 0.f ? z : 0.f;
+    }
+  }
+}
+
+static int gn_offsets(int nb, const int* hidden, int* hoff) {
+  if (nb < 1 || nb > 64) return -1;
+  hoff[0] = 0;
+  for (int b = 0; b < nb; b++) hoff[b + 1] = hoff[b] + hidden[b];
+  return hoff[nb];
+}
+
+// Hidden layers (after ReLU) of R rows into hid [R, H]. Returns 0, or −1 for > 64 blocks.
+int gl_gradnet_hidden(const void* idx, const float* val, const int* rowStart, int R, int idx32,
+                      int nb, const int* bounds, const int* hidden, const float* theta,
+                      const int* wOff, const int* bOff, float* hid) {
+  SERIALIZED;
+  int hoff[65];
+  const int H = gn_offsets(nb, hidden, hoff);
+  if (H < 0) return -1;
+  for (int e = 0; e < R; e++) {
+    gn_hidden_row(idx, idx32, val, rowStart[e], rowStart[e + 1], nb, bounds, hidden, hoff, theta,
+                  wOff, bOff, H, hid + (size_t)e * H);
+  }
+  return 0;
+}
+
+// One plain-SGD step on the mean softmax cross-entropy of B rows; every gradient is taken at the
+// weights before the step. out[0] = summed loss, out[1] = rows whose argmax is the target.
+// Returns 0, or −1 (more than 64 blocks or 256 classes, or no memory for the scratch).
+int gl_gradnet_step(const void* idx, const float* val, const int* rowStart, int B, int idx32,
+                    int nb, const int* bounds, const int* hidden, float* theta, const int* wOff,
+                    const int* bOff, const int* oOff, int C, const int* targets, float lr,
+                    double* out) {
+  SERIALIZED;
+  int hoff[65];
+  const int H = gn_offsets(nb, hidden, hoff);
+  if (H < 0 || C > 256) return -1;
+  const size_t need = (size_t)B * (2 * (size_t)H + (size_t)C);
+  if (need > g_gn_cap) {
+    float* p = (float*)realloc(g_gn, need * sizeof(float));
+    if (!p) return -1;
+    g_gn = p;
+    g_gn_cap = need;
+  }
+  float* Wo = theta + oOff[0];
+  float* bo = theta + oOff[1];
+  float* hid = g_gn;
+  float* dhid = hid + (size_t)B * H;
+  float* p = dhid + (size_t)B * H;
+  double loss = 0;
+  int correct = 0;
+  for (int e = 0; e < B; e++) {
+    float* h = hid + (size_t)e * H;
+    gn_hidden_row(idx, idx32, val, rowStart[e], rowStart[e + 1], nb, bounds, hidden, hoff, theta,
+                  wOff, bOff, H, h);
+    double z[256];
+    for (int c = 0; c < C; c++) z[c] = bo[c];
+    for (int j = 0; j < H; j++) {
+      const float hj = h[j];
+      if (hj == 0.f) continue;
+      for (int c = 0; c < C; c++) z[c] += (double)hj * Wo[(size_t)j * C + c];
+    }
+    int arg = 0;
+    for (int c = 1; c < C; c++) if (z[c] > z[arg]) arg = c;
+    const int y = targets[e];
+    if (arg == y) correct++;
+    double s = 0;
+    for (int c = 0; c < C; c++) s += exp(z[c] - z[arg]);
+    loss += log(s) - (z[y] - z[arg]);
+    for (int c = 0; c < C; c++) p[(size_t)e * C + c] = (float)(exp(z[c] - z[arg]) / s / B);
+    p[(size_t)e * C + y] -= 1.f / B;
+  }
+  // back through the output layer at the old Wo, then update it
+  for (int e = 0; e < B; e++) {
+    for (int j = 0; j < H; j++) {
+      const size_t k = (size_t)e * H + j;
+      if (hid[k] <= 0.f) {
+        dhid[k] = 0.f;
+        continue;
+      }
+      float s = 0.f;
+      for (int c = 0; c < C; c++) s += p[(size_t)e * C + c] * Wo[(size_t)j * C + c];
+      dhid[k] = s;
+    }
+  }
+  for (int j = 0; j < H; j++) {
+    for (int c = 0; c < C; c++) {
+      float g = 0.f;
+      for (int e = 0; e < B; e++) g += hid[(size_t)e * H + j] * p[(size_t)e * C + c];
+      Wo[(size_t)j * C + c] -= lr * g;
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    float g = 0.f;
+    for (int e = 0; e < B; e++) g += p[(size_t)e * C + c];
+    bo[c] -= lr * g;
+  }
+  // first layer: biases, then the weight rows of each row's entries
+  for (int b = 0; b < nb; b++) {
+    float* bb = theta + bOff[b];
+    for (int t = 0; t < hidden[b]; t++) {
+      float g = 0.f;
+      for (int e = 0; e < B; e++) g += dhid[(size_t)e * H + hoff[b] + t];
+      bb[t] -= lr * g;
+    }
+  }
+  for (int e = 0; e < B; e++) {
+    int blk = 0, start = 0, end = bounds[1], hb = hidden[0];
+    float* w = theta + wOff[0];
+    const float* dh = dhid + (size_t)e * H + hoff[0];
+    for (int q = rowStart[e]; q < rowStart[e + 1]; q++) {
+      const int j = idx32 ? (int)((const uint32_t*)idx)[q] : (int)((const uint16_t*)idx)[q];
+      if (j >= end) {
+        while (j >= bounds[blk + 1]) blk++;
+        start = bounds[blk];
+        end = bounds[blk + 1];
+        hb = hidden[blk];
+        w = theta + wOff[blk];
+        dh = dhid + (size_t)e * H + hoff[blk];
+      }
+      const float a = lr * val[q];
+      float* wr = w + (size_t)(j - start) * hb;
+      for (int t = 0; t < hb; t++) wr[t] -= a * dh[t];
+    }
+  }
+  out[0] = loss;
+  out[1] = correct;
+  return 0;
+}
+
+// Nonzero entries of rows [nrows, P] (the feature cache's sizing pass).
+long gl_count_nonzero(const float* rows, long n) {
+  long c = 0;
+  for (long i = 0; i < n; i++) c += rows[i] != 0.f;
+  return c;
+}
+
+// Compresses rows [nrows, P] to their nonzero entries: ascending indices (uint16, or uint32 when
+// idx32) and values, row r's entries at rowStart[r] … rowStart[r+1] − 1. idx and val hold the
+// count from gl_count_nonzero.
+void gl_compress_rows(const float* rows, int nrows, long P, int idx32, void* idx, float* val,
+                      uint32_t* rowStart) {
+  long e = 0;
+  for (int r = 0; r < nrows; r++) {
+    rowStart[r] = (uint32_t)e;
+    const float* row = rows + (size_t)r * P;
+    for (long j = 0; j < P; j++) {
+      const float v = row[j];
+      if (v != 0.f) {
+        if (idx32) ((uint32_t*)idx)[e] = (uint32_t)j;
+        else ((uint16_t*)idx)[e] = (uint16_t)j;
+        val[e++] = v;
+      }
+    }
+  }
+  rowStart[nrows] = (uint32_t)e;
+}

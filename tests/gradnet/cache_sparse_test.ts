@@ -1,0 +1,154 @@
+/**
+ * The feature cache and the sparse GradNet against their references: cached rows equal the
+ * on-the-fly features bit for bit; a sparse SGD step equals a TF.js autodiff step on the dense
+ * rows; the sparse sum rule equals the TF.js sum rule and ignores the order of the label rows.
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert";
+import { initBackend } from "../../lib/backend/select.ts";
+import { cnnCifar } from "../../lib/models/cnn_cifar.ts";
+import { GradNet } from "../../lib/models/gradnet.ts";
+import { netFromModel } from "../../lib/gradients/network.ts";
+import { syntheticSplit } from "../../lib/data/named.ts";
+import { Featurizer } from "../../lib/gradnet/features.ts";
+import { FeatureCache, type SparseRow } from "../../lib/gradnet/cache.ts";
+import { SparseGradNet } from "../../lib/gradnet/sparse.ts";
+import { sumRule } from "../../lib/gradnet/train.ts";
+import { testView } from "../../lib/gradnet/preprocess.ts";
+import { softmaxClassification } from "../../lib/train/fit.ts";
+import { Rng } from "../../lib/util/rng.ts";
+
+await initBackend("native", { log: null });
+
+const data = syntheticSplit({
+  n: 80,
+  train: 60,
+  height: 12,
+  width: 12,
+  channels: 1,
+  numClasses: 4,
+  seed: 3,
+  noise: 30,
+});
+const view = { policy: "none" as const, crop: 12 };
+
+function featurizer(base: tf.LayersModel): Featurizer {
+  return new Featurizer(netFromModel(base), {
+    sparsify: true,
+    selectionPercent: 15,
+    normalization: "scale_power",
+  });
+}
+
+Deno.test("cached features equal on-the-fly features bit for bit (statistics included)", async () => {
+  const base = cnnCifar(3, { inputShape: [12, 12, 1], classes: 4, seed: 5 });
+  const f = featurizer(base);
+  const cache = await FeatureCache.build(f, (idx) => testView(data.train, idx, view), 60, 4, {
+    chunk: 16, // chunks of unequal size: 16, 16, 16, 12
+    label: "cache",
+    quiet: true,
+    statistics: { seed: 9 },
+  });
+  assert.ok(f.stats, "statistics were not set");
+  // The reference: the featurizer's on-the-fly rows with the same statistics.
+  const g = featurizer(base);
+  const idx = Array.from({ length: 60 }, (_, i) => i);
+  const x = testView(data.train, idx, view);
+  g.stats = f.stats;
+  const { rows } = await g.allLabelRows(x, 4);
+  x.dispose();
+  const P = f.layout.size;
+  let entries = 0;
+  for (let i = 0; i < 60; i++) {
+    for (let k = 0; k < 4; k++) {
+      const want = rows.subarray((i * 4 + k) * P, (i * 4 + k + 1) * P);
+      assert.deepStrictEqual(cache.dense(i, k), want, `example ${i}, label ${k}`);
+      entries += cache.row(i, k).index.length;
+    }
+  }
+  assert.strictEqual(entries, cache.entries);
+  // top-15 % per layer: about 15 % of the entries are stored
+  const share = cache.entries / (60 * 4 * P);
+  assert.ok(share > 0.1 && share <= 0.16, `stored share ${share}`);
+  base.dispose();
+});
+
+/** A small GradNet and random sparse rows in its layout. */
+function setup(seed: number) {
+  const blockSizes = [7, 30, 11], hidden = [2, 4, 3], classes = 5;
+  const net = new GradNet({ blockSizes, hidden, classes, dropout: 0, batchNorm: false, seed });
+  const P = 48, rng = new Rng(seed + 1);
+  const dense = (n: number) => {
+    const d = new Float32Array(n * P);
+    for (let i = 0; i < d.length; i++) if (rng.uniform(0, 1) < 0.3) d[i] = rng.uniform(0, 1);
+    return d;
+  };
+  const sparse = (d: Float32Array, r: number): SparseRow => {
+    const idx: number[] = [], val: number[] = [];
+    for (let j = 0; j < P; j++) {
+      if (d[r * P + j] !== 0) {
+        idx.push(j);
+        val.push(d[r * P + j]);
+      }
+    }
+    return { index: Uint16Array.from(idx), value: Float32Array.from(val) };
+  };
+  return { net, P, classes, dense, sparse, rng };
+}
+
+for (const native of [true, false]) {
+  const impl = native ? "native C" : "TypeScript";
+  Deno.test(`a sparse SGD step (${impl}) equals a TF.js autodiff SGD step on the dense rows`, async () => {
+    const { net, P, classes, dense, sparse, rng } = setup(1);
+    // Make the hidden layer active: biases up, so ReLUs pass and every path gets a gradient.
+    net.params.forEach((v, i) => {
+      if (i % 2 === 1 && i < 6) v.assign(tf.fill(v.shape, 0.01));
+    });
+    const sn = await SparseGradNet.fromGradNet(net, { native });
+    const B = 6, lr = 0.3;
+    const d = dense(B);
+    const targets = Int32Array.from({ length: B }, () => rng.int(classes));
+    const r = sn.step(Array.from({ length: B }, (_, e) => sparse(d, e)), targets, lr);
+    // reference: mean CE through TF.js autodiff, w ← w − lr·g
+    const x = tf.tensor2d(d, [B, P]);
+    const y = tf.oneHot(tf.tensor1d(targets, "int32"), classes);
+    const { value, grads } = tf.variableGrads(
+      () => softmaxClassification(net.apply(x as tf.Tensor2D, { training: true }), y).loss,
+      net.params,
+    );
+    assert.ok(Math.abs(r.loss / B - (await value.data())[0]) < 1e-5, "loss differs");
+    for (const [i, p] of net.params.entries()) {
+      const want = tf.tidy(() => p.sub(grads[p.name].mul(lr)));
+      const got = sn.arrays()[i];
+      const w = await want.data();
+      let worst = 0;
+      for (let j = 0; j < w.length; j++) worst = Math.max(worst, Math.abs(got[j] - w[j]));
+      assert.ok(worst < 1e-6, `parameter ${i}: max difference ${worst}`);
+      // the step moved something in every parameter (no path silently dropped)
+      const before = await p.data();
+      assert.ok(got.some((v, j) => v !== before[j]), `parameter ${i} did not move`);
+      want.dispose();
+    }
+    tf.dispose([x, y, value, ...Object.values(grads)]);
+    net.dispose();
+  });
+
+  Deno.test(`the sparse sum rule (${impl}) equals the TF.js sum rule, whatever the order of label rows`, async () => {
+    const { net, P, classes, dense, sparse, rng } = setup(4);
+    const sn = await SparseGradNet.fromGradNet(net, { native });
+    const n = 12, K = 4;
+    const d = dense(n * K);
+    const logits = tf.tidy(() => net.apply(tf.tensor2d(d, [n * K, P]), { training: false }));
+    const want = await sumRule(logits, n, K);
+    logits.dispose();
+    for (let i = 0; i < n; i++) {
+      const rows = Array.from({ length: K }, (_, k) => sparse(d, i * K + k));
+      assert.strictEqual(sn.predictSum(rows), want[i], `image ${i}`);
+      const shuffled = Array.from(rng.permutation(K), (k) => rows[k]);
+      assert.strictEqual(sn.predictSum(shuffled), want[i], `image ${i}, permuted rows`);
+    }
+    assert.ok(new Set(want).size > 1 || classes < 2, "degenerate case: one class predicted");
+    net.dispose();
+  });
+}
