@@ -85,7 +85,7 @@ export const DEFAULTS = {
   optimizer: "sgd",
   lr: 0.01,
   batch: 25,
-  epochs: 200,
+  epochs: 150,
   sparsify: true,
   selectionPercent: 15,
   normalization: "scale_power",
@@ -239,8 +239,8 @@ const SPEC = {
   } as Record<string, Partial<GradNetConfig>>,
   presetDocs: {
     smoke: "seconds, tiny synthetic data (tests)",
-    default: "MNIST, h = 16, 5+25+10, 3 epochs: about 10 minutes on 2 cores",
-    paper: "the paper's sizes: h = 64, 5+100+25, 200 epochs (days on a CPU)",
+    default: "MNIST, h = 16, 5+25+10, 150 epochs: about 13 minutes on 2 cores, 7 GB",
+    paper: "the paper's sizes: h = 64, 5+100+25, 200 epochs (features per visit: days on a CPU)",
   },
 };
 

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
+import { ConfigError, type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
+import { RunDir } from "../run/run_dir.ts";
 import { UserError } from "../util/errors.ts";
 
 /** Options shared by all scripts. */
@@ -51,8 +52,19 @@ export async function runCli<C extends Record<string, ConfigValue>>(
       console.log(parsed.help);
       return;
     }
+    const extra = parsed.explicit.filter((k) => k !== "resume" && k !== "threads");
+    if (parsed.config.resume && (extra.length || parsed.preset)) {
+      const flags = [...(parsed.preset ? ["preset"] : []), ...extra.map(String)];
+      throw new ConfigError(
+        `--resume continues a run with its own configuration; drop ${
+          flags.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")
+        } (only --threads may change)`,
+      );
+    }
     await main(parsed.config, { preset: parsed.preset, explicit: parsed.explicit });
   } catch (e) {
+    // a start that failed before any work leaves no run folder behind
+    await RunDir.discardUnused();
     if (e instanceof UserError) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);

@@ -36,6 +36,9 @@ export class RunningStats {
   private readonly mx: Float32Array;
   private readonly sum: Float64Array;
   private readonly sumSq: Float64Array;
+  /** rows added sparsely, and per coordinate how many of them stored an entry there */
+  private sparseRows = 0;
+  private nonzero: Uint32Array | null = null;
 
   constructor(readonly size: number) {
     this.mn = new Float32Array(size).fill(Infinity);
@@ -64,6 +67,24 @@ export class RunningStats {
     this.n += count;
   }
 
+  /**
+   * Adds one row given by its stored entries (ascending `index`, `value`); every other
+   * coordinate of the row is zero. Gives the statistics of the dense row exactly.
+   */
+  updateSparse(index: ArrayLike<number>, value: ArrayLike<number>): void {
+    const nz = (this.nonzero ??= new Uint32Array(this.size));
+    for (let q = 0; q < index.length; q++) {
+      const i = index[q], v = value[q];
+      if (v < this.mn[i]) this.mn[i] = v;
+      if (v > this.mx[i]) this.mx[i] = v;
+      this.sum[i] += v;
+      this.sumSq[i] += v * v;
+      nz[i]++;
+    }
+    this.sparseRows++;
+    this.n++;
+  }
+
   /** The statistics so far. */
   result(): CoordinateStats {
     if (this.n === 0) throw new RangeError("no rows seen");
@@ -73,7 +94,17 @@ export class RunningStats {
       mean[i] = m;
       std[i] = Math.sqrt(Math.max(this.sumSq[i] / this.n - m * m, 0));
     }
-    return { count: this.n, min: this.mn.slice(), max: this.mx.slice(), mean, std };
+    const min = this.mn.slice(), max = this.mx.slice();
+    if (this.nonzero) {
+      // the zeros of sparsely added rows count towards min and max
+      for (let i = 0; i < this.size; i++) {
+        if (this.nonzero[i] < this.sparseRows) {
+          if (min[i] > 0) min[i] = 0;
+          if (max[i] < 0) max[i] = 0;
+        }
+      }
+    }
+    return { count: this.n, min, max, mean, std };
   }
 }
 

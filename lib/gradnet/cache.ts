@@ -14,9 +14,17 @@
 import type * as tf from "@tensorflow/tfjs";
 import { loadedNativeLib } from "../backend/select.ts";
 import { RunningStats } from "../gradients/normalize.ts";
-import { mix, Rng } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
+
+/**
+ * Examples per all-label gradient batch: at most `chunk`, and few enough that the batch's dense
+ * gradients (examples × K × P floats) stay under 256 MiB — the wasm heap holds 4 GB, and h = 64
+ * rows have 135,360 numbers.
+ */
+export function featureChunk(chunk: number, P: number, classes: number): number {
+  return Math.max(1, Math.min(chunk, Math.floor(2 ** 28 / (4 * P * classes))));
+}
 
 /** The stored entries of one feature row: ascending indices and their values. */
 export interface SparseRow {
@@ -80,50 +88,56 @@ export class FeatureCache {
    *
    * @param view the (deterministic) input batch of the examples at `idx`; the caller's tensor
    *   is disposed here
-   * @param o.statistics when given, the featurizer's normalisation statistics are first taken
-   *   from one random label per example (seeded), as the on-the-fly path does, then every row
-   *   is normalised; otherwise `f.stats` must already be set
+   * @param o.statistics when true, the featurizer's normalisation statistics are first taken
+   *   over every row (all examples, all labels — the rows training draws its random labels
+   *   from, so every training feature of scale/scale_power lies in [0, 1]), then every row is
+   *   normalised; otherwise `f.stats` must already be set
    */
   static async build(
     f: Featurizer,
     view: (idx: number[]) => tf.Tensor,
     n: number,
     classes: number,
-    o: { chunk: number; label: string; quiet?: boolean; statistics?: { seed: number } },
+    o: { chunk: number; label: string; quiet?: boolean; statistics?: boolean },
   ): Promise<FeatureCache> {
     const P = f.layout.size;
+    const chunk = featureChunk(o.chunk, P, classes);
     const chunks: Chunk[] = [];
     const stats = o.statistics ? new RunningStats(P) : null;
-    const rng = new Rng(mix(o.statistics?.seed ?? 0, 0x5747));
     const bar = new Progress(o.label, n, { unit: "img", quiet: o.quiet });
-    for (let s = 0; s < n; s += o.chunk) {
-      const idx = Array.from({ length: Math.min(o.chunk, n - s) }, (_, i) => s + i);
+    for (let s = 0; s < n; s += chunk) {
+      const idx = Array.from({ length: Math.min(chunk, n - s) }, (_, i) => s + i);
       const x = view(idx);
       const { rows, classes: k } = await f.allLabelRows(x, classes, { normalize: false });
       x.dispose();
       if (k !== classes) throw new RangeError(`the base network has ${k} classes, not ${classes}`);
-      if (stats) {
-        // one random label per example, as the statistics pass of the on-the-fly path
-        const picked = new Float32Array(idx.length * P);
-        for (let i = 0; i < idx.length; i++) {
-          const y = rng.int(k);
-          picked.set(rows.subarray((i * k + y) * P, (i * k + y + 1) * P), i * P);
-        }
-        stats.update(picked);
-      }
       const c = FeatureCache.compress(rows, s, idx.length * k, P);
       c.count = idx.length;
-      if (!stats) FeatureCache.normalizeChunk(c, f);
+      if (stats) FeatureCache.addToStats(c, stats);
+      else FeatureCache.normalizeChunk(c, f);
       chunks.push(c);
       bar.tick(idx.length);
     }
     bar.finish();
-    const cache = new FeatureCache(n, classes, P, o.chunk, chunks);
+    const cache = new FeatureCache(n, classes, P, chunk, chunks);
     if (stats) {
       f.stats = stats.result();
       cache.normalizeInPlace(f);
     }
     return cache;
+  }
+
+  /** Adds every row of a chunk (raw values) to running statistics. */
+  private static addToStats(c: Chunk, stats: RunningStats): void {
+    for (let r = 0; r + 1 < c.rowStart.length; r++) {
+      const a = c.rowStart[r], b = c.rowStart[r + 1];
+      stats.updateSparse(c.index.subarray(a, b), c.value.subarray(a, b));
+    }
+  }
+
+  /** Statistics of the raw rows of dense `rows` [count, P] (sparsified, not normalised). */
+  static statsOf(rows: Float32Array, P: number, stats: RunningStats): void {
+    FeatureCache.addToStats(FeatureCache.compress(rows, 0, rows.length / P, P), stats);
   }
 
   /**

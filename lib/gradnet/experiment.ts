@@ -200,7 +200,7 @@ export async function gradNetOnSnapshot(
     FeatureCache.build(f, (idx) => testView(ds, idx, view), n, classes, {
       chunk: o.chunk,
       label,
-      statistics: stats ? { seed: o.seed } : undefined,
+      statistics: stats,
     });
   try {
     let { path, why } = featurePath(o, s);

@@ -23,7 +23,7 @@ import { GradNet } from "../models/gradnet.ts";
 import { mix, Rng } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
-import { FeatureCache, type SparseRow } from "./cache.ts";
+import { FeatureCache, featureChunk, type SparseRow } from "./cache.ts";
 import { SparseGradNet } from "./sparse.ts";
 import { InterruptedError, interruptRequested } from "../util/interrupt.ts";
 import { type AugmentPolicy, testView, trainView } from "./preprocess.ts";
@@ -51,8 +51,8 @@ export interface GradNetTrainOptions {
 export type TestRule = "sum" | "true-label" | "random-label";
 
 /**
- * One pass over `ds` with random labels and training views: per-coordinate statistics of the
- * sparsified gradients (for the normalisation).
+ * One pass over `ds` with training views: per-coordinate statistics of the sparsified gradients
+ * of every label (the rows training draws its random labels from), for the normalisation.
  */
 export async function gradientStatistics(
   f: Featurizer,
@@ -61,13 +61,14 @@ export async function gradientStatistics(
 ) {
   const stats = new RunningStats(f.layout.size);
   const bar = new Progress("gradient statistics", ds.n, { unit: "ex", quiet: o.quiet });
-  for (let s = 0; s < ds.n; s += o.chunk) {
+  const chunk = featureChunk(o.chunk, f.layout.size, ds.numClasses);
+  for (let s = 0; s < ds.n; s += chunk) {
     const rng = new Rng(mix(o.seed, 0x5747, s));
-    const idx = Array.from({ length: Math.min(o.chunk, ds.n - s) }, (_, i) => s + i);
+    const idx = Array.from({ length: Math.min(chunk, ds.n - s) }, (_, i) => s + i);
     const x = trainView(ds, idx, rng, o);
-    const labels = idx.map(() => rng.int(ds.numClasses));
-    stats.update(await f.rawRows(x, labels));
+    const { rows } = await f.allLabelRows(x, ds.numClasses, { normalize: false });
     x.dispose();
+    FeatureCache.statsOf(rows, f.layout.size, stats);
     bar.tick(idx.length);
   }
   bar.finish();

@@ -51,6 +51,7 @@ export function ticks(lo: number, hi: number, n = 5): number[] {
 }
 
 function fmt(v: number): string {
+  if (Math.abs(v) >= 1e4 && Math.abs(v) < 1e9 && Number.isInteger(v / 1000)) return `${v / 1000}k`;
   if (v !== 0 && (Math.abs(v) >= 1e5 || Math.abs(v) < 1e-3)) return v.toExponential(1);
   return String(Number(v.toPrecision(4)));
 }

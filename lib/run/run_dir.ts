@@ -32,14 +32,37 @@ export class RunDir {
     await Deno.mkdir(path, { recursive: true });
     const run = new RunDir(path, o.config);
     await run.writeJson("config.json", { paper: o.paper, ...o.config });
+    RunDir.fresh.add(path);
     return run;
   }
 
+  /** Folders created by this process that may still hold nothing but their config.json. */
+  private static fresh = new Set<string>();
+
   /**
-   * Opens an existing run folder to resume it.
-   * @throws UserError when it is not a run folder or has already completed
+   * Removes the folders this process created that hold nothing but config.json (a start that
+   * failed before doing any work leaves nothing behind). Returns the paths removed.
    */
-  static async open(path: string): Promise<RunDir> {
+  static async discardUnused(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const path of RunDir.fresh) {
+      try {
+        const names = [...Deno.readDirSync(path)].map((e) => e.name);
+        if (names.length === 1 && names[0] === "config.json") {
+          await Deno.remove(path, { recursive: true });
+          removed.push(path);
+        }
+      } catch { /* already gone */ }
+    }
+    RunDir.fresh.clear();
+    return removed;
+  }
+
+  /**
+   * Opens an existing run folder to resume it (of script `paper`, when given).
+   * @throws UserError when it is not a run folder, is another script's, or has already completed
+   */
+  static async open(path: string, paper?: string): Promise<RunDir> {
     let config: Record<string, unknown>;
     try {
       config = JSON.parse(await Deno.readTextFile(join(path, "config.json")));
@@ -47,6 +70,11 @@ export class RunDir {
       throw new UserError(`--resume ${path}: not a run folder (no readable config.json)`);
     }
     const run = new RunDir(resolve(path), config);
+    if (paper && config.paper !== paper) {
+      throw new UserError(
+        `--resume ${path}: a ${config.paper ?? "unknown"} run folder, not a ${paper} one`,
+      );
+    }
     if (await run.isCompleted()) {
       throw new UserError(`--resume ${path}: this run already completed (see summary.json)`);
     }

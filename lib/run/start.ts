@@ -27,12 +27,17 @@ export async function startRun<C extends RunConfig>(
   if (!cfgIn.resume && cfgIn.out.trim() === "") {
     throw new UserError("--out is empty: name the folder that run folders go under");
   }
-  const run = cfgIn.resume ? await RunDir.open(cfgIn.resume) : await RunDir.create({
+  const run = cfgIn.resume ? await RunDir.open(cfgIn.resume, paper) : await RunDir.create({
     out: cfgIn.out,
     paper,
     config: { ...cfgIn } as Record<string, unknown>,
   });
-  const cfg = (cfgIn.resume ? { ...defaults, ...run.config, resume: cfgIn.resume } : cfgIn) as C;
+  // A resumed run keeps its configuration; only the thread count (which changes no number) may
+  // differ — the command line refuses other flags next to --resume (lib/config/cli.ts).
+  const cfg =
+    (cfgIn.resume
+      ? { ...defaults, ...run.config, resume: cfgIn.resume, threads: cfgIn.threads }
+      : cfgIn) as C;
   console.error(`run folder: ${run.path}`);
   await initBackend(cfg.backend as BackendChoice, { threads: cfg.threads || undefined });
   installInterruptHandler();

@@ -18,6 +18,7 @@ import { sumRule } from "../../lib/gradnet/train.ts";
 import { testView } from "../../lib/gradnet/preprocess.ts";
 import { softmaxClassification } from "../../lib/train/fit.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { RunningStats } from "../../lib/gradients/normalize.ts";
 
 await initBackend("native", { log: null });
 
@@ -48,16 +49,22 @@ Deno.test("cached features equal on-the-fly features bit for bit (statistics inc
     chunk: 16, // chunks of unequal size: 16, 16, 16, 12
     label: "cache",
     quiet: true,
-    statistics: { seed: 9 },
+    statistics: true,
   });
   assert.ok(f.stats, "statistics were not set");
-  // The reference: the featurizer's on-the-fly rows with the same statistics.
   const g = featurizer(base);
   const idx = Array.from({ length: 60 }, (_, i) => i);
   const x = testView(data.train, idx, view);
+  // The statistics: those of every raw (sparsified) row, all labels, zeros included.
+  const dense = new RunningStats(f.layout.size);
+  dense.update((await g.allLabelRows(x, 4, { normalize: false })).rows);
+  assert.deepStrictEqual(f.stats, dense.result());
+  // The rows: the featurizer's on-the-fly rows with the same statistics.
   g.stats = f.stats;
   const { rows } = await g.allLabelRows(x, 4);
   x.dispose();
+  // scale_power with the training rows' own min/max: every training feature lies in [0, 1]
+  assert.ok(rows.every((v) => v >= 0 && v <= 1), "a training feature outside [0, 1]");
   const P = f.layout.size;
   let entries = 0;
   for (let i = 0; i < 60; i++) {

@@ -1,0 +1,117 @@
+/**
+ * Bad input as a user types it: each case runs a script as a subprocess and must exit 2 with a
+ * single `error: …` line on stderr (no stack frame) that names the problem, and leave no run
+ * folder behind.
+ */
+
+import assert from "node:assert";
+import { join } from "node:path";
+
+interface Case {
+  script: string;
+  args: string[];
+  message: RegExp;
+}
+
+const CASES: Case[] = [
+  { script: "gradnet", args: ["--epochs=-1"], message: /--epochs=-1: must be ≥ 1/ },
+  { script: "gradnet", args: ["--epochs=0"], message: /--epochs=0: must be ≥ 1/ },
+  { script: "gradnet", args: ["--lr=-1"], message: /--lr=-1: must be > 0/ },
+  { script: "gradnet", args: ["--batch=0"], message: /--batch=0: must be ≥ 1/ },
+  { script: "gradnet", args: ["--h=0"], message: /--h=0: must be ≥ 1/ },
+  { script: "gradnet", args: ["--structure=abc"], message: /--structure=abc: .*5\+25\+10/ },
+  {
+    script: "gradnet",
+    args: ["--selection-percent=200"],
+    message: /--selection-percent=200: must be in \(0, 100\]/,
+  },
+  { script: "gradnet", args: ["--targets=0.5,1.2"], message: /--targets=0.5,1.2: must be in/ },
+  { script: "gradnet", args: ["--threads=-1"], message: /--threads=-1: must be in \[0, 1024\]/ },
+  { script: "gradnet", args: ["--out="], message: /--out is empty/ },
+  { script: "gunn", args: ["--epochs=0"], message: /--epochs=0: must be ≥ 1/ },
+  { script: "gunn", args: ["--train-images=-5"], message: /--train-images=-5: must be ≥ 0/ },
+  { script: "supernet", args: ["--steps=-1"], message: /--steps=-1: must be ≥ 1/ },
+  {
+    script: "supernet",
+    args: ["--checkpoint-every=0"],
+    message: /--checkpoint-every=0: must be ≥ 1/,
+  },
+  { script: "lastlayer", args: ["--svm-c=0"], message: /--svm-c=0: must be > 0/ },
+];
+
+async function run(script: string, args: string[]) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `scripts/${script}.ts`, "--preset=smoke", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: r.code, stderr: new TextDecoder().decode(r.stderr) };
+}
+
+function assertOneLine(stderr: string, message: RegExp) {
+  const lines = stderr.trim().split("\n").filter((l) => !/^backend: |^run folder: /.test(l));
+  assert.strictEqual(lines.length, 1, `expected one line, got:\n${stderr}`);
+  assert.match(lines[0], /^error: /);
+  assert.match(lines[0], message);
+  assert.ok(!/\n\s+at /.test(stderr), "stack frames printed");
+}
+
+for (const c of CASES) {
+  Deno.test(`bad input: ${c.script} ${c.args.join(" ")} → exit 2, one line, no folder`, async () => {
+    const out = await Deno.makeTempDir();
+    const args = c.args.some((a) => a.startsWith("--out=")) ? c.args : [...c.args, `--out=${out}`];
+    const r = await run(c.script, args);
+    assert.strictEqual(r.code, 2, r.stderr);
+    assertOneLine(r.stderr, c.message);
+    assert.deepStrictEqual([...Deno.readDirSync(out)], [], "something was written");
+    await Deno.remove(out, { recursive: true });
+  });
+}
+
+Deno.test("bad input: --resume refuses another script's folder and flags it would drop", async () => {
+  const out = await Deno.makeTempDir();
+  const folder = join(out, "gunn", "r1");
+  await Deno.mkdir(folder, { recursive: true });
+  await Deno.writeTextFile(join(folder, "config.json"), JSON.stringify({ paper: "gunn" }));
+  let r = await run("gradnet", [`--resume=${folder}`]);
+  assert.strictEqual(r.code, 2, r.stderr);
+  // "--preset=smoke" itself is refused next to --resume: the run keeps its own configuration
+  assertOneLine(r.stderr, /--resume continues a run with its own configuration; drop --preset/);
+  r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/gradnet.ts", `--resume=${folder}`],
+    stderr: "piped",
+    stdout: "piped",
+  }).output().then((o) => ({ code: o.code, stderr: new TextDecoder().decode(o.stderr) }));
+  assert.strictEqual(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /a gunn run folder, not a gradnet one/);
+  // the folder is untouched
+  assert.deepStrictEqual([...Deno.readDirSync(folder)].map((e) => e.name), ["config.json"]);
+  await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("bad input: a failed start (dataset not found) leaves no run folder", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "scripts/gradnet.ts",
+      "--dataset=cifar10",
+      `--data-dir=${join(out, "nowhere")}`,
+      `--out=${out}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    // the download it then tries fails at once without a network; never hang the suite on it
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assert.strictEqual(r.code, 2, stderr);
+  assert.match(stderr, /error: CIFAR-10 not found/);
+  const left: string[] = [];
+  for (const e of Deno.readDirSync(out)) {
+    if (e.isDirectory) { for (const f of Deno.readDirSync(join(out, e.name))) left.push(f.name); }
+  }
+  assert.deepStrictEqual(left, [], "a run folder was left behind");
+  await Deno.remove(out, { recursive: true });
+});
