@@ -16,7 +16,6 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import {
   COMMON_CHOICES,
   COMMON_DEFAULTS,
@@ -41,9 +40,15 @@ import {
   type ExperimentOptions,
   gradNetOnSnapshot,
   type Setting,
-  type SettingResult,
 } from "../lib/gradnet/experiment.ts";
-import { type RungResult, tableMarkdown, writeCurves, writeTable } from "../lib/gradnet/report.ts";
+import {
+  curveSeries,
+  type RungResult,
+  tableMarkdown,
+  writeCurves,
+  writeTable,
+} from "../lib/gradnet/report.ts";
+import { runStudy, type Study, STUDY_NAMES } from "../lib/gradnet/study.ts";
 import type { Series } from "../lib/plot/figures.ts";
 import { UserError } from "../lib/util/errors.ts";
 
@@ -51,14 +56,7 @@ import { UserError } from "../lib/util/errors.ts";
 // Configuration
 
 const DATASETS = ["mnist", "fashion", "cifar10", "synthetic"] as const;
-const STUDIES = [
-  "none",
-  "optimizer",
-  "regularization",
-  "selection",
-  "structure",
-  "normalization",
-] as const;
+const STUDIES = ["none", ...STUDY_NAMES] as const;
 
 export const DEFAULTS = {
   ...COMMON_DEFAULTS,
@@ -301,38 +299,6 @@ function experimentOptions(cfg: GradNetConfig): ExperimentOptions {
   };
 }
 
-/** The settings of a study (the authors' five comparisons). */
-function studySettings(cfg: GradNetConfig, study: string): Setting[] {
-  const base = settingOf(cfg, "default");
-  const v = (name: string, p: Partial<Setting>): Setting => ({ ...base, ...p, name });
-  switch (study) {
-    case "optimizer":
-      return [
-        v("sgd", { optimizer: { kind: "sgd" }, lr: 0.01 }),
-        v("adam", { optimizer: { kind: "adam" }, lr: 1e-3 }),
-      ];
-    case "regularization":
-      return [
-        v("none", { dropout: 0, batchNorm: false }),
-        v("dropout", { dropout: 0.5 }),
-        v("batchnorm", { batchNorm: true }),
-      ];
-    case "selection":
-      return [5, 15, 30].map((q) => v(`top${q}`, { sparsify: true, selectionPercent: q })).concat(
-        v("all", { sparsify: false }),
-      );
-    case "structure": {
-      const small = cfg.h <= 16
-        ? ["5+25+10", "5+100+25", "5+22+11+3"]
-        : ["5+25+10", "5+100+25", "5+22+11+3"];
-      return small.map((st) => v(st.replaceAll("+", "-"), { structure: st }));
-    }
-    case "normalization":
-      return NORMALIZATIONS.map((n) => v(n, { normalization: n }));
-  }
-  throw new UserError(`unknown study ${study}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -343,31 +309,6 @@ export interface GradNetResult {
   curves: Series[];
   title: string;
   study?: { name: string; baseAcc: number; results: Record<string, number>; curves: Series[] };
-}
-
-/**
- * One GradNet run's curves: validation accuracy (sum rule), training accuracy (one random-label
- * row per visit, dashed) and the base snapshot's validation accuracy (dotted).
- */
-function curveSeries(name: string, res: SettingResult, baseVal: number): Series[] {
-  const x = res.curve.map((c) => c.step);
-  return [
-    { name: `${name} validation`, x, y: res.curve.map((c) => c.val_acc) },
-    { name: `${name} train`, x, y: res.curve.map((c) => c.train_acc), dash: "dash" },
-    { name: `${name} base`, x: [x[0], x[x.length - 1]], y: [baseVal, baseVal], dash: "dot" },
-  ];
-}
-
-/** A JSON file of the run folder, or `compute()` written there when it does not exist yet. */
-async function cachedJson<T>(run: RunDir, file: string, compute: () => Promise<T>): Promise<T> {
-  try {
-    return JSON.parse(await Deno.readTextFile(run.file(file)));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const v = await compute();
-  await run.writeJson(file, v);
-  return v;
 }
 
 /**
@@ -441,13 +382,27 @@ export async function main(
   const data: ExperimentData = { gnTrain, val, test };
   const xo = experimentOptions(cfg);
   const baseTest = (k: number) =>
-    cachedJson(run, `base-rung-${k}-test.json`, async () => {
+    run.cachedJson(`base-rung-${k}-test.json`, async () => {
       await loadSnapshot(run, k, base);
       return { acc: await accuracy(base, test, testIdx, { policy, crop: cfg.crop }) };
     });
 
   if (cfg.study !== "none") {
-    return await study(run, cfg, base, data, xo, reached, sorted, baseTest, t0, o);
+    const r = cfg.studyRung >= 0
+      ? Math.min(cfg.studyRung, reached.length - 1)
+      : Math.floor((reached.length - 1) / 2);
+    const k = sorted.indexOf(reached[r].target);
+    const res = await runStudy(run, base, data, xo, {
+      study: cfg.study as Study,
+      base: settingOf(cfg, "default"),
+      rung: k,
+      baseAcc: (await baseTest(k)).acc,
+      title: `GradNet ${cfg.study} comparison — ${cfg.dataset}`,
+    });
+    const summary = { ...res.summary, seconds: (performance.now() - t0) / 1000 };
+    await run.complete(summary);
+    if (!o.quiet) console.log(JSON.stringify(summary, null, 2));
+    return { run, table: [], curves: res.curves, title: `study ${cfg.study}`, study: res.study };
   }
 
   // one GradNet per rung
@@ -455,7 +410,7 @@ export async function main(
   const curves: Series[] = [];
   for (const rung of reached) {
     const k = sorted.indexOf(rung.target);
-    const { row, res } = await cachedJson(run, `rung-${k}.json`, async () => {
+    const { row, res } = await run.cachedJson(`rung-${k}.json`, async () => {
       const t = performance.now();
       const meta = await loadSnapshot(run, k, base);
       const baseAcc = (await baseTest(k)).acc;
@@ -499,60 +454,6 @@ export async function main(
   await run.complete({ table, seconds, missed_rungs: missed });
   if (!o.quiet) console.log(md + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
   return { run, table, curves, title };
-}
-
-/** One of the authors' comparisons on one rung. */
-async function study(
-  run: RunDir,
-  cfg: GradNetConfig,
-  base: tf.LayersModel,
-  data: ExperimentData,
-  xo: ExperimentOptions,
-  reached: Rung[],
-  sorted: number[],
-  baseTest: (k: number) => Promise<{ acc: number }>,
-  t0: number,
-  o: { quiet?: boolean },
-): Promise<GradNetResult> {
-  const r = cfg.studyRung >= 0
-    ? Math.min(cfg.studyRung, reached.length - 1)
-    : Math.floor((reached.length - 1) / 2);
-  const k = sorted.indexOf(reached[r].target);
-  const baseAcc = (await baseTest(k)).acc;
-  const series: Series[] = [];
-  const results: Record<string, number> = {};
-  for (const s of studySettings(cfg, cfg.study)) {
-    const res = await cachedJson(run, `study-${cfg.study}-${s.name}.json`, async () => {
-      await loadSnapshot(run, k, base);
-      return await gradNetOnSnapshot(run, base, data, s, xo, `rung${k}`);
-    });
-    results[s.name] = res.acc;
-    series.push(...curveSeries(`${s.name} (test ${res.acc.toFixed(4)})`, res, NaN));
-  }
-  await writeCurves(run, `study-${cfg.study}`, series, {
-    title: `GradNet ${cfg.study} comparison — ${cfg.dataset}, base test accuracy ${
-      baseAcc.toFixed(4)
-    }`,
-    xTitle: "GradNet iterations",
-    yTitle: "validation accuracy (sum rule)",
-    colorGroup: 3,
-  });
-  const summary = {
-    study: cfg.study,
-    rung: r + 1,
-    base_acc: baseAcc,
-    final_test_acc: results,
-    seconds: (performance.now() - t0) / 1000,
-  };
-  await run.complete(summary);
-  if (!o.quiet) console.log(JSON.stringify(summary, null, 2));
-  return {
-    run,
-    table: [],
-    curves: series,
-    title: `study ${cfg.study}`,
-    study: { name: cfg.study, baseAcc, results, curves: series },
-  };
 }
 
 if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));

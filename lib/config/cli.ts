@@ -8,6 +8,7 @@
 import { ConfigError, type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
 import { RunDir } from "../run/run_dir.ts";
 import { UserError } from "../util/errors.ts";
+import { InterruptedError } from "../util/interrupt.ts";
 
 /** Options shared by all scripts. */
 export const COMMON_DEFAULTS = {
@@ -65,6 +66,12 @@ export async function runCli<C extends Record<string, ConfigValue>>(
   } catch (e) {
     // a start that failed before any work leaves no run folder behind
     await RunDir.discardUnused();
+    const run = RunDir.active;
+    if (e instanceof InterruptedError && run) {
+      const paper = String(run.config.paper ?? "<script>");
+      console.error(`${e.message}; resume with: deno task ${paper} --resume=${run.path}`);
+      Deno.exit(130);
+    }
     if (e instanceof UserError) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);

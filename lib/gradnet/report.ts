@@ -84,6 +84,23 @@ export async function writeTable(run: RunDir, rows: RungResult[], title: string)
   return md;
 }
 
+/**
+ * One GradNet run's curves: validation accuracy (sum rule), training accuracy (one random-label
+ * row per visit, dashed) and the base snapshot's validation accuracy (dotted; NaN: none).
+ */
+export function curveSeries(
+  name: string,
+  res: { curve: { step: number; val_acc: number; train_acc: number }[] },
+  baseVal: number,
+): Series[] {
+  const x = res.curve.map((c) => c.step);
+  return [
+    { name: `${name} validation`, x, y: res.curve.map((c) => c.val_acc) },
+    { name: `${name} train`, x, y: res.curve.map((c) => c.train_acc), dash: "dash" },
+    { name: `${name} base`, x: [x[0], x[x.length - 1]], y: [baseVal, baseVal], dash: "dot" },
+  ];
+}
+
 /** A learning-curve figure. */
 export function curvesFigure(
   series: Series[],

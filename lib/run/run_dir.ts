@@ -30,11 +30,15 @@ export class RunDir {
     const id = o.runId ?? `${stamp}-${crypto.randomUUID().slice(0, 6)}`;
     const path = resolve(join(o.out, o.paper, id));
     await Deno.mkdir(path, { recursive: true });
-    const run = new RunDir(path, o.config);
+    const run = new RunDir(path, { paper: o.paper, ...o.config });
     await run.writeJson("config.json", { paper: o.paper, ...o.config });
     RunDir.fresh.add(path);
+    RunDir.active = run;
     return run;
   }
+
+  /** The run folder this process created or opened last (for the interrupt message). */
+  static active: RunDir | null = null;
 
   /** Folders created by this process that may still hold nothing but their config.json. */
   private static fresh = new Set<string>();
@@ -78,6 +82,7 @@ export class RunDir {
     if (await run.isCompleted()) {
       throw new UserError(`--resume ${path}: this run already completed (see summary.json)`);
     }
+    RunDir.active = run;
     return run;
   }
 
@@ -126,6 +131,22 @@ export class RunDir {
       return null;
     }
     return decodeBundle<M>(bytes);
+  }
+
+  /**
+   * The JSON file `name` of the run folder, or — when it does not exist yet — `compute()`'s
+   * value, written there first. Only a missing file counts as missing: any other read or parse
+   * error propagates.
+   */
+  async cachedJson<T>(name: string, compute: () => Promise<T>): Promise<T> {
+    try {
+      return JSON.parse(await Deno.readTextFile(this.file(name)));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const v = await compute();
+    await this.writeJson(name, v);
+    return v;
   }
 
   async isCompleted(): Promise<boolean> {

@@ -159,3 +159,46 @@ for (const native of [true, false]) {
     net.dispose();
   });
 }
+
+Deno.test("sparse GradNet training: interrupted and resumed, it ends with the uninterrupted weights", async () => {
+  const { RunDir } = await import("../../lib/run/run_dir.ts");
+  const { trainGradNetSparse, cachedRows } = await import("../../lib/gradnet/train.ts");
+  const { setInterruptRequested } = await import("../../lib/util/interrupt.ts");
+  const { InterruptedError } = await import("../../lib/util/interrupt.ts");
+  const { net: template, P, classes, dense, rng } = setup(6);
+  template.dispose();
+  const n = 40, K = classes;
+  const cache = FeatureCache.fromDense(dense(n * K), n, K, P);
+  const labels = Int32Array.from({ length: n }, () => rng.int(classes));
+  const opts = { seed: 3, epochs: 3, batch: 5, lr: 0.2, name: "gn", quiet: true };
+  const fresh = () =>
+    new GradNet({
+      blockSizes: [7, 30, 11],
+      hidden: [2, 4, 3],
+      classes,
+      dropout: 0,
+      batchNorm: false,
+      seed: 6,
+    });
+  const weights = async (net: GradNet) => (await net.toArrays()).map((a) => Array.from(a.values));
+  // uninterrupted
+  const a = fresh();
+  const runA = await RunDir.create({ out: await Deno.makeTempDir(), paper: "t", config: {} });
+  await trainGradNetSparse(runA, a, cachedRows({ cache, labels }), null, opts);
+  // interrupted at the first step, then resumed in the same folder with a new network
+  const b = fresh();
+  const runB = await RunDir.create({ out: await Deno.makeTempDir(), paper: "t", config: {} });
+  setInterruptRequested(true);
+  await assert.rejects(
+    trainGradNetSparse(runB, b, cachedRows({ cache, labels }), null, opts),
+    InterruptedError,
+  );
+  setInterruptRequested(false);
+  const c = fresh();
+  const { history } = await trainGradNetSparse(runB, c, cachedRows({ cache, labels }), null, opts);
+  assert.strictEqual(history.length, 3);
+  assert.deepStrictEqual(await weights(c), await weights(a));
+  const untrained = fresh();
+  assert.notDeepStrictEqual(await weights(c), await weights(untrained), "training changed nothing");
+  [a, b, c, untrained].forEach((net) => net.dispose());
+});

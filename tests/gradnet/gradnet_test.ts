@@ -117,7 +117,7 @@ Deno.test({
       assert.ok((await Deno.stat(join(run.path, f))).size > 0, `${f} missing`);
     }
     // The synthetic task leaves class signal in a weak base network's gradients (seed 0; measured
-    // 0.438 → 0.946 and 0.808 → 0.894): the method must find it. A broken test rule, features or
+    // 0.438 → 0.964 and 0.808 → 0.894): the method must find it. A broken test rule, features or
     // training lands near chance (0.1).
     assert.strictEqual(table.length, 2, "both rungs (0.3, 0.6) reached");
     for (const r of table) {
