@@ -11,7 +11,9 @@
 //   forward:          out[N*OH*OW, CO]   = patches(x)[M, KH*KW*CI] . W[KH*KW*CI, CO]
 //   filter gradient:  dW[KH*KW*CI, CO]   = patches(x)^T[K, M] . dy[M, CO]      (depth = M, split over threads)
 //   input gradient:   dx = conv(dy dilated by the stride, W flipped and in/out-transposed)
-// Threads: OpenMP; the caller sets the count with gl_set_threads.
+// Threads: OpenMP; the caller sets the count with gl_set_threads (at most MAX_THREADS).
+
+#define MAX_THREADS 64
 
 #include <math.h>
 #if defined(__AVX512F__)
@@ -73,6 +75,8 @@ static void release_lock(int* unused) {
 int gl_set_threads(int n) {
   SERIALIZED;
   if (n < 1) n = 1;
+  // the per-thread scratch arrays have MAX_THREADS slots: more threads would write past them
+  if (n > MAX_THREADS) n = MAX_THREADS;
   g_threads = n;
 #ifdef _OPENMP
   omp_set_num_threads(n);
@@ -106,7 +110,6 @@ static float* grow(float** buf, size_t* cap, size_t n) {
   return *buf;
 }
 
-#define MAX_THREADS 64
 static float* g_abuf[MAX_THREADS];
 static size_t g_acap[MAX_THREADS];
 static float* g_bbuf;
