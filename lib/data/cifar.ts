@@ -32,6 +32,7 @@ export const CIFAR10_CLASSES = [
  *
  * @param labelBytes 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine)
  * @param useLabel which label byte to keep (0 = first)
+ * @param expected the number of records the file must hold (the published sizes), if known
  */
 export function parseCifarRecords(
   bytes: Uint8Array,
@@ -39,6 +40,7 @@ export function parseCifarRecords(
   useLabel: 0 | 1,
   numClasses: number,
   source: string,
+  expected?: number,
 ): { images: Uint8Array; labels: Int32Array } {
   const rec = labelBytes + IMAGE;
   if (bytes.length === 0 || bytes.length % rec !== 0) {
@@ -47,6 +49,11 @@ export function parseCifarRecords(
     );
   }
   const n = bytes.length / rec;
+  if (expected !== undefined && n !== expected) {
+    throw new DataError(
+      `${source}: ${n} records, expected ${expected} (a truncated or extended copy; fetch it again)`,
+    );
+  }
   const images = new Uint8Array(n * IMAGE);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -135,6 +142,15 @@ async function locateOrDownload(kind: "cifar10" | "cifar100", o: LocateOptions):
   });
 }
 
+/** A data file's bytes; an unreadable file (permissions, a folder in its place) is a DataError. */
+async function readData(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new DataError(`cannot read ${path}: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
 async function readNames(path: string, fallback: string[]): Promise<string[]> {
   try {
     const names = (await Deno.readTextFile(path)).split("\n").map((s) => s.trim()).filter(Boolean);
@@ -149,7 +165,14 @@ export async function loadCifar10(o: LocateOptions = {}): Promise<DatasetSplit> 
   const dir = await locateOrDownload("cifar10", o);
   const classes = await readNames(`${dir}/batches.meta.txt`, CIFAR10_CLASSES);
   const read = async (f: string) =>
-    parseCifarRecords(await Deno.readFile(`${dir}/${f}`), 1, 0, 10, `${dir}/${f}`);
+    parseCifarRecords(
+      await readData(`${dir}/${f}`),
+      1,
+      0,
+      10,
+      `${dir}/${f}`,
+      o.checkCounts === false ? undefined : 10000,
+    );
   const train = [];
   for (let i = 1; i <= 5; i++) train.push(await read(`data_batch_${i}.bin`));
   return {
@@ -167,10 +190,17 @@ export async function loadCifar100(
   const k = fine ? 100 : 20;
   const defaults = Array.from({ length: k }, (_, i) => `class ${i}`);
   const classes = await readNames(`${dir}/${fine ? "fine" : "coarse"}_label_names.txt`, defaults);
-  const read = async (f: string) =>
-    parseCifarRecords(await Deno.readFile(`${dir}/${f}`), 2, fine ? 1 : 0, k, `${dir}/${f}`);
+  const read = async (f: string, n: number) =>
+    parseCifarRecords(
+      await readData(`${dir}/${f}`),
+      2,
+      fine ? 1 : 0,
+      k,
+      `${dir}/${f}`,
+      o.checkCounts === false ? undefined : n,
+    );
   return {
-    train: dataset("cifar100", [await read("train.bin")], classes),
-    test: dataset("cifar100", [await read("test.bin")], classes),
+    train: dataset("cifar100", [await read("train.bin", 50000)], classes),
+    test: dataset("cifar100", [await read("test.bin", 10000)], classes),
   };
 }

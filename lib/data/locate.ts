@@ -15,6 +15,8 @@ export interface LocateOptions {
   dataDir?: string;
   /** never touch the network: report what is missing instead (tests) */
   offline?: boolean;
+  /** false: accept files with other record counts than the published ones (hand-made fixtures) */
+  checkCounts?: boolean;
 }
 
 /** The project's download cache for datasets: `$GRADLAB_DATA` when set, else `data/`. */

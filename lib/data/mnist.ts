@@ -27,10 +27,14 @@ export function idxDataset(
   labelBytes: Uint8Array,
   classNames: string[],
   source: { images: string; labels: string },
+  expected?: number,
 ): ImageDataset {
   const img = parseIdx(imageBytes, 3, source.images);
   const lab = parseIdx(labelBytes, 1, source.labels);
   const [n, h, w] = img.dims;
+  if (expected !== undefined && n !== expected) {
+    throw new DataError(`${source.images}: ${n} images, expected ${expected} (fetch it again)`);
+  }
   if (lab.dims[0] !== n) {
     throw new DataError(
       `${source.labels}: ${lab.dims[0]} labels for ${n} images in ${source.images}`,
@@ -81,8 +85,22 @@ export async function loadIdxFolder(
     r(IDX_FILES.testLabels),
   ]);
   return {
-    train: idxDataset(name, ti.bytes, tl.bytes, classNames, { images: ti.path, labels: tl.path }),
-    test: idxDataset(name, si.bytes, sl.bytes, classNames, { images: si.path, labels: sl.path }),
+    train: idxDataset(
+      name,
+      ti.bytes,
+      tl.bytes,
+      classNames,
+      { images: ti.path, labels: tl.path },
+      60000,
+    ),
+    test: idxDataset(
+      name,
+      si.bytes,
+      sl.bytes,
+      classNames,
+      { images: si.path, labels: sl.path },
+      10000,
+    ),
   };
 }
 

@@ -129,3 +129,13 @@ Deno.test("parseCifarRecords() rejects a truncated file and a label out of range
     /b1: label 12 at record 0 outside 0\.\.9/,
   );
 });
+
+Deno.test("parseCifarRecords() refuses a file with whole records but the wrong count, naming both", () => {
+  const rec = 1 + 32 * 32 * 3;
+  const three = new Uint8Array(3 * rec);
+  assert.throws(
+    () => parseCifarRecords(three, 1, 0, 10, "data_batch_1.bin", 2),
+    /data_batch_1\.bin: 3 records, expected 2/,
+  );
+  assert.strictEqual(parseCifarRecords(three, 1, 0, 10, "x", 3).labels.length, 3);
+});

@@ -75,13 +75,16 @@ Deno.test("loadCifar10() reads a data folder given with dataDir", async () => {
   };
   for (let i = 1; i <= 5; i++) await Deno.writeFile(join(dir, `data_batch_${i}.bin`), rec(i));
   await Deno.writeFile(join(dir, "test_batch.bin"), new Uint8Array([...rec(9), ...rec(0)]));
-  const { train, test } = await loadCifar10({ dataDir: dir, offline: true });
+  // whole records, but not the published 10,000 per file: refused, naming file and counts
+  await assert.rejects(
+    loadCifar10({ dataDir: dir, offline: true }),
+    /data_batch_1\.bin: 1 records, expected 10000/,
+  );
+  const fixture = { dataDir: dir, offline: true, checkCounts: false };
+  const { train, test } = await loadCifar10(fixture);
   assert.deepStrictEqual(Array.from(train.labels), [1, 2, 3, 4, 5]);
   assert.deepStrictEqual(Array.from(test.labels), [9, 0]);
   assert.strictEqual(train.images[3072 * 2 + 5], 60);
   await Deno.writeFile(join(dir, "data_batch_3.bin"), rec(3).subarray(0, 100));
-  await assert.rejects(
-    loadCifar10({ dataDir: dir, offline: true }),
-    /data_batch_3\.bin: 100 bytes is not a whole number/,
-  );
+  await assert.rejects(loadCifar10(fixture), /data_batch_3\.bin: 100 bytes is not a whole number/);
 });
