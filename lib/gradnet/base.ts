@@ -12,7 +12,8 @@ import * as tf from "@tensorflow/tfjs";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { arraysToVariables, variablesToArrays } from "../run/model_io.ts";
-import { decodeBundle, encodeBundle } from "../run/bundle.ts";
+import { encodeBundle } from "../run/bundle.ts";
+import { UserError } from "../util/errors.ts";
 import { epochOrder, oneHotLabels, softmaxClassification, type TrainState } from "../train/fit.ts";
 import { ladderCallback, type Rung } from "../train/callbacks.ts";
 import { Sgd } from "../train/optimizers.ts";
@@ -98,7 +99,8 @@ export async function loadSnapshot(
   k: number,
   model: tf.LayersModel,
 ): Promise<Record<string, unknown>> {
-  const b = decodeBundle<Record<string, unknown>>(await Deno.readFile(run.file(rungFile(k))));
+  const b = await run.readBundle<Record<string, unknown>>(rungFile(k));
+  if (!b) throw new UserError(`${run.file(rungFile(k))}: the rung snapshot is missing`);
   arraysToVariables(model.weights, "w", b.tensors);
   return b.meta;
 }

@@ -23,7 +23,7 @@ import type { RunDir } from "../run/run_dir.ts";
 import { GradNet, parseStructure } from "../models/gradnet.ts";
 import { netFromModel } from "../gradients/network.ts";
 import type { CoordinateStats, Normalization } from "../gradients/normalize.ts";
-import { decodeBundle, encodeBundle } from "../run/bundle.ts";
+import { encodeBundle } from "../run/bundle.ts";
 import type { OptimizerConfig } from "../train/optimizers.ts";
 import { UserError } from "../util/errors.ts";
 import { Featurizer } from "./features.ts";
@@ -129,12 +129,10 @@ async function statistics(
   ds: ImageDataset,
   o: { seed: number; chunk: number; policy: AugmentPolicy; crop: number },
 ): Promise<CoordinateStats> {
-  try {
-    const b = decodeBundle<{ count: number }>(await Deno.readFile(run.file(file)));
+  const b = await run.readBundle<{ count: number }>(file);
+  if (b) {
     const g = (k: string) => b.tensors.get(k)!.values.slice();
     return { count: b.meta.count, min: g("min"), max: g("max"), mean: g("mean"), std: g("std") };
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const s = await gradientStatistics(f, ds, o);
   const arr = (name: string, values: Float32Array) => ({ name, shape: [values.length], values });

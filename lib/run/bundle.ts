@@ -2,6 +2,8 @@
  * A single-file container for named float32 tensors plus JSON metadata, used for checkpoints and
  * snapshots: `GLB1`, a uint32 header length, the JSON header, zero padding to 4 bytes, then the
  * tensors' values back to back (little-endian). One file can be replaced atomically by rename.
+ * The header carries a checksum of the values (files written before it existed have none), so a
+ * corrupted file is refused instead of resuming with wrong weights.
  *
  * @module
  */
@@ -14,6 +16,15 @@ export interface NamedArray {
 }
 
 const MAGIC = [0x47, 0x4c, 0x42, 0x31]; // "GLB1"
+
+/** A 32-bit checksum of 4-byte words (FNV-1a over words: fast enough for 100 MB files). */
+export function wordChecksum(bytes: Uint8Array): number {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 4));
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  for (let i = words.length * 4; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
 
 /** Encodes metadata and tensors into one byte array. */
 export function encodeBundle(meta: unknown, tensors: NamedArray[]): Uint8Array {
@@ -29,14 +40,16 @@ export function encodeBundle(meta: unknown, tensors: NamedArray[]): Uint8Array {
     offset += size;
     return e;
   });
-  const header = new TextEncoder().encode(JSON.stringify({ meta, tensors: entries }));
+  const data = new Float32Array(offset);
+  tensors.forEach((t, i) => data.set(t.values, entries[i].offset));
+  const checksum = wordChecksum(new Uint8Array(data.buffer));
+  const header = new TextEncoder().encode(JSON.stringify({ meta, tensors: entries, checksum }));
   const headerPadded = Math.ceil((8 + header.length) / 4) * 4;
   const out = new Uint8Array(headerPadded + offset * 4);
   out.set(MAGIC, 0);
   new DataView(out.buffer).setUint32(4, header.length, true);
   out.set(header, 8);
-  const data = new Float32Array(out.buffer, headerPadded, offset);
-  tensors.forEach((t, i) => data.set(t.values, entries[i].offset));
+  out.set(new Uint8Array(data.buffer), headerPadded);
   return out;
 }
 
@@ -49,7 +62,13 @@ export function decodeBundle<M = unknown>(
   }
   const hlen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
   if (8 + hlen > bytes.length) throw new Error("bundle header truncated");
-  const { meta, tensors } = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+  let header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
+  } catch {
+    throw new Error("bundle header unreadable (corrupt)");
+  }
+  const { meta, tensors, checksum } = header;
   const start = Math.ceil((8 + hlen) / 4) * 4;
   const total = (bytes.length - start) / 4;
   const copy = bytes.slice(start); // aligned copy
@@ -63,6 +82,9 @@ export function decodeBundle<M = unknown>(
       shape: e.shape,
       values: data.subarray(e.offset, e.offset + size),
     });
+  }
+  if (typeof checksum === "number" && wordChecksum(copy) !== checksum) {
+    throw new Error("bundle checksum mismatch (the file is corrupt)");
   }
   return { meta: meta as M, tensors: map };
 }

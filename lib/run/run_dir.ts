@@ -111,26 +111,59 @@ export class RunDir {
     await this.writeText(name, toCsv(rows));
   }
 
-  /** Saves a checkpoint (metadata + tensors) atomically; it replaces the previous one. */
+  /**
+   * Saves a checkpoint (metadata + tensors) atomically. The previous one is kept as
+   * `<name>.prev`, so a checkpoint found corrupt later still has a good predecessor.
+   */
   async saveCheckpoint(
     meta: unknown,
     tensors: NamedArray[],
     name = "checkpoint.bin",
   ): Promise<void> {
+    try {
+      await Deno.rename(this.file(name), this.file(`${name}.prev`));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
     await this.writeBytes(name, encodeBundle(meta, tensors));
   }
 
-  /** The last checkpoint, or null when there is none. */
+  /**
+   * A bundle file of the run folder (checkpoint, snapshot, statistics), or null when it does not
+   * exist; an unreadable or corrupt one is a UserError naming the file.
+   */
+  async readBundle<M>(file: string): Promise<{ meta: M; tensors: Map<string, NamedArray> } | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(this.file(file));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw new UserError(`${this.file(file)}: ${(e as Error).message.split("\n")[0]}`);
+    }
+    try {
+      return decodeBundle<M>(bytes);
+    } catch (e) {
+      throw new UserError(`${this.file(file)}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The last checkpoint, or null when there is none. A corrupt or unreadable one is reported by
+   * name and its predecessor (`<name>.prev`) is used instead, with a warning; when both are bad
+   * this throws a UserError naming the file.
+   */
   async loadCheckpoint<M>(
     name = "checkpoint.bin",
   ): Promise<{ meta: M; tensors: Map<string, NamedArray> } | null> {
-    let bytes: Uint8Array;
+    const read = (file: string) => this.readBundle<M>(file);
     try {
-      bytes = await Deno.readFile(this.file(name));
-    } catch {
-      return null;
+      return (await read(name)) ?? (await read(`${name}.prev`));
+    } catch (e) {
+      const prev = await read(`${name}.prev`).catch(() => null);
+      if (!prev) throw e;
+      console.error(`warning: ${(e as Error).message}; resuming from ${name}.prev instead`);
+      return prev;
     }
-    return decodeBundle<M>(bytes);
   }
 
   /**

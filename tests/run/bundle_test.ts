@@ -47,3 +47,27 @@ Deno.test("RunDir writes config, metrics CSV, summary and the completed marker",
   assert.strictEqual(await run.isCompleted(), true);
   assert.strictEqual(toCsv([{ a: 'x,"y"' }]), 'a\n"x,""y"""\n');
 });
+
+Deno.test("a bundle with one changed value is refused (checksum); a checkpoint falls back to .prev", async () => {
+  const { RunDir } = await import("../../lib/run/run_dir.ts");
+  const t = (v: number) => [{ name: "w", shape: [3], values: Float32Array.from([v, 2, 3]) }];
+  const bytes = encodeBundle({ step: 1 }, t(1));
+  const bad = bytes.slice();
+  bad[bad.length - 2] ^= 0x40; // one bit of the last value
+  assert.throws(() => decodeBundle(bad), /checksum mismatch/);
+  const run = await RunDir.create({ out: await Deno.makeTempDir(), paper: "t", config: {} });
+  await run.saveCheckpoint({ step: 1 }, t(1), "ck.bin");
+  await run.saveCheckpoint({ step: 2 }, t(2), "ck.bin"); // step 1 is kept as ck.bin.prev
+  assert.deepStrictEqual((await run.loadCheckpoint<{ step: number }>("ck.bin"))!.meta, { step: 2 });
+  const file = run.file("ck.bin");
+  const raw = await Deno.readFile(file);
+  raw[raw.length - 2] ^= 0x40;
+  await Deno.writeFile(file, raw);
+  const back = await run.loadCheckpoint<{ step: number }>("ck.bin");
+  assert.deepStrictEqual(back!.meta, { step: 1 }, "the good predecessor");
+  // both corrupt: an error that names the file
+  const prev = await Deno.readFile(`${file}.prev`);
+  prev[prev.length - 2] ^= 0x40;
+  await Deno.writeFile(`${file}.prev`, prev);
+  await assert.rejects(run.loadCheckpoint("ck.bin"), /ck\.bin: bundle checksum mismatch/);
+});
