@@ -319,7 +319,6 @@ export async function main(
   cfgIn: GradNetConfig,
   o: { quiet?: boolean; data?: DatasetSplit } = {},
 ): Promise<GradNetResult> {
-  const t0 = performance.now();
   try {
     parseStructure(cfgIn.structure);
   } catch (e) {
@@ -337,6 +336,18 @@ export async function main(
     );
   }
   const { train: baseTrain, val } = holdOut(first, cfg.valImages / first.n, cfg.seed + 101);
+  for (
+    const [flag, batch, n, what] of [["--batch", cfg.batch, gnTrain.n, "GradNet"], [
+      "--base-batch",
+      cfg.baseBatch,
+      baseTrain.n,
+      "base",
+    ]] as const
+  ) {
+    if (batch > n) {
+      throw new UserError(`${flag}=${batch}: more than the ${n} ${what} training images`);
+    }
+  }
   const testIdx = Array.from({ length: test.n }, (_, i) => i);
   const policy = policyOf(cfg);
   const targets = cfg.targets.length ? cfg.targets : DATASET_TARGETS[cfg.dataset];
@@ -399,7 +410,7 @@ export async function main(
       baseAcc: (await baseTest(k)).acc,
       title: `GradNet ${cfg.study} comparison — ${cfg.dataset}`,
     });
-    const summary = { ...res.summary, seconds: (performance.now() - t0) / 1000 };
+    const summary = { ...res.summary, seconds: run.elapsed() };
     await run.complete(summary);
     if (!o.quiet) console.log(JSON.stringify(summary, null, 2));
     return { run, table: [], curves: res.curves, title: `study ${cfg.study}`, study: res.study };
@@ -450,7 +461,7 @@ export async function main(
     yTitle: "accuracy",
     colorGroup: 3,
   });
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = run.elapsed();
   await run.complete({ table, seconds, missed_rungs: missed });
   if (!o.quiet) console.log(md + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
   return { run, table, curves, title };

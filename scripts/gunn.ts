@@ -285,7 +285,6 @@ function curveFigures(results: Map<string, ArmResult>, title: string): Figure[] 
 // Main
 
 export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Promise<GunnResult> {
-  const t0 = performance.now();
   const { run, cfg } = await startRun("gunn", cfgIn, DEFAULTS as GunnConfig);
   if (cfg.seeds < 1) throw new UserError(`--seeds ${cfg.seeds}: need at least one seed`);
 
@@ -386,7 +385,7 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
   ];
   await writeFiguresHtml(run.file("summary.html"), figures, "GUNN vs SUNN");
   await run.writeText("summary.md", markdown);
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = run.elapsed();
   await run.complete({ title, arms, differences, seconds });
   if (!o.quiet) console.log(markdown + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
   return { run, title, arms, differences, figures, markdown };

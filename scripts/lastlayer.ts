@@ -393,7 +393,6 @@ export async function main(
   cfgIn: LastLayerConfig,
   o: { quiet?: boolean } = {},
 ): Promise<LastLayerResult> {
-  const t0 = performance.now();
   const { run, cfg } = await startRun("lastlayer", cfgIn, DEFAULTS as LastLayerConfig);
   const summary: SummaryRow[] = [];
   const figures: Record<string, Figure[]> = {};
@@ -534,7 +533,7 @@ export async function main(
     ),
     "last layer vs SVM",
   );
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = run.elapsed();
   await run.complete({ summary, seconds });
   if (!o.quiet) console.log(md + `\nwall time ${seconds.toFixed(0)} s — ${run.path}`);
   return { run, summary, figures };

@@ -267,7 +267,6 @@ export async function main(
   cfgIn: SuperNetConfig,
   o: { quiet?: boolean } = {},
 ): Promise<SuperNetResult> {
-  const t0 = performance.now();
   const { run, cfg } = await startRun("supernet", cfgIn, DEFAULTS as SuperNetConfig);
   if (cfg.seeds < 1) throw new UserError(`--seeds ${cfg.seeds}: need at least one seed`);
 
@@ -397,7 +396,7 @@ export async function main(
     "adaptation arms",
   ));
   figures.push(...lossFigures);
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = run.elapsed();
   const markdown = reportMarkdown(title, rows, seeds, seconds);
   await writeFiguresHtml(run.file("summary.html"), figures, "SuperNet");
   await run.writeText("summary.md", markdown);

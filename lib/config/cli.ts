@@ -7,7 +7,7 @@
 
 import { ConfigError, type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
 import { RunDir } from "../run/run_dir.ts";
-import { UserError } from "../util/errors.ts";
+import { ioFailure, UserError } from "../util/errors.ts";
 import { InterruptedError } from "../util/interrupt.ts";
 
 /** Options shared by all scripts. */
@@ -39,14 +39,19 @@ export const COMMON_CHOICES = {
 
 /**
  * Parses `args` with `spec` and runs `main(config)`. `--help` prints and exits 0; a
- * {@link UserError} (bad flag, missing dataset, unavailable backend) prints `error: <message>`
- * and exits 2; other errors propagate with their stack.
+ * {@link UserError} (bad flag, missing dataset, unavailable backend) or a failure of the machine
+ * (disk full, permission, a path that is a file) prints `error: <message>` and exits 2; an
+ * interrupt prints the resume command and exits 130; other errors are bugs and keep their
+ * stack. `--debug` keeps the stack of every error.
  */
 export async function runCli<C extends Record<string, ConfigValue>>(
   spec: ConfigSpec<C>,
   main: (config: C, info: { preset: string | null; explicit: (keyof C)[] }) => Promise<unknown>,
   args: string[] = Deno.args,
 ): Promise<void> {
+  // --debug: keep the stack trace of expected failures too
+  const debug = args.includes("--debug");
+  args = args.filter((a) => a !== "--debug");
   try {
     const parsed = parseConfig(args, spec);
     if ("help" in parsed) {
@@ -72,10 +77,16 @@ export async function runCli<C extends Record<string, ConfigValue>>(
       console.error(`${e.message}; resume with: deno task ${paper} --resume=${run.path}`);
       Deno.exit(130);
     }
+    if (debug) throw e;
     if (e instanceof UserError) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);
     }
-    throw e;
+    const io = ioFailure(e);
+    if (io) {
+      console.error(`error: ${io}`);
+      Deno.exit(2);
+    }
+    throw e; // a bug: keep the stack
   }
 }

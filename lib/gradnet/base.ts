@@ -120,7 +120,9 @@ export async function trainBaseLadder(
   const optimizer = new Sgd(params, { weightDecay: o.weightDecay });
   const stepsPerEpoch = Math.floor(train.n / o.batch);
   if (stepsPerEpoch < 1) {
-    throw new RangeError(`${train.n} base training images are fewer than one batch of ${o.batch}`);
+    throw new UserError(
+      `--base-batch=${o.batch}: more than the ${train.n} base training images`,
+    );
   }
   const evalEvery = Math.min(o.evalEvery, stepsPerEpoch);
   const segments = Math.ceil((o.maxEpochs * stepsPerEpoch) / evalEvery);

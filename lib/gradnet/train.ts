@@ -26,6 +26,7 @@ import type { Featurizer } from "./features.ts";
 import { FeatureCache, featureChunk, type SparseRow } from "./cache.ts";
 import { SparseGradNet } from "./sparse.ts";
 import { InterruptedError, interruptRequested } from "../util/interrupt.ts";
+import { UserError } from "../util/errors.ts";
 import { type AugmentPolicy, testView, trainView } from "./preprocess.ts";
 
 /** How GradNet is trained. */
@@ -154,7 +155,7 @@ export async function trainGradNet(
 ): Promise<TrainState> {
   const stepsPerEpoch = Math.floor(ds.n / o.batch);
   if (stepsPerEpoch < 1) {
-    throw new RangeError(`${ds.n} GradNet training images are fewer than one batch of ${o.batch}`);
+    throw new UserError(`--batch=${o.batch}: more than the ${ds.n} GradNet training images`);
   }
   const perChunk = Math.max(1, Math.floor(o.chunk / o.batch));
   const optimizer = makeOptimizer(net.params, o.optimizer);
@@ -359,9 +360,7 @@ export async function trainGradNetSparse(
 ): Promise<{ history: Record<string, number>[] }> {
   const steps = Math.floor(train.n / o.batch);
   if (steps < 1) {
-    throw new RangeError(
-      `${train.n} GradNet training images are fewer than one batch of ${o.batch}`,
-    );
+    throw new UserError(`--batch=${o.batch}: more than the ${train.n} GradNet training images`);
   }
   const sn = await SparseGradNet.fromGradNet(net);
   const file = `${o.name}-checkpoint.bin`;

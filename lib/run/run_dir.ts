@@ -14,7 +14,23 @@ import { decodeBundle, encodeBundle, type NamedArray } from "./bundle.ts";
 
 /** A run folder. */
 export class RunDir {
+  /** when this process took the folder, and the seconds spent in it before (earlier segments) */
+  private readonly since = performance.now();
+  private before = 0;
+
   private constructor(readonly path: string, readonly config: Record<string, unknown>) {}
+
+  /**
+   * Seconds of work in this run folder, over every segment of an interrupted and resumed run
+   * (recorded at each checkpoint, so kill -9 loses what the checkpoint lost).
+   */
+  elapsed(): number {
+    return this.before + (performance.now() - this.since) / 1000;
+  }
+
+  private async recordElapsed(): Promise<void> {
+    await this.writeJson("elapsed.json", { seconds: this.elapsed() });
+  }
 
   /** Creates a new run folder and writes `config.json`. */
   static async create(o: {
@@ -82,6 +98,11 @@ export class RunDir {
     if (await run.isCompleted()) {
       throw new UserError(`--resume ${path}: this run already completed (see summary.json)`);
     }
+    try {
+      run.before = JSON.parse(await Deno.readTextFile(run.file("elapsed.json"))).seconds ?? 0;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
     RunDir.active = run;
     return run;
   }
@@ -126,6 +147,7 @@ export class RunDir {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     await this.writeBytes(name, encodeBundle(meta, tensors));
+    await this.recordElapsed();
   }
 
   /**
@@ -193,6 +215,7 @@ export class RunDir {
 
   /** Writes `summary.json`, then the `completed` marker. */
   async complete(summary: unknown): Promise<void> {
+    await this.recordElapsed();
     await this.writeJson("summary.json", summary);
     await this.writeText("completed", new Date().toISOString() + "\n");
   }

@@ -1,6 +1,7 @@
 /**
  * Ctrl-C (SIGINT) and SIGTERM handling for long runs: the first signal asks the training loop to
- * stop at the next step boundary, after writing a checkpoint; a second one exits at once.
+ * stop at the next step boundary, after writing a checkpoint; a second one exits at once. The
+ * loss of the parent process (the `deno task` wrapper killed) counts as a signal.
  *
  * @module
  */
@@ -28,6 +29,16 @@ export function installInterruptHandler(): void {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  // `deno task` runs the script as a child: when the wrapper is killed (kill -9 sends no signal
+  // on), the child is re-parented. Treat that as an interrupt, so no orphan trains on unseen.
+  const parent = Deno.ppid;
+  const watch = setInterval(() => {
+    if (Deno.ppid !== parent && !requested) {
+      requested = true;
+      console.error("\ninterrupt: the parent process is gone; saving a checkpoint and stopping");
+    }
+  }, 1000);
+  Deno.unrefTimer(watch);
 }
 
 /** Whether a stop was requested. */

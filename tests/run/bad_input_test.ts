@@ -115,3 +115,62 @@ Deno.test("bad input: a failed start (dataset not found) leaves no run folder", 
   assert.deepStrictEqual(left, [], "a run folder was left behind");
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test("bad input: --out naming a file, /proc or /sys → one line naming the path", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "a-file");
+  await Deno.writeTextFile(file, "x");
+  for (const out of [file, "/proc/gradlab-test", "/sys/gradlab-test"]) {
+    const r = await run("gradnet", [`--out=${out}`]);
+    assert.strictEqual(r.code, 2, r.stderr);
+    assertOneLine(r.stderr, new RegExp(`mkdir '${out}/gradnet/`));
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("bad input: --batch larger than the GradNet half is refused before any training", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await run("gradnet", ["--batch=5000", `--out=${out}`]);
+  assert.strictEqual(r.code, 2, r.stderr);
+  assertOneLine(r.stderr, /--batch=5000: more than the 750 GradNet training images/);
+  assert.ok(!r.stderr.includes("base net epoch"), "base training ran first");
+  const left = [...Deno.readDirSync(out)].flatMap((e) => [...Deno.readDirSync(join(out, e.name))]);
+  assert.deepStrictEqual(left, [], "a run folder was left behind");
+  await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("bad input: a checkpoint of random bytes is named; a directory in its place too", async () => {
+  const out = await Deno.makeTempDir();
+  // an interrupted smoke run: its base checkpoint exists, the run is not complete
+  const folder = join(out, "gradnet", "r");
+  await Deno.mkdir(folder, { recursive: true });
+  const { DEFAULTS, GRADNET_SPEC } = await import("../../scripts/gradnet.ts");
+  await Deno.writeTextFile(
+    join(folder, "config.json"),
+    JSON.stringify({ paper: "gradnet", ...DEFAULTS, ...GRADNET_SPEC.presets.smoke, out }),
+  );
+  const ck = join(folder, "base-checkpoint.bin");
+  await Deno.writeFile(ck, crypto.getRandomValues(new Uint8Array(4096)));
+  const resume = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/gradnet.ts", `--resume=${folder}`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output().then((o) => ({ code: o.code, stderr: new TextDecoder().decode(o.stderr) }));
+  // progress lines come first here (the data loads); the failure is one error line, no stack
+  const oneError = (stderr: string, message: RegExp) => {
+    const errors = stderr.split("\n").filter((l) => l.startsWith("error: "));
+    assert.strictEqual(errors.length, 1, stderr);
+    assert.match(errors[0], message);
+    assert.ok(!/\n\s+at /.test(stderr), "stack frames printed");
+  };
+  let r = await resume();
+  assert.strictEqual(r.code, 2, r.stderr);
+  oneError(r.stderr, new RegExp(`${ck}: not a gradlab bundle`));
+  await Deno.remove(ck);
+  await Deno.mkdir(ck);
+  r = await resume();
+  assert.strictEqual(r.code, 2, r.stderr);
+  oneError(r.stderr, new RegExp(`${ck}: Is a directory`));
+  await Deno.remove(out, { recursive: true });
+});
