@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DataError } from "./dataset.ts";
 import { join, resolve } from "node:path";
 import { projectRoot } from "../util/paths.ts";
 
@@ -58,6 +59,11 @@ export async function findDatasetDir(
     for (const f of required) {
       if (!(await isFile(join(dir, f)))) {
         all = false;
+        // a folder where a data file belongs is a mistake to name, not a missing dataset
+        const st = await Deno.stat(join(dir, f)).catch(() => null);
+        if (st?.isDirectory) {
+          throw new DataError(`${join(dir, f)} is a directory; expected the data file ${f}`);
+        }
         break;
       }
     }

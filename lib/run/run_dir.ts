@@ -221,12 +221,13 @@ export class RunDir {
   }
 }
 
-/** Rows → CSV text (numbers as-is, strings quoted when needed). */
+/** Rows → CSV text (numbers as-is, missing values and NaN empty, strings quoted when needed). */
 export function toCsv(rows: Record<string, number | string | null>[]): string {
   const cols: string[] = [];
   for (const r of rows) for (const k of Object.keys(r)) if (!cols.includes(k)) cols.push(k);
   const cell = (v: number | string | null | undefined) => {
-    if (v === null || v === undefined) return "";
+    // NaN too: a checkpoint's JSON turns NaN into null, and a resumed run must write the same file
+    if (v === null || v === undefined || Number.isNaN(v)) return "";
     const s = String(v);
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };

@@ -88,3 +88,13 @@ Deno.test("loadCifar10() reads a data folder given with dataDir", async () => {
   await Deno.writeFile(join(dir, "data_batch_3.bin"), rec(3).subarray(0, 100));
   await assert.rejects(loadCifar10(fixture), /data_batch_3\.bin: 100 bytes is not a whole number/);
 });
+
+Deno.test("a folder in place of a CIFAR data file is named as such, not as a missing dataset", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(join(dir, "data_batch_1.bin"));
+  await assert.rejects(
+    loadCifar10({ dataDir: dir, offline: true }),
+    /data_batch_1\.bin is a directory; expected the data file/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

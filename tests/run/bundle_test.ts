@@ -46,6 +46,9 @@ Deno.test("RunDir writes config, metrics CSV, summary and the completed marker",
   await run.complete({ ok: true });
   assert.strictEqual(await run.isCompleted(), true);
   assert.strictEqual(toCsv([{ a: 'x,"y"' }]), 'a\n"x,""y"""\n');
+  // NaN and null write the same empty cell (a checkpoint's JSON turns NaN into null)
+  assert.strictEqual(toCsv([{ a: NaN, b: 1 }]), toCsv([{ a: null, b: 1 }]));
+  assert.strictEqual(toCsv([{ a: NaN, b: 1 }]), "a,b\n,1\n");
 });
 
 Deno.test("a bundle with one changed value is refused (checksum); a checkpoint falls back to .prev", async () => {
