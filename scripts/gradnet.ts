@@ -422,7 +422,8 @@ export async function main(
   for (const rung of reached) {
     const k = sorted.indexOf(rung.target);
     const { row, res } = await run.cachedJson(`rung-${k}.json`, async () => {
-      const t = performance.now();
+      // seconds of this rung over every segment of a resumed run
+      const t = await run.cachedJson(`rung-${k}-start.json`, () => Promise.resolve(run.elapsed()));
       const meta = await loadSnapshot(run, k, base);
       const baseAcc = (await baseTest(k)).acc;
       console.error(`rung ${k + 1} (≥${rung.target}): base test accuracy ${baseAcc.toFixed(4)}`);
@@ -442,7 +443,7 @@ export async function main(
         epochs: cfg.epochs,
         features: res.path,
         steps_per_s: res.stepsPerSecond,
-        seconds: (performance.now() - t) / 1000,
+        seconds: run.elapsed() - t,
         base_step: Number(meta.step),
       };
       return { row, res };

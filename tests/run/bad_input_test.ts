@@ -174,3 +174,52 @@ Deno.test("bad input: a checkpoint of random bytes is named; a directory in its 
   oneError(r.stderr, new RegExp(`${ck}: Is a directory`));
   await Deno.remove(out, { recursive: true });
 });
+
+Deno.test("a full disk is a one-line failure naming the cause, not a stack trace", async () => {
+  const { ioFailure } = await import("../../lib/util/errors.ts");
+  // /dev/full answers every write with ENOSPC, as a full disk does
+  const err = await Deno.writeTextFile("/dev/full", "x".repeat(4096)).then(() => null, (e) => e);
+  assert.ok(err, "writing /dev/full did not fail");
+  const line = ioFailure(err);
+  assert.ok(line && !line.includes("\n"), String(line));
+  assert.match(line!, /No space left on device/);
+  assert.strictEqual(ioFailure(new TypeError("a bug")), null, "a bug must keep its stack");
+});
+
+Deno.test("killing the `deno task` wrapper (kill -9) stops the script instead of orphaning it", async () => {
+  const out = await Deno.makeTempDir();
+  const pidFile = join(out, "pid");
+  const wrapper = new Deno.Command("bash", {
+    args: [
+      "-c",
+      `"${Deno.execPath()}" run -A scripts/gradnet.ts --preset=smoke --epochs=100000 --out=${out} ` +
+      `>/dev/null 2>&1 & echo $! > ${pidFile}; wait`,
+    ],
+  }).spawn();
+  let pid = 0;
+  for (let i = 0; i < 100 && !pid; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    pid = Number((await Deno.readTextFile(pidFile).catch(() => "")).trim());
+  }
+  assert.ok(pid > 0, "the script did not start");
+  await new Promise((r) => setTimeout(r, 3000));
+  wrapper.kill("SIGKILL");
+  await wrapper.status;
+  // running, as /proc tells it (an exited child may linger as a zombie until it is reaped)
+  const alive = () => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return !/^\d+ \(.*\) Z /.test(stat);
+    } catch {
+      return false;
+    }
+  };
+  let gone = false;
+  for (let i = 0; i < 300 && !gone; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    gone = !alive();
+  }
+  if (!gone) Deno.kill(pid, "SIGKILL");
+  assert.ok(gone, "the script kept running without its parent");
+  await Deno.remove(out, { recursive: true });
+});
