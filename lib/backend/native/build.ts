@@ -81,6 +81,9 @@ export async function buildNativeLibrary(
   // at exit while OpenMP's worker threads still spin inside it.
   const baseFlags = ["-O3", "-march=native", "-shared", "-fPIC", "-std=gnu11", "-pthread"];
   if (Deno.build.os === "linux") baseFlags.push("-Wl,-z,nodelete");
+  // extra flags, e.g. a sanitizer build for the tests (GRADLAB_CFLAGS="-fsanitize=address,undefined")
+  const extra = (Deno.env.get("GRADLAB_CFLAGS") ?? "").split(/\s+/).filter(Boolean);
+  baseFlags.push(...extra);
   const key =
     (await sha256Hex([source, baseFlags.join(" "), version.out, cpuSignature()].join("\n")))
       .slice(0, 16);
@@ -101,17 +104,28 @@ export async function buildNativeLibrary(
   const tmpPath = join(dirname(outPath), `.tmp-${crypto.randomUUID()}.${libSuffix()}`);
   // OpenMP gives the kernels both cores; compilers without it (Apple clang) still get a build.
   let openmp = true;
-  let res = await runCapture(cc, [...baseFlags, "-fopenmp", "-o", tmpPath, srcPath, "-lm"]);
+  let flags = baseFlags;
+  let res = await runCapture(cc, [...flags, "-fopenmp", "-o", tmpPath, srcPath, "-lm"]);
   if (res.code !== 0) {
     openmp = false;
-    res = await runCapture(cc, [...baseFlags, "-o", tmpPath, srcPath, "-lm"]);
+    res = await runCapture(cc, [...flags, "-o", tmpPath, srcPath, "-lm"]);
+  }
+  if (res.code !== 0) {
+    // compilers that do not know -march=native (some ARM and older toolchains) still build
+    flags = baseFlags.filter((f) => f !== "-march=native");
+    openmp = true;
+    res = await runCapture(cc, [...flags, "-fopenmp", "-o", tmpPath, srcPath, "-lm"]);
+    if (res.code !== 0) {
+      openmp = false;
+      res = await runCapture(cc, [...flags, "-o", tmpPath, srcPath, "-lm"]);
+    }
   }
   if (res.code !== 0) {
     await Deno.remove(tmpPath).catch(() => {});
     return { ok: false, reason: `compiling kernels.c failed: ${firstLine(res.out)}` };
   }
   await Deno.rename(tmpPath, outPath);
-  await writeFileAtomic(markerPath, JSON.stringify({ openmp, cc, flags: baseFlags }) + "\n");
+  await writeFileAtomic(markerPath, JSON.stringify({ openmp, cc, flags }) + "\n");
   return { ok: true, path: outPath, openmp, cached: false };
 }
 
