@@ -12,6 +12,72 @@ import { checkLabels, DataError, type DatasetSplit, type ImageDataset } from "./
 import { parseIdx } from "./idx.ts";
 import { findDatasetDir, type LocateOptions } from "./locate.ts";
 import { ensureDownloaded, gunzipFile } from "./download.ts";
+import { createHash } from "node:crypto";
+import { cacheDir } from "../util/paths.ts";
+import { writeJsonAtomic } from "../util/atomic.ts";
+
+/**
+ * MD5 of the four *uncompressed* IDX files of each official release (a .gz copy is checked after
+ * decompression: the archives' own bytes differ between mirrors and Debian's package).
+ */
+export const IDX_MD5: Record<string, Record<string, string>> = {
+  mnist: {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+  },
+  fashion: {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+  },
+};
+
+/**
+ * Checks a data file's content against its published MD5 the first time this file (path, size,
+ * modification time) is used; a passed check is remembered in the cache, so it costs once.
+ * @throws DataError naming the file, the MD5 found and the one expected
+ */
+export function verifyOnce(
+  path: string,
+  content: Uint8Array,
+  md5: string,
+  cache = cacheDir(),
+): Promise<void> {
+  // one at a time: the record of verified files is read, extended and rewritten
+  const next = verifying.then(() => verify(path, content, md5, cache));
+  verifying = next.catch(() => {});
+  return next;
+}
+
+let verifying: Promise<void> = Promise.resolve();
+
+async function verify(
+  path: string,
+  content: Uint8Array,
+  md5: string,
+  cache: string,
+): Promise<void> {
+  const st = await Deno.stat(path);
+  const key = `${path}|${st.size}|${st.mtime?.getTime() ?? 0}`;
+  const file = join(cache, "verified-data.json");
+  let seen: Record<string, string> = {};
+  try {
+    seen = JSON.parse(await Deno.readTextFile(file));
+  } catch { /* nothing verified yet, or an unreadable record: check again */ }
+  if (seen[key] === md5) return;
+  const got = createHash("md5").update(content).digest("hex");
+  if (got !== md5) {
+    throw new DataError(
+      `${path}: MD5 ${got}, expected the published ${md5} (a damaged or different copy)`,
+    );
+  }
+  seen[key] = md5;
+  await Deno.mkdir(cache, { recursive: true });
+  await writeJsonAtomic(file, seen);
+}
 
 const IDX_FILES = {
   trainImages: "train-images-idx3-ubyte",
@@ -71,13 +137,23 @@ async function readMaybeGz(
   throw new DataError(`${join(dir, file)}(.gz) not found`);
 }
 
-/** Reads the four IDX files (raw or .gz) of an MNIST-format dataset from `dir`. */
+/**
+ * Reads the four IDX files (raw or .gz) of an MNIST-format dataset from `dir`, checking their
+ * published MD5s (once per file) and record counts unless `checkCounts` is false (fixtures).
+ */
 export async function loadIdxFolder(
   dir: string,
   name: string,
   classNames: string[],
+  checkCounts?: boolean,
+  verifiedCache?: string,
 ): Promise<DatasetSplit> {
-  const r = async (f: string) => await readMaybeGz(dir, f);
+  const r = async (f: string) => {
+    const got = await readMaybeGz(dir, f);
+    const md5 = IDX_MD5[name]?.[f];
+    if (md5 && checkCounts !== false) await verifyOnce(got.path, got.bytes, md5, verifiedCache);
+    return got;
+  };
   const [ti, tl, si, sl] = await Promise.all([
     r(IDX_FILES.trainImages),
     r(IDX_FILES.trainLabels),
@@ -91,7 +167,7 @@ export async function loadIdxFolder(
       tl.bytes,
       classNames,
       { images: ti.path, labels: tl.path },
-      60000,
+      checkCounts === false ? undefined : 60000,
     ),
     test: idxDataset(
       name,
@@ -99,7 +175,7 @@ export async function loadIdxFolder(
       sl.bytes,
       classNames,
       { images: si.path, labels: sl.path },
-      10000,
+      checkCounts === false ? undefined : 10000,
     ),
   };
 }
@@ -158,7 +234,9 @@ export async function loadFashionMnist(o: LocateOptions = {}): Promise<DatasetSp
       o,
       [DEBIAN_FASHION_DIR],
     );
-    if (found.dir) return await loadIdxFolder(found.dir, "fashion", FASHION_CLASSES);
+    if (found.dir) {
+      return await loadIdxFolder(found.dir, "fashion", FASHION_CLASSES, o.checkCounts);
+    }
   }
   const searched =
     (await findDatasetDir(["fashion-mnist", "fashion"], names, o, [DEBIAN_FASHION_DIR]))
@@ -176,5 +254,5 @@ export async function loadFashionMnist(o: LocateOptions = {}): Promise<DatasetSp
     searched,
     offline: o.offline,
   });
-  return await loadIdxFolder(dir, "fashion", FASHION_CLASSES);
+  return await loadIdxFolder(dir, "fashion", FASHION_CLASSES, o.checkCounts);
 }

@@ -98,3 +98,29 @@ Deno.test("a folder in place of a CIFAR data file is named as such, not as a mis
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("MNIST files are checked once against the published MD5s; a changed byte is named", async () => {
+  const { loadIdxFolder, mnistPackageDir } = await import("../../lib/data/mnist.ts");
+  const dir = await Deno.makeTempDir(), cache = await Deno.makeTempDir();
+  try {
+    for (const f of Deno.readDirSync(mnistPackageDir())) {
+      await Deno.copyFile(join(mnistPackageDir(), f.name), join(dir, f.name));
+    }
+    const digits = Array.from({ length: 10 }, (_, i) => String(i));
+    await loadIdxFolder(dir, "mnist", digits, true, cache);
+    const record = JSON.parse(await Deno.readTextFile(join(cache, "verified-data.json")));
+    assert.strictEqual(Object.keys(record).length, 4, "the four checks are remembered");
+    // one label changed to another valid label: format, counts and ranges all still pass
+    const labels = join(dir, "t10k-labels-idx1-ubyte");
+    const bytes = await Deno.readFile(labels);
+    bytes[8] = (bytes[8] + 1) % 10;
+    await Deno.writeFile(labels, bytes);
+    await assert.rejects(
+      loadIdxFolder(dir, "mnist", digits, true, cache),
+      /t10k-labels-idx1-ubyte: MD5 [0-9a-f]{32}, expected the published 27ae3e4e/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(cache, { recursive: true });
+  }
+});
