@@ -111,7 +111,7 @@ const SPEC = {
     steps: { min: 1 },
     evalEvery: { min: 1 },
     evalImages: { min: 1 },
-    batch: { min: 1 },
+    batch: { min: 1, max: 4096 },
     lr: { min: 0, minOpen: true },
     adaptSteps: { min: 1 },
     adaptEvalPoints: { min: 1 },

@@ -10,6 +10,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { UserError } from "../util/errors.ts";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { epochOrder, type EpochRecord, oneHotLabels, softmaxClassification } from "../train/fit.ts";
@@ -75,7 +76,7 @@ export async function trainGunnArm(
   const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const stepsPerEpoch = Math.floor(train.n / o.batch);
   if (stepsPerEpoch < 1) {
-    throw new RangeError(`${train.n} training images are fewer than one batch of ${o.batch}`);
+    throw new UserError(`--batch=${o.batch}: more than the ${train.n} training images`);
   }
   const state = await trainInRun({
     run,

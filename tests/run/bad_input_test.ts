@@ -37,6 +37,17 @@ const CASES: Case[] = [
     message: /--checkpoint-every=0: must be ≥ 1/,
   },
   { script: "lastlayer", args: ["--svm-c=0"], message: /--svm-c=0: must be > 0/ },
+  {
+    script: "gunn",
+    args: ["--batch=100000"],
+    message: /--batch=100000: more than the 96 training/,
+  },
+  {
+    script: "supernet",
+    args: ["--batch=100000"],
+    message: /--batch=100000: must be in \[1, 4096\]/,
+  },
+  { script: "gradnet", args: ["--val-images=0"], message: /--val-images=0: must be ≥ 1/ },
 ];
 
 async function run(script: string, args: string[]) {
