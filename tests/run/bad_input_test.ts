@@ -59,11 +59,13 @@ async function run(script: string, args: string[]) {
   return { code: r.code, stderr: new TextDecoder().decode(r.stderr) };
 }
 
+/** One `error: …` line, the last one printed, matching `message`; no stack frame anywhere. */
 function assertOneLine(stderr: string, message: RegExp) {
-  const lines = stderr.trim().split("\n").filter((l) => !/^backend: |^run folder: /.test(l));
-  assert.strictEqual(lines.length, 1, `expected one line, got:\n${stderr}`);
-  assert.match(lines[0], /^error: /);
-  assert.match(lines[0], message);
+  const lines = stderr.trim().split("\n");
+  const errors = lines.filter((l) => l.startsWith("error: "));
+  assert.strictEqual(errors.length, 1, `expected one error line, got:\n${stderr}`);
+  assert.strictEqual(errors[0], lines.at(-1), "the error is not the last line");
+  assert.match(errors[0], message);
   assert.ok(!/\n\s+at /.test(stderr), "stack frames printed");
 }
 
