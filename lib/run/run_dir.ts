@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
 import { UserError } from "../util/errors.ts";
 import { decodeBundle, encodeBundle, type NamedArray } from "./bundle.ts";
@@ -71,6 +71,8 @@ export class RunDir {
         if (names.length === 1 && names[0] === "config.json") {
           await Deno.remove(path, { recursive: true });
           removed.push(path);
+          // and `<out>/<paper>/` when this run was its only content
+          await Deno.remove(dirname(path)).catch(() => {});
         }
       } catch { /* already gone */ }
     }

@@ -201,21 +201,22 @@ Deno.test("a full disk is a one-line failure naming the cause, not a stack trace
 
 Deno.test("killing the `deno task` wrapper (kill -9) stops the script instead of orphaning it", async () => {
   const out = await Deno.makeTempDir();
-  const pidFile = join(out, "pid");
+  const pidFile = join(out, "pid"), log = join(out, "log");
   const wrapper = new Deno.Command("bash", {
     args: [
       "-c",
       `"${Deno.execPath()}" run -A scripts/gradnet.ts --preset=smoke --epochs=100000 --out=${out} ` +
-      `>/dev/null 2>&1 & echo $! > ${pidFile}; wait`,
+      `>/dev/null 2>${log} & echo $! > ${pidFile}; wait`,
     ],
   }).spawn();
-  let pid = 0;
-  for (let i = 0; i < 100 && !pid; i++) {
+  // wait until the script runs (its signal handling is armed right after "run folder:")
+  let pid = 0, started = false;
+  for (let i = 0; i < 600 && !started; i++) {
     await new Promise((r) => setTimeout(r, 100));
-    pid = Number((await Deno.readTextFile(pidFile).catch(() => "")).trim());
+    pid ||= Number((await Deno.readTextFile(pidFile).catch(() => "")).trim());
+    started = (await Deno.readTextFile(log).catch(() => "")).includes("base network");
   }
-  assert.ok(pid > 0, "the script did not start");
-  await new Promise((r) => setTimeout(r, 3000));
+  assert.ok(pid > 0 && started, "the script did not start");
   wrapper.kill("SIGKILL");
   await wrapper.status;
   // running, as /proc tells it (an exited child may linger as a zombie until it is reaped)
