@@ -188,25 +188,31 @@ export class SparseGradNet {
     this.p = new Float64Array(rows * this.C);
   }
 
+  /** Where each block's entries start in a row's ascending indices (and where the last ends). */
+  private blockRuns(index: ArrayLike<number>): Int32Array {
+    const nb = this.hidden.length, runs = new Int32Array(nb + 1);
+    let e = 0;
+    for (let blk = 0; blk < nb; blk++) {
+      runs[blk] = e;
+      while (e < index.length && index[e] < this.bounds[blk + 1]) e++;
+    }
+    runs[nb] = e;
+    return runs;
+  }
+
   /** hid[at … at + H) = ReLU(block-diagonal first layer) of one sparse row. */
   private hiddenOf(row: SparseRow, hid: Float64Array, at: number): void {
     const { index, value } = row;
     const H = this.H;
     for (let j = 0; j < H; j++) hid[at + j] = 0;
-    let blk = 0, end = this.bounds[1], start = 0;
-    let w = this.W[0], hb = this.hidden[0], ho = at;
-    for (let e = 0; e < index.length; e++) {
-      const j = index[e];
-      if (j >= end) {
-        while (j >= this.bounds[blk + 1]) blk++;
-        start = this.bounds[blk];
-        end = this.bounds[blk + 1];
-        w = this.W[blk];
-        hb = this.hidden[blk];
-        ho = at + this.hOff[blk];
+    const runs = this.blockRuns(index);
+    for (let blk = 0; blk < this.hidden.length; blk++) {
+      const w = this.W[blk], hb = this.hidden[blk], ho = at + this.hOff[blk];
+      const start = this.bounds[blk];
+      for (let e = runs[blk]; e < runs[blk + 1]; e++) {
+        const v = value[e], base = (index[e] - start) * hb;
+        for (let t = 0; t < hb; t++) hid[ho + t] += v * w[base + t];
       }
-      const v = value[e], base = (j - start) * hb;
-      for (let t = 0; t < hb; t++) hid[ho + t] += v * w[base + t];
     }
     for (let blk2 = 0; blk2 < this.hidden.length; blk2++) {
       const bb = this.b[blk2], o = at + this.hOff[blk2];
@@ -339,20 +345,14 @@ export class SparseGradNet {
     }
     for (let e = 0; e < B; e++) {
       const { index, value } = rows[e];
-      let blk = 0, end = this.bounds[1], start = 0;
-      let w = this.W[0], hb = this.hidden[0], ho = e * H;
-      for (let q = 0; q < index.length; q++) {
-        const j = index[q];
-        if (j >= end) {
-          while (j >= this.bounds[blk + 1]) blk++;
-          start = this.bounds[blk];
-          end = this.bounds[blk + 1];
-          w = this.W[blk];
-          hb = this.hidden[blk];
-          ho = e * H + this.hOff[blk];
+      const runs = this.blockRuns(index);
+      for (let blk = 0; blk < this.hidden.length; blk++) {
+        const w = this.W[blk], hb = this.hidden[blk], ho = e * H + this.hOff[blk];
+        const start = this.bounds[blk];
+        for (let q = runs[blk]; q < runs[blk + 1]; q++) {
+          const a = lr * value[q], base = (index[q] - start) * hb;
+          for (let t = 0; t < hb; t++) w[base + t] -= a * dhid[ho + t];
         }
-        const a = lr * value[q], base = (j - start) * hb;
-        for (let t = 0; t < hb; t++) w[base + t] -= a * dhid[ho + t];
       }
     }
     return { loss, correct };

@@ -114,6 +114,23 @@ export interface GradNetNativeArgs {
   bOff: Int32Array;
 }
 
+/** The leading arguments of the native GradNet kernels (rows, layout, parameters). */
+function gradnetArgs(a: GradNetNativeArgs) {
+  return [
+    a.idx as Uint16Array<ArrayBuffer>,
+    a.val as Float32Array<ArrayBuffer>,
+    a.rowStart as Int32Array<ArrayBuffer>,
+    a.rows,
+    a.idx instanceof Uint32Array ? 1 : 0,
+    a.hidden.length,
+    a.bounds as Int32Array<ArrayBuffer>,
+    a.hidden as Int32Array<ArrayBuffer>,
+    a.theta as Float32Array<ArrayBuffer>,
+    a.wOff as Int32Array<ArrayBuffer>,
+    a.bOff as Int32Array<ArrayBuffer>,
+  ] as const;
+}
+
 /** Pooling geometry, NHWC. */
 export interface PoolGeometry {
   n: number;
@@ -494,37 +511,14 @@ export function openNativeLib(path: string): NativeLib {
     },
     gradnetHidden(a, hid) {
       count("gradnet_hidden");
-      const r = s.gl_gradnet_hidden(
-        a.idx as Uint16Array<ArrayBuffer>,
-        asBuf(a.val),
-        a.rowStart as Int32Array<ArrayBuffer>,
-        a.rows,
-        a.idx instanceof Uint32Array ? 1 : 0,
-        a.hidden.length,
-        a.bounds as Int32Array<ArrayBuffer>,
-        a.hidden as Int32Array<ArrayBuffer>,
-        asBuf(a.theta),
-        a.wOff as Int32Array<ArrayBuffer>,
-        a.bOff as Int32Array<ArrayBuffer>,
-        asBuf(hid),
-      );
+      const r = s.gl_gradnet_hidden(...gradnetArgs(a), asBuf(hid));
       if (r !== 0) throw new RangeError(`gradnet_hidden: ${a.hidden.length} blocks (at most 64)`);
     },
     gradnetStep(a, oOff, classes, targets, lr) {
       count("gradnet_step");
       const out = new Float64Array(2);
       const r = s.gl_gradnet_step(
-        a.idx as Uint16Array<ArrayBuffer>,
-        asBuf(a.val),
-        a.rowStart as Int32Array<ArrayBuffer>,
-        a.rows,
-        a.idx instanceof Uint32Array ? 1 : 0,
-        a.hidden.length,
-        a.bounds as Int32Array<ArrayBuffer>,
-        a.hidden as Int32Array<ArrayBuffer>,
-        asBuf(a.theta),
-        a.wOff as Int32Array<ArrayBuffer>,
-        a.bOff as Int32Array<ArrayBuffer>,
+        ...gradnetArgs(a),
         oOff as Int32Array<ArrayBuffer>,
         classes,
         targets as Int32Array<ArrayBuffer>,
