@@ -154,3 +154,18 @@ export {
 // Utilities
 export { Rng, type RngState, tfSeed } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";
+
+// GradNet: cached sparse features, sparse training, the experiment on one base snapshot
+export { FeatureCache, type SparseRow } from "./lib/gradnet/cache.ts";
+export { SparseGradNet } from "./lib/gradnet/sparse.ts";
+export { Featurizer } from "./lib/gradnet/features.ts";
+export {
+  augmentedRows,
+  cachedRows,
+  sumRuleAccuracy,
+  trainGradNetSparse,
+  type TrainRows,
+} from "./lib/gradnet/train.ts";
+export { gradNetOnSnapshot, type Setting } from "./lib/gradnet/experiment.ts";
+export { lineChartSvg } from "./lib/plot/svg.ts";
+export { variableFrom } from "./lib/util/tensors.ts";
