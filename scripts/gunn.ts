@@ -37,6 +37,8 @@ import {
 import type { UpdateMode } from "../lib/layers/gunn.ts";
 import {
   channelStats,
+  CIFAR100_MEAN,
+  CIFAR100_STD,
   CIFAR_MEAN,
   CIFAR_STD,
   downsample,
@@ -192,8 +194,11 @@ function shrink(ds: ImageDataset, side: number): ImageDataset {
 }
 
 function viewOf(cfg: GunnConfig, train: ImageDataset): GunnView {
-  const cifar = cfg.dataset.startsWith("cifar");
-  const stats = cifar ? { mean: CIFAR_MEAN, std: CIFAR_STD } : channelStats(train);
+  const stats = cfg.dataset === "cifar10"
+    ? { mean: CIFAR_MEAN, std: CIFAR_STD }
+    : cfg.dataset === "cifar100"
+    ? { mean: CIFAR100_MEAN, std: CIFAR100_STD }
+    : channelStats(train);
   return {
     ...stats,
     flip: cfg.dataset !== "mnist" && cfg.dataset !== "fashion",

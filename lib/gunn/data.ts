@@ -21,9 +21,12 @@ import {
 } from "../data/augment.ts";
 import type { Rng } from "../util/rng.ts";
 
-/** CIFAR-10/100 channel means and standard deviations on 0–255 (the authors' constants). */
+/** CIFAR-10 channel means and standard deviations on 0–255 (the authors' cifar10.lua). */
 export const CIFAR_MEAN = [125.3, 123.0, 113.9];
 export const CIFAR_STD = [63.0, 62.1, 66.7];
+/** CIFAR-100's (the authors' cifar100.lua). */
+export const CIFAR100_MEAN = [129.3, 124.1, 112.4];
+export const CIFAR100_STD = [68.2, 65.4, 70.4];
 
 /** How images become network inputs. */
 export interface GunnView {

@@ -93,7 +93,8 @@ export async function trainGunnArm(
       weightDecay: o.weightDecay,
     }),
     baseLr: o.lr,
-    schedule: { kind: "multistep", atFractions: [0.5, 0.75], gamma: 0.1 },
+    // the authors' Torch loop: `if epoch >= 0.5·N` with 1-based epochs (150 and 225 of 300)
+    schedule: { kind: "multistep", atFractions: [0.5, 0.75], gamma: 0.1, torchEpochs: true },
     epochs: o.epochs,
     stepsPerEpoch,
     rng: new Rng(o.seed),

@@ -9,7 +9,16 @@
 export type Schedule =
   | { kind: "constant" }
   | { kind: "step"; everyEpochs: number; gamma: number }
-  | { kind: "multistep"; atFractions: number[]; gamma: number };
+  | {
+    kind: "multistep";
+    atFractions: number[];
+    gamma: number;
+    /**
+     * Torch's per-epoch form (the GUNN code): epoch e = 1, 2, … of N runs at the rate decayed
+     * once for every fraction f with e ≥ f·N — one epoch earlier than the fractional form
+     */
+    torchEpochs?: boolean;
+  };
 
 /**
  * The learning rate at a (fractional) epoch.
@@ -28,7 +37,8 @@ export function lrAt(s: Schedule, base: number, epoch: number, totalEpochs: numb
     case "step":
       return base * s.gamma ** Math.floor(epoch / s.everyEpochs + 1e-9);
     case "multistep": {
-      const passed = s.atFractions.filter((f) => epoch >= f * totalEpochs - 1e-9).length;
+      const at = s.torchEpochs ? Math.floor(epoch + 1e-9) + 1 : epoch;
+      const passed = s.atFractions.filter((f) => at >= f * totalEpochs - 1e-9).length;
       return base * s.gamma ** passed;
     }
   }

@@ -125,3 +125,41 @@ Deno.test("augmentations are deterministic for a seed", () => {
   assert.deepStrictEqual(f(1), f(1));
   assert.notDeepStrictEqual(f(1), f(2));
 });
+
+Deno.test("cyclicShift alone (Jigsaw): rolls 2/3 of the images, half along each axis, by every d in 1…W", () => {
+  const n = 3000, h = 8, w = 8;
+  const data = new Float32Array(n * h * w);
+  for (let i = 0; i < n; i++) for (let p = 0; p < h * w; p++) data[i * h * w + p] = p; // all distinct
+  const r = cyclicShift({ data, n, h, w, c: 1 }, new Rng(21));
+  let rolled = 0, alongWidth = 0;
+  const shifts = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const img = r.data.subarray(i * h * w, (i + 1) * h * w);
+    // the one roll (axis, d) that reproduces the output: content preserved, cyclically
+    let found: [string, number] | null = null;
+    for (const axis of ["w", "h"]) {
+      for (let d = 0; d < (axis === "w" ? w : h) && !found; d++) {
+        let ok = true;
+        for (let y = 0; y < h && ok; y++) {
+          for (let x = 0; x < w && ok; x++) {
+            const sy = axis === "h" ? (y - d + h) % h : y, sx = axis === "w" ? (x - d + w) % w : x;
+            ok = img[y * w + x] === sy * w + sx;
+          }
+        }
+        if (ok) found = [axis, d];
+      }
+    }
+    assert.ok(found, `image ${i} is not a cyclic roll of its input`);
+    if (found[1] !== 0) {
+      rolled++;
+      if (found[0] === "w") alongWidth++;
+      shifts.add(found[1]);
+    }
+  }
+  // P(rolled) = 2/3 · (1 − 1/W): d = W rolls an image onto itself
+  const p = (2 / 3) * (1 - 1 / w), sd = Math.sqrt(p * (1 - p) / n);
+  assert.ok(Math.abs(rolled / n - p) < 4 * sd, `rolled ${rolled / n}, expected ${p}`);
+  const half = Math.sqrt(0.25 / rolled);
+  assert.ok(Math.abs(alongWidth / rolled - 0.5) < 4 * half, `along width ${alongWidth / rolled}`);
+  assert.deepStrictEqual([...shifts].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7]);
+});

@@ -103,4 +103,12 @@ Deno.test("lrAt(): step and multi-step schedules", () => {
   const ms = { kind: "multistep" as const, atFractions: [0.5, 0.75], gamma: 0.1 };
   const got = [0, 4.99, 5, 7.5, 9.9].map((e) => lrAt(ms, 0.1, e, 10));
   close(got, [0.1, 0.1, 0.01, 0.001, 0.001]);
+  // Torch's loop (GUNN): 1-based epoch e ≥ 0.5·N, i.e. 0-based epoch 4 of 10 already decayed
+  const torch = { ...ms, torchEpochs: true };
+  const byEpoch = [0, 3, 3.9, 4, 4.5, 6, 7, 9].map((e) => lrAt(torch, 0.1, e, 10));
+  close(byEpoch, [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001]);
+  // N = 300: the drops are at (1-based) epochs 150 and 225, as in the authors' train.lua
+  assert.strictEqual(lrAt(torch, 0.1, 148, 300), 0.1);
+  assert.ok(Math.abs(lrAt(torch, 0.1, 149, 300) - 0.01) < 1e-12);
+  assert.ok(Math.abs(lrAt(torch, 0.1, 224, 300) - 0.001) < 1e-12);
 });
