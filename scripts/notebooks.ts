@@ -67,10 +67,8 @@ async function main(cfg: typeof spec.defaults) {
   const outDir = cfg.keep || await Deno.makeTempDir({ prefix: "gradlab-nb-" });
   await Deno.mkdir(outDir, { recursive: true });
   const failed: string[] = [];
-  for (const name of names) {
-    const t0 = performance.now();
-    console.error(`▶ ${name}`);
-    const { code, stderr } = await new Deno.Command("jupyter", {
+  const execute = (name: string) =>
+    new Deno.Command("jupyter", {
       args: [
         "nbconvert",
         "--to=notebook",
@@ -84,6 +82,18 @@ async function main(cfg: typeof spec.defaults) {
       stdout: "piped",
       stderr: "piped",
     }).output();
+  for (const name of names) {
+    const t0 = performance.now();
+    console.error(`▶ ${name}`);
+    let { code, stderr } = await execute(name);
+    // Jupyter's client now and then rejects a message of the Deno kernel as badly signed
+    // ("Invalid Signature") — a transport failure, not the notebook's: run it once more, saying so.
+    if (code !== 0 && new TextDecoder().decode(stderr).includes("Invalid Signature")) {
+      console.error(
+        `  ${name}: the Jupyter client rejected a kernel message's signature; once more`,
+      );
+      ({ code, stderr } = await execute(name));
+    }
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (code === 0) {
       console.error(`✔ ${name} (${secs} s)`);
