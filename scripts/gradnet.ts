@@ -103,7 +103,8 @@ export type GradNetConfig = typeof DEFAULTS;
 const DOCS: Record<keyof GradNetConfig, string> = {
   ...COMMON_DOCS,
   out: "folder under which results/gradnet/<run>/ is written",
-  resume: "continue the run in this folder (its config.json is used; other flags are ignored)",
+  resume:
+    "continue the run in this folder with its own configuration (only --threads may be given too)",
   threads: "compute threads for the native backend (0: all cores)",
   dataset: "dataset",
   trainImages: "use the first N training images (0: all), split in halves: base net | GradNet",
