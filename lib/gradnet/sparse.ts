@@ -235,15 +235,6 @@ export class SparseGradNet {
     }
   }
 
-  /** Logits of one sparse row. */
-  logits(row: SparseRow): Float64Array {
-    this.grow(1);
-    this.hiddenOf(row, this.hid, 0);
-    const out = new Float64Array(this.C);
-    this.outputOf(this.hid, 0, out, 0);
-    return out;
-  }
-
   /**
    * The test rule for one image: the argmax of the logits summed over its K label rows
    * (Σ_k (h_k·Wo + bo) = (Σ_k h_k)·Wo + K·bo).
