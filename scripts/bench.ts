@@ -20,6 +20,8 @@ import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
 import { benchConvLayers } from "../lib/bench/conv_layers.ts";
 import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
 import { benchStream } from "../lib/bench/w3_stream.ts";
+import { type GemmCall, recordGemmCalls, timeGemmCalls } from "../lib/bench/gemm.ts";
+import { openSystemBlas } from "../lib/backend/native/blas.ts";
 import {
   benchSvm,
   drawSvmData,
@@ -41,7 +43,7 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "../lib/models/bench_models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W4", "W5"] as const;
+const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W4", "W5", "Wgemm"] as const;
 const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];
 
 const spec = {
@@ -60,6 +62,7 @@ const spec = {
       "labels1/loop",
     ] as string[],
     w3gModel: ["gradnet_base_h16", "gradnet_base_h64"] as string[],
+    blas: ["openblas", "blis"] as string[],
     streamN: [10000, 50000],
     streamH: 16,
     quick: false,
@@ -76,6 +79,7 @@ const spec = {
     model: "models for W1/W1conv/W2/W3",
     w3Variants: "W3/W3g variants",
     w3gModel: "GradNet base networks for W3g",
+    blas: "Wgemm: system BLAS libraries to time the native kernels against",
     streamN: "W3stream: examples streamed to a gradient file, per measurement",
     streamH: "W3stream: width h of the GradNet base network",
     quick: "one brief window per workload (a smoke check)",
@@ -97,6 +101,7 @@ const spec = {
       "labels1/loop",
     ],
     w3gModel: ["gradnet_base_h16", "gradnet_base_h64"],
+    blas: ["openblas", "blis"],
   },
   integers: ["threads", "rounds", "streamN", "streamH"] as const,
 };
@@ -114,6 +119,7 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       if (w === "W3") lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
     }
     if (w === "W4") lines.push(...(await benchGunnBlock(ctx)));
+    if (w === "Wgemm" && ctx.backend === "native") lines.push(...(await gemmLines(ctx, cfg)));
     if (w === "W3stream") {
       for (const n of cfg.streamN) {
         lines.push(await benchStream(ctx, cfg.streamH, ctx.quick ? Math.min(n, 512) : n));
@@ -123,6 +129,66 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       for (const m of cfg.w3gModel) {
         if (!(m in W3_MODELS)) continue;
         lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
+      }
+    }
+  }
+  return lines;
+}
+
+let gemmCalls: GemmCall[] | null = null;
+
+/**
+ * Wgemm: the products W1, W3, W3g and W4 make (recorded once, from one quick pass of each), timed
+ * with the own kernels and with each system BLAS, then one summary line per BLAS and workload:
+ * the workload pass's total product time both ways.
+ */
+async function gemmLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
+  const quick: BenchContext = { ...ctx, quick: true };
+  const models = ["cifar_cnn", "mnist_cnn"] as BenchModelName[];
+  gemmCalls ??= await recordGemmCalls([
+    ...models.map((m) => ({ workload: `W1/${m}`, run: () => benchTrain(quick, m) })),
+    ...[...models, "gradnet_base_h16", "gradnet_base_h64"].map((m) => ({
+      workload: `W3/${m}`,
+      run: () => benchPerExample(quick, m, ["labels1/batched", "labels10/batched"]),
+    })),
+    { workload: "W4", run: () => benchGunnBlock(quick) },
+  ]);
+  const lines: BenchLine[] = [];
+  for (const name of cfg.blas) {
+    const found = openSystemBlas(name);
+    if (!found.blas) {
+      console.error(`Wgemm: ${name}: ${found.reason}; the own kernels run without a comparison`);
+      continue;
+    }
+    const per = timeGemmCalls(gemmCalls, found.blas, ctx.threads, {
+      minS: ctx.quick ? 0.01 : 0.05,
+      repeats: ctx.quick ? 1 : 3,
+    });
+    found.blas.close();
+    lines.push(...per);
+    for (const wl of new Set(per.map((l) => l.model))) {
+      const mine = per.filter((l) => l.model === wl);
+      const total = (k: "own_s" | "blas_s") =>
+        mine.reduce((s, l) => s + (l[k] as number) * (l.calls_per_workload_pass as number), 0);
+      for (const kind of ["matmul", "conv", "convFilter", "convInput", "all"]) {
+        const sel = kind === "all" ? mine : mine.filter((l) => l.variant === kind);
+        if (!sel.length) continue;
+        const t = (k: "own_s" | "blas_s") =>
+          sel.reduce((s, l) => s + (l[k] as number) * (l.calls_per_workload_pass as number), 0);
+        lines.push({
+          workload: "Wgemm",
+          model: wl,
+          backend: "native",
+          threads: ctx.threads,
+          batch: 0,
+          variant: `total/${kind}`,
+          date_utc: dateUtc(),
+          blas: name,
+          own_s: t("own_s"),
+          blas_s: t("blas_s"),
+          blas_over_own: t("blas_s") / t("own_s"),
+          share_of_pass: t("own_s") / total("own_s"),
+        });
       }
     }
   }

@@ -7,11 +7,15 @@
  * @module
  */
 
+import { UserError } from "../../util/errors.ts";
+
 const i32 = "i32" as const;
 const buf = "buffer" as const;
 
 const SYMBOLS = {
   gl_set_threads: { parameters: [i32], result: i32 },
+  gl_take_error: { parameters: [buf, i32], result: i32 },
+  gl_scratch_probe: { parameters: ["f64"], result: i32 },
   gl_max_threads: { parameters: [], result: i32 },
   gl_vector_width: { parameters: [], result: i32 },
   gl_matmul: {
@@ -310,6 +314,16 @@ export interface NativeLib {
     },
   ): void;
   close(): void;
+  /**
+   * Grows a scratch buffer to `floats` floats and says whether that worked; a failure is reported
+   * like any other (a NativeMemoryError). For the tests of that path.
+   */
+  scratchProbe(floats: number): boolean;
+}
+
+/** An allocation inside the native kernels failed; the message names its size. */
+export class NativeMemoryError extends UserError {
+  override name = "NativeMemoryError";
 }
 
 function geometryArgs(g: ConvGeometry): number[] {
@@ -326,7 +340,7 @@ export function openNativeLib(path: string): NativeLib {
   const calls: Record<string, number> = {};
   const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
   const s = lib.symbols;
-  return {
+  const api: NativeLib = {
     path,
     calls,
     setThreads: (n) => s.gl_set_threads(n),
@@ -597,5 +611,24 @@ export function openNativeLib(path: string): NativeLib {
       );
     },
     close: () => lib.close(),
+    scratchProbe: (floats) => s.gl_scratch_probe(floats) === 1,
   };
+  // Every entry point that computes is followed by a look at the library's error slot: an
+  // allocation that failed inside it becomes one clear error here rather than a crash.
+  const message = new Uint8Array(200);
+  const check = () => {
+    if (s.gl_take_error(message as Uint8Array<ArrayBuffer>, message.length) === 0) return;
+    const text = new TextDecoder().decode(message.subarray(0, message.indexOf(0)));
+    throw new NativeMemoryError(`native kernels: ${text} (free memory, or use smaller batches)`);
+  };
+  const plain = new Set(["path", "calls", "setThreads", "maxThreads", "vectorWidth", "close"]);
+  for (const [name, f] of Object.entries(api)) {
+    if (plain.has(name) || typeof f !== "function") continue;
+    (api as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      const out = (f as (...a: unknown[]) => unknown)(...args);
+      check();
+      return out;
+    };
+  }
+  return api;
 }

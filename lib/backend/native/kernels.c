@@ -12,6 +12,13 @@
 //   filter gradient:  dW[KH*KW*CI, CO]   = patches(x)^T[K, M] . dy[M, CO]      (depth = M, split over threads)
 //   input gradient:   dx = conv(dy dilated by the stride, W flipped and in/out-transposed)
 // Threads: OpenMP; the caller sets the count with gl_set_threads (at most MAX_THREADS).
+//
+// Why not a system BLAS's sgemm: measured on exactly the products W1, W3, W3g and W4 make
+// (`deno task bench --workload=Wgemm`, 2026-11-30, 2-core AMD EPYC with AVX-512, 1 and 2 threads),
+// OpenBLAS 0.3.21 took 1.7-3.4x and BLIS 4.4-6.2x the own kernels' time per workload pass — the
+// convolutions, which a BLAS can only run after materialising im2col, by 2-3.6x; the dense layers'
+// products by 1.17-1.39x. OpenBLAS wins only the 10-column logits products (0.67-0.95x), under 1 %
+// of any pass. The own kernels stay; the README's "Native kernels and BLAS" has the table.
 
 #define MAX_THREADS 64
 
@@ -20,6 +27,7 @@
 #include <immintrin.h>
 #endif
 #include <pthread.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,12 +108,51 @@ int gl_vector_width(void) { return VL; }
 // Scratch buffers: grown on demand, never shrunk, 64-byte aligned; one per thread for A panels,
 // one shared for B panels. Re-using them avoids page-faulting fresh memory on every call.
 
+// The first allocation failure since the last gl_take_error(): the entry point that met it skips
+// its work and the TypeScript wrapper throws this message (kernels.ts), instead of a crash.
+static char g_error[200];
+static volatile int g_error_set;
+
+static void alloc_failed(const char* what, size_t bytes) {
+#pragma omp critical(gl_error)
+  if (!g_error_set) {
+    snprintf(g_error, sizeof g_error, "could not allocate %.1f MiB for %s",
+             (double)bytes / (1 << 20), what);
+    g_error_set = 1;
+  }
+}
+
+// Copies the pending error into buf (cap bytes) and clears it; returns 1 if there was one.
+int gl_take_error(char* buf, int cap) {
+  if (!g_error_set) return 0;
+  snprintf(buf, (size_t)cap, "%s", g_error);
+  g_error_set = 0;
+  return 1;
+}
+
+static float* grow(float** buf, size_t* cap, size_t n);
+static float* g_probe;
+static size_t g_probecap;
+
+// Grows a scratch buffer to n floats (as a double: sizes past 2^53 are only for failing) and
+// frees it again; 1 if that worked. The allocation-failure path's test.
+int gl_scratch_probe(double n) {
+  size_t want = n >= 1.8e19 ? SIZE_MAX / 8 : (size_t)n;
+  float* p = grow(&g_probe, &g_probecap, want);
+  free(g_probe);
+  g_probe = NULL;
+  g_probecap = 0;
+  return p != NULL;
+}
+
+// Grows a scratch buffer to n floats; NULL (and the error recorded) when memory runs out.
 static float* grow(float** buf, size_t* cap, size_t n) {
   if (n > *cap) {
     free(*buf);
     size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
     *buf = (float*)aligned_alloc(64, bytes);
     *cap = *buf ? n : 0;
+    if (!*buf) alloc_failed("scratch buffers", bytes);
   }
   return *buf;
 }
@@ -481,6 +528,18 @@ static int balanced_kc(int K) {
   return (K + blocks - 1) / blocks;
 }
 
+// A packer whose row (A) or column (B) coordinate is shifted: a thread's sub-problem of a GEMM.
+typedef struct {
+  pack_fn f;
+  const void* ctx;
+  int shift;
+} shifted_t;
+
+static void pack_shifted(const void* vctx, float* dst, int o0, int len, int k0, int klen, int w) {
+  const shifted_t* s = (const shifted_t*)vctx;
+  s->f(s->ctx, dst, o0 + s->shift, len, k0, klen, w);
+}
+
 // GEMM driver. C[M,N] (beta ? += : =) A . B, A given by a packer (M x K), B by a packer (K x N).
 // The epilogue (bias, activation) is applied once, with the last K block.
 
@@ -536,67 +595,54 @@ static void gemm(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb, 
   int mblocks = (M + MC - 1) / MC;
   if (threads <= 1) {
     int tid = thread_id();
-    gemm_serial_block(M, N, K, pa, actx, pb, bctx, C, ldc, beta, epi,
-                      grow(&g_abuf[tid], &g_acap[tid], asize),
-                      grow(&g_bloc[tid], &g_blcap[tid], bsize));
+    float* abuf = grow(&g_abuf[tid], &g_acap[tid], asize);
+    float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], bsize);
+    if (abuf && bbuf) gemm_serial_block(M, N, K, pa, actx, pb, bctx, C, ldc, beta, epi, abuf, bbuf);
     return;
   }
-  float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
-  const int kcb = balanced_kc(K);
-  for (int t = 0; t < threads; t++) grow(&g_abuf[t], &g_acap[t], asize);
-  for (int jc = 0; jc < N; jc += NC) {
-    int nc = N - jc < NC ? N - jc : NC;
-    int npanels = (nc + nrw - 1) / nrw;
-    for (int pc = 0; pc < K; pc += kcb) {
-      int kc = K - pc < kcb ? K - pc : kcb;
-      int last = pc + kc >= K;
-      int acc = beta || pc > 0;
-      const epilogue_t* e = last ? epi : NULL;
+  // One parallel region per call, and no barrier inside it: every thread runs the serial blocked
+  // GEMM on its own rows (many row blocks) or its own columns (few rows, e.g. a dense layer at
+  // batch 64), packing its own panels. A region per K block, as before, cost a wake-up and three
+  // barriers each — under OMP_WAIT_POLICY=passive, 2 threads ran the 64×512×2304 product of W1
+  // at 1.51 ms against 0.84 ms on one (Wgemm); see the README's "Native kernels and BLAS".
+  const int npanels = (N + nrw - 1) / nrw;
+  if (mblocks < threads && npanels < threads) threads = npanels > mblocks ? npanels : mblocks;
+  // panels of either width fit: the serial block picks its width from its own column count
+  bsize = round_up(N < NC ? N : NC, 2 * VL) * KC;
+  for (int t = 0; t < threads; t++) {
+    if (!grow(&g_abuf[t], &g_acap[t], asize) || !grow(&g_bloc[t], &g_blcap[t], bsize)) return;
+  }
+  if (mblocks >= threads) {
+    // row chunks of whole MC blocks, about four per thread for balance
+    int per = mblocks / (threads * 4);
+    if (per < 1) per = 1;
+    const int chunks = (mblocks + per - 1) / per;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int c = 0; c < chunks; c++) {
+      int tid = thread_id();
+      int r0 = c * per * MC, r1 = r0 + per * MC < M ? r0 + per * MC : M;
+      shifted_t sa = {pa, actx, r0};
+      gemm_serial_block(r1 - r0, N, K, pack_shifted, &sa, pb, bctx, C + (size_t)r0 * ldc, ldc,
+                        beta, epi, g_abuf[tid], g_bloc[tid]);
+    }
+    return;
+  }
 #pragma omp parallel num_threads(threads)
-      {
-        int tid = thread_id();
-        float* abuf = g_abuf[tid];
-#pragma omp for schedule(static)
-        for (int j = 0; j < npanels; j++) {
-          int n0 = j * nrw;
-          pb(bctx, bbuf + (size_t)n0 * kc, jc + n0, nc - n0 < nrw ? nc - n0 : nrw, pc, kc, nrw);
-        }
-        if (mblocks >= threads) {
-#pragma omp for schedule(dynamic, 1)
-          for (int ib = 0; ib < mblocks; ib++) {
-            int ic = ib * MC;
-            int mc = M - ic < MC ? M - ic : MC;
-            pa(actx, abuf, ic, mc, pc, kc, MR);
-            for (int jr = 0; jr < nc; jr += nrw) {
-              int nr = nc - jr < nrw ? nc - jr : nrw;
-              for (int ir = 0; ir < mc; ir += MR) {
-                int mr = mc - ir < MR ? mc - ir : MR;
-                kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
-                             C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
-              }
-            }
-          }
-        } else {
-          // Few rows (e.g. a dense layer at batch 64): share one packed A block, split columns.
-          for (int ib = 0; ib < mblocks; ib++) {
-            int ic = ib * MC;
-            int mc = M - ic < MC ? M - ic : MC;
-            float* ashared = g_abuf[0];
-#pragma omp single
-            pa(actx, ashared, ic, mc, pc, kc, MR);
-#pragma omp for schedule(static)
-            for (int j = 0; j < npanels; j++) {
-              int jr = j * nrw;
-              int nr = nc - jr < nrw ? nc - jr : nrw;
-              for (int ir = 0; ir < mc; ir += MR) {
-                int mr = mc - ir < MR ? mc - ir : MR;
-                kn->mk(kc, ashared + (size_t)ir * kc, bbuf + (size_t)jr * kc,
-                             C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, e, jc + jr);
-              }
-            }
-          }
-        }
+  {
+    int tid = thread_id(), nt = omp_threads();
+    int p0 = (int)((long)npanels * tid / nt), p1 = (int)((long)npanels * (tid + 1) / nt);
+    int n0 = p0 * nrw, n1 = p1 * nrw < N ? p1 * nrw : N;
+    if (n1 > n0) {
+      shifted_t sb = {pb, bctx, n0};
+      epilogue_t e;
+      const epilogue_t* ep = epi;
+      if (epi) {
+        e = *epi;
+        if (e.bias) e.bias += n0;
+        ep = &e;
       }
+      gemm_serial_block(M, n1 - n0, K, pa, actx, pack_shifted, &sb, C + n0, ldc, beta, ep,
+                        g_abuf[tid], g_bloc[tid]);
     }
   }
 }
@@ -614,6 +660,7 @@ static const float* zeros_of(size_t n) {
     free(g_zero);
     g_zero = (float*)calloc(n + 64, sizeof(float));
     g_zcap = g_zero ? n : 0;
+    if (!g_zero) alloc_failed("a zero row", (n + 64) * sizeof(float));
   }
   return g_zero;
 }
@@ -657,6 +704,7 @@ static void conv_indirect_narrow(const conv_t* g, const float* wmat, int N, floa
                                  const epilogue_t* epi, int threads) {
   const int C = g->c, taps = g->kh * g->kw, M = g->n * g->oh * g->ow, K = taps * C;
   float* wt = grow(&g_wt, &g_wtcap, (size_t)N * K);  // [N][K]
+  if (!wt) return;
   for (int k = 0; k < K; k++)
     for (int j = 0; j < N; j++) wt[(size_t)j * K + k] = wmat[(size_t)k * N + j];
 #pragma omp parallel for schedule(static) num_threads(threads)
@@ -721,7 +769,6 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
   const int nrw = kn->nrw;
   matrix_t B = {wmat, N, 0};
   size_t bsize = round_up(N < NC ? N : NC, nrw) * kmax;
-  float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
   int mblocks = (M + MC - 1) / MC;
   size_t tsize = (size_t)MC * tpb;
   for (int t = 0; t < threads && t < MAX_THREADS; t++) {
@@ -729,8 +776,55 @@ static void conv_indirect(const conv_t* g, const float* wmat, int N, float* out,
       free(g_tab[t]);
       g_tab[t] = (const float**)malloc(tsize * sizeof(float*));
       g_tcap[t] = g_tab[t] ? tsize : 0;
+      if (!g_tab[t]) {
+        alloc_failed("convolution row tables", tsize * sizeof(float*));
+        return;
+      }
     }
   }
+  if (!zero) return;
+  if (mblocks >= threads) {
+    // One parallel region, no barrier: each thread takes chunks of whole row blocks (about four
+    // per thread) and packs its own weight panels — a region per K block cost a wake-up and two
+    // barriers each (see gemm()).
+    for (int t = 0; t < threads; t++)
+      if (!grow(&g_bloc[t], &g_blcap[t], bsize)) return;
+    int per = mblocks / (threads * 4);
+    if (per < 1) per = 1;
+    const int chunks = (mblocks + per - 1) / per;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int ch = 0; ch < chunks; ch++) {
+      int tid = thread_id();
+      float* bb = g_bloc[tid];
+      const float** tab = g_tab[tid];
+      int r0 = ch * per * MC, r1 = r0 + per * MC < M ? r0 + per * MC : M;
+      for (int jc = 0; jc < N; jc += NC) {
+        int nc = N - jc < NC ? N - jc : NC;
+        for (int t0 = 0; t0 < taps; t0 += tpb) {
+          int nt = taps - t0 < tpb ? taps - t0 : tpb;
+          for (int c0 = 0; c0 < C; c0 += cch) {
+            int clen = C - c0 < cch ? C - c0 : cch;
+            int kc = nt * clen, k0 = t0 * C + c0;
+            int first = t0 == 0 && c0 == 0;
+            int last = t0 + nt >= taps && c0 + clen >= C;
+            pack_b_matrix(&B, bb, jc, nc, k0, kc, nrw);
+            for (int ir = r0; ir < r1; ir += MR) {
+              int mr = r1 - ir < MR ? r1 - ir : MR;
+              conv_tile_pointers(g, zero, ir, t0, nt, c0, M, tab);
+              for (int jr = 0; jr < nc; jr += nrw) {
+                int nr = nc - jr < nrw ? nc - jr : nrw;
+                kn->mki(nt, clen, tab, bb + (size_t)jr * kc, out + (size_t)ir * N + jc + jr, N, mr,
+                        nr, !first, last ? epi : NULL, jc + jr);
+              }
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+  float* bbuf = grow(&g_bbuf, &g_bcap, bsize);
+  if (!bbuf) return;
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
     int npanels = (nc + nrw - 1) / nrw;
@@ -808,6 +902,7 @@ static void thin_matmul(const float* a, const float* b, float* c, int M, int N, 
   if (N <= 4 && transA) {
     // Cᵀ[j][·] += B(k, j) · A(·, k), A(·, k) = a[k*M ...] contiguous
     float* ct = grow(&g_thin, &g_thincap, (size_t)N * M);
+    if (!ct) return;
     memset(ct, 0, (size_t)N * M * sizeof(float));
     for (int k = 0; k < K; k++) {
       const float* ak = a + (size_t)k * M;
@@ -825,6 +920,7 @@ static void thin_matmul(const float* a, const float* b, float* c, int M, int N, 
     const float* bcols = b;
     size_t need = (transA ? (size_t)M * K : 0) + (transB ? 0 : (size_t)N * K);
     float* tmp = need ? grow(&g_thin, &g_thincap, need) : NULL;
+    if (need && !tmp) return;
     if (transA) {
       for (int k = 0; k < K; k++)
         for (int ii = 0; ii < M; ii++) tmp[(size_t)ii * K + k] = a[(size_t)k * M + ii];
@@ -919,6 +1015,7 @@ void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n,
   SERIALIZED;
   size_t fsize = (size_t)kh * kw * ci * co;
   float* ft = grow(&g_wbuf, &g_wcap, fsize);
+  if (!ft) return;
   for (int y = 0; y < kh; y++)
     for (int x = 0; x < kw; x++)
       for (int i = 0; i < ci; i++)
@@ -951,6 +1048,7 @@ static void filter_grad_range(const conv_t* g, const float* dy, int co, int m0, 
   const int nrw = kn->nrw;
   float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
   float* tail = grow(&g_tail[tid], &g_tlcap[tid], (size_t)KC * MR);
+  if (!zero || !bbuf || !tail) return;  // the error is recorded; the caller reports it
   const float* aps[KC];   // A row pointers of one panel, per depth step
   const float* base[KC];  // the input pixel under the current tap, per depth step (NULL: padding)
   const float* img[KC];   // the image of each depth step's output pixel
@@ -1018,9 +1116,10 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
       return;
     }
   }
-  zeros_of((size_t)ci + MR);  // allocate before any thread reads it
+  if (!zeros_of((size_t)ci + MR)) return;  // allocate before any thread reads it
   float* parts[MAX_THREADS];
-  for (int t = 1; t < threads; t++) parts[t] = grow(&g_part[t], &g_pcap[t], osize);
+  for (int t = 1; t < threads; t++)
+    if (!(parts[t] = grow(&g_part[t], &g_pcap[t], osize))) return;
 #pragma omp parallel num_threads(threads)
   {
     int tid = thread_id();
@@ -1038,7 +1137,7 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
       const int nrw = kn->nrw;
       float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
       matrix_t B = {dy, co, 0};
-      for (int pc = m0; pc < m1; pc += KC) {
+      for (int pc = m0; abuf && bbuf && pc < m1; pc += KC) {
         int kc = m1 - pc < KC ? m1 - pc : KC;
         pack_b_matrix(&B, bbuf, 0, co, pc, kc, nrw);
         for (int ic = 0; ic < K; ic += MC) {
@@ -1116,7 +1215,8 @@ void gl_sum_rows(const float* x, float* out, int rows, int cols) {
   int threads = g_threads;
   if ((double)rows * cols < 1e5 || rows < 2 * threads) threads = 1;
   float* parts[MAX_THREADS];
-  for (int t = 1; t < threads; t++) parts[t] = grow(&g_part[t], &g_pcap[t], (size_t)cols);
+  for (int t = 1; t < threads; t++)
+    if (!(parts[t] = grow(&g_part[t], &g_pcap[t], (size_t)cols))) return;
 #pragma omp parallel num_threads(threads)
   {
     int tid = thread_id();
@@ -1271,6 +1371,10 @@ static void bn_column_sums(int threads, long rows, int c, double* out,
     free(g_bnpart);
     g_bnpart = (double*)malloc(need * sizeof(double));
     g_bnpcap = g_bnpart ? need : 0;
+    if (!g_bnpart) {
+      alloc_failed("batch-norm partial sums", need * sizeof(double));
+      return;
+    }
   }
   double* part = g_bnpart;
 #pragma omp parallel num_threads(threads)
@@ -1348,13 +1452,19 @@ void gl_bn_forward(const float* x, const float* gamma, const float* beta, float*
   SERIALIZED;
   int threads = bn_threads(rows, c);
   double* m = (double*)malloc(3 * (size_t)c * sizeof(double));
+  float* scale = (float*)malloc(2 * (size_t)c * sizeof(float));
+  if (!m || !scale) {
+    alloc_failed("batch-norm statistics", 3 * (size_t)c * sizeof(double));
+    free(m);
+    free(scale);
+    return;
+  }
   double* v = m + c;
   double* r = v + c;
   bn_ctx_t ctx = {x, NULL, m, NULL};
   bn_column_sums(threads, rows, c, m, acc_sum, &ctx, NULL);
   for (int k = 0; k < c; k++) m[k] /= (double)rows;
   bn_column_sums(threads, rows, c, v, acc_centred_sq, &ctx, NULL);
-  float* scale = (float*)malloc(2 * (size_t)c * sizeof(float));
   float* shift = scale + c;
   for (int k = 0; k < c; k++) {
     v[k] /= (double)rows;
@@ -1380,6 +1490,13 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
   SERIALIZED;
   int threads = bn_threads(rows, c);
   double* m = (double*)malloc(4 * (size_t)c * sizeof(double));
+  float* a = (float*)malloc(3 * (size_t)c * sizeof(float));
+  if (!m || !a) {
+    alloc_failed("batch-norm statistics", 4 * (size_t)c * sizeof(double));
+    free(m);
+    free(a);
+    return;
+  }
   double* r = m + c;
   double* sdy = r + c;
   double* sdyx = sdy + c;
@@ -1389,7 +1506,6 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
   }
   bn_ctx_t ctx = {x, dy, m, r};
   bn_column_sums(threads, rows, c, sdy, acc_grad, &ctx, sdyx);
-  float* a = (float*)malloc(3 * (size_t)c * sizeof(float));
   float* b = a + c;
   float* d = b + c;
   // dx = a·dy + b·x + d, per channel: a = γr, b = −γr²·dγ/m, d = −γr/m·(dβ − μ·r·dγ)
@@ -1426,7 +1542,7 @@ void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, in
   SERIALIZED;
   const int pix = oh * ow;
   const long pairs = (long)n * D;
-  zeros_of((size_t)ci + MR);  // grown before the threads read it
+  if (!zeros_of((size_t)ci + MR)) return;  // grown before the threads read it
 #pragma omp parallel num_threads(g_threads)
   {
     int tid = thread_id();
@@ -1548,6 +1664,7 @@ long gl_sparsify(float* rows, int nrows, long P, int nblocks, const long* offset
     float* a = grow(&g_part[tid], &g_pcap[tid], (size_t)maxb);
 #pragma omp for schedule(dynamic, 4)
     for (int r = 0; r < nrows; r++) {
+      if (!a) continue;  // the error is recorded; the caller reports it
       for (int b = 0; b < nblocks; b++) {
         float* blk = rows + (size_t)r * P + offsets[b];
         const int n = sizes[b];
@@ -1650,7 +1767,10 @@ int gl_gradnet_step(const void* idx, const float* val, const int* rowStart, int 
   const size_t need = (size_t)B * (2 * (size_t)H + (size_t)C);
   if (need > g_gn_cap) {
     float* p = (float*)realloc(g_gn, need * sizeof(float));
-    if (!p) return -1;
+    if (!p) {
+      alloc_failed("GradNet step buffers", need * sizeof(float));
+      return -1;
+    }
     g_gn = p;
     g_gn_cap = need;
   }
