@@ -1533,8 +1533,13 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
 // r = i·D + dd holds example i's gradient for seed direction dd. Each layer's block uses its
 // TF.js weight layout: conv kernel [kh][kw][ci][co], dense kernel [in][out], biases [out].
 
+static float* g_pe_dirs[MAX_THREADS];  // one example's deltas, all directions side by side
+static size_t g_pe_dcap[MAX_THREADS];
+static float* g_pe_res[MAX_THREADS];  // its filter gradients [K, D·co] before they are scattered
+static size_t g_pe_rcap[MAX_THREADS];
+
 // Conv layer: x [n, h, w, ci] (the layer's input), delta [n·D, oh, ow, co]. Each (example,
-// direction) is the filter gradient of a batch of one, computed by the same in-place kernel as
+// direction) is the filter gradient of a batch of one, computed by the same in-place kernels as
 // Conv2DBackpropFilter, into its row block.
 void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int w, int ci, int kh,
                 int kw, int co, int oh, int ow, int sh, int sw, int pt, int pl, int D, long P,
@@ -1542,6 +1547,50 @@ void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, in
   SERIALIZED;
   const int pix = oh * ow;
   const long pairs = (long)n * D;
+  const int K = kh * kw * ci, N = D * co;
+  if (D > 1 && n >= 2 * g_threads) {
+    // All D directions of an example in one product patchesᵀ [K, pix] · [pix, D·co]: one pass
+    // over the patches instead of D, and panels D times wider than a layer of co channels fills
+    // (W3g's 10-label rows: 89 → see README), then scattered into the D rows.
+    if (!zeros_of((size_t)ci + MR)) return;
+    for (int t = 0; t < g_threads; t++) {
+      if (!grow(&g_pe_dirs[t], &g_pe_dcap[t], (size_t)pix * N) ||
+          !grow(&g_pe_res[t], &g_pe_rcap[t], (size_t)K * N))
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
+    for (int i = 0; i < n; i++) {
+      int tid = thread_id();
+      conv_t g = {x + (size_t)i * h * w * ci, 1, h, w, ci, kh, kw, oh, ow, sh, sw, 1, 1, pt, pl, 1, 1};
+      const float* dl = delta + (size_t)i * D * pix * co;
+      float* dirs = g_pe_dirs[tid];
+      float* res = g_pe_res[tid];
+      for (int p = 0; p < pix; p++)
+        for (int d = 0; d < D; d++)
+          memcpy(dirs + (size_t)p * N + (size_t)d * co, dl + ((size_t)d * pix + p) * co,
+                 (size_t)co * sizeof(float));
+      if (ci >= FILTER_INDIRECT_MIN_CHANNELS) {
+        filter_grad_range(&g, dirs, N, 0, pix, res, tid);
+      } else {
+        matrix_t B = {dirs, N, 0};
+        gemm(K, N, pix, pack_a_conv_t, &g, pack_b_matrix, &B, res, N, 0, NULL, 1);
+      }
+      for (int d = 0; d < D; d++) {
+        float* row = out + ((size_t)i * D + d) * P;
+        for (int k = 0; k < K; k++)
+          memcpy(row + koff + (size_t)k * co, res + (size_t)k * N + (size_t)d * co,
+                 (size_t)co * sizeof(float));
+        if (boff >= 0) {
+          float* b = row + boff;
+          const float* dd = dl + (size_t)d * pix * co;
+          for (int c = 0; c < co; c++) b[c] = 0.f;
+          for (int p = 0; p < pix; p++)
+            for (int c = 0; c < co; c++) b[c] += dd[(size_t)p * co + c];
+        }
+      }
+    }
+    return;
+  }
   if (!zeros_of((size_t)ci + MR)) return;  // grown before the threads read it
 #pragma omp parallel num_threads(g_threads)
   {
