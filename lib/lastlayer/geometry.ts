@@ -35,6 +35,32 @@ export function signedDistance(w: ArrayLike<number>, b: number, p: ArrayLike<num
 }
 
 /**
+ * Where a boundary w·φ + b = 0 sits relative to a reference SVM (w_s, b_s), measured along the
+ * SVM's normal in units of its margin 1/‖w_s‖ and signed: 0 on the SVM's boundary, +1 on its
+ * positive margin hyperplane (w_s·φ + b_s = +1), −1 on the negative one. In 2-D two lines that are
+ * not parallel cross somewhere, so the offset is read at one place: `at`, a point projected first
+ * onto the SVM's boundary — the middle of the support vectors is where the margin is decided.
+ * NaN when the boundary is parallel to the SVM's normal.
+ */
+export function marginOffset(
+  boundary: { w: ArrayLike<number>; b: number },
+  svm: { w: ArrayLike<number>; b: number },
+  at: ArrayLike<number>,
+): number {
+  const [s0, s1] = [svm.w[0], svm.w[1]];
+  const ss = s0 * s0 + s1 * s1;
+  if (ss === 0) return NaN;
+  // c: `at` moved along the SVM's normal onto its boundary
+  const fs = s0 * at[0] + s1 * at[1] + svm.b;
+  const c0 = at[0] - (fs * s0) / ss, c1 = at[1] - (fs * s1) / ss;
+  // c + t·w_s/‖w_s‖ lies on the boundary: t = −f(c)·‖w_s‖ / (w·w_s); in margin units × ‖w_s‖
+  const along = boundary.w[0] * s0 + boundary.w[1] * s1;
+  if (along === 0) return NaN;
+  const fc = boundary.w[0] * c0 + boundary.w[1] * c1 + boundary.b;
+  return (-fc * ss) / along;
+}
+
+/**
  * The closest pair of points between class `a` and class `b` (brute force over a subsample of at
  * most `cap` points per class; only the points `keep` accepts, when given) and its midpoint.
  */

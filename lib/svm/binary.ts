@@ -277,9 +277,17 @@ function finish(
   return { w, b, alpha, supportVectors, primal, dual, gap: primal - dual, iterations, converged };
 }
 
+/** SMO stopped at its pair-update cap before its duality gap reached the tolerance. */
+export class SvmNotConvergedError extends Error {
+  override name = "SvmNotConvergedError";
+}
+
 /**
  * SMO with a free bias: min ½αᵀQ̄α − Σα s.t. yᵀα = 0, 0 ≤ α ≤ U, moving pairs chosen by LIBSVM's
- * second-order rule. ∇_i = y_i w·x_i − 1 + D_ii α_i is recomputed from w (O(n·d) per update).
+ * second-order rule. ∇_i = y_i w·x_i − 1 + D_ii α_i is updated incrementally from the two kernel
+ * rows of the moved pair, O(n) per update once the rows are cached (LIBSVM's scheme; hard-margin
+ * problems keep revisiting the same few support vectors), and recomputed from w at every gap check
+ * so rounding cannot drift. Hitting the cap throws {@link SvmNotConvergedError}.
  */
 function smo(
   x: ArrayLike<number>,
@@ -301,6 +309,25 @@ function smo(
     kd[i] = s;
   }
   const maxPairs = (o.maxIter ?? 1000) * Math.max(n, 100);
+  // kernel rows x_i·x_t, least recently used dropped first, up to 64 MiB
+  const capacity = Math.max(2, Math.floor((64 * 2 ** 20) / (8 * n)));
+  const rows = new Map<number, Float64Array>();
+  const kernelRow = (i: number): Float64Array => {
+    let r = rows.get(i);
+    if (r) {
+      rows.delete(i);
+    } else {
+      r = new Float64Array(n);
+      for (let t = 0; t < n; t++) {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += x[i * d + k] * x[t * d + k];
+        r[t] = s;
+      }
+      if (rows.size >= capacity) rows.delete(rows.keys().next().value!);
+    }
+    rows.set(i, r);
+    return r;
+  };
   // Maximal KKT violation (in units of the margin) at which the dual counts as solved exactly;
   // with a huge C (hard margin) the duality gap is then dominated by rounding.
   const eps = 1e-9;
@@ -318,16 +345,15 @@ function smo(
     }
     // j: second order over I_low with −y_t∇_t < gmax
     let gmin = Infinity, best = Infinity, j = -1;
+    const Ki = i >= 0 ? kernelRow(i) : null;
     for (let t = 0; t < n; t++) {
       const low = y[t] > 0 ? alpha[t] > 0 : alpha[t] < U;
       if (!low) continue;
       const v = -y[t] * grad[t];
       if (v < gmin) gmin = v;
       const bdiff = gmax - v;
-      if (bdiff > 0 && i >= 0) {
-        let kit = 0;
-        for (let k = 0; k < d; k++) kit += x[i * d + k] * x[t * d + k];
-        let a = kd[i] + kd[t] - 2 * kit;
+      if (bdiff > 0 && Ki) {
+        let a = kd[i] + kd[t] - 2 * Ki[t];
         if (a <= 0) a = 1e-12;
         const score = -(bdiff * bdiff) / a;
         if (score <= best) {
@@ -338,6 +364,7 @@ function smo(
     }
     const stop = i < 0 || j < 0 || gmax - gmin < eps;
     if (stop || it % checkEvery === 0) {
+      for (let t = 0; t < n; t++) grad[t] = y[t] * dot(x, t * d, w, d) - 1 + Dii * alpha[t];
       b = biasFromGradient(y, grad, alpha, U);
       ({ primal, dual } = gapSmo(x, y, n, d, w, b, alpha, C, loss));
       if (primal - dual <= tol * Math.max(1, Math.abs(primal))) {
@@ -350,9 +377,8 @@ function smo(
       }
     }
     // analytic two-variable update along y_i·Δα_i = −y_j·Δα_j
-    let kij = 0;
-    for (let k = 0; k < d; k++) kij += x[i * d + k] * x[j * d + k];
-    let quad = kd[i] + kd[j] - 2 * kij;
+    const Kj = kernelRow(j);
+    let quad = kd[i] + kd[j] - 2 * Kj[i];
     if (quad <= 0) quad = 1e-12;
     const ai = alpha[i], aj = alpha[j];
     // step in the direction that increases y_i α_i, decreases y_j α_j by the same amount
@@ -367,10 +393,21 @@ function smo(
     alpha[j] = aj - y[j] * step;
     const di = (alpha[i] - ai) * y[i], dj = (alpha[j] - aj) * y[j];
     for (let k = 0; k < d; k++) w[k] += di * x[i * d + k] + dj * x[j * d + k];
-    for (let t = 0; t < n; t++) grad[t] = y[t] * dot(x, t * d, w, d) - 1 + Dii * alpha[t];
+    const Kin = kernelRow(i); // still cached: used for this pair's selection
+    for (let t = 0; t < n; t++) grad[t] += y[t] * (di * Kin[t] + dj * Kj[t]);
+    grad[i] += Dii * (alpha[i] - ai);
+    grad[j] += Dii * (alpha[j] - aj);
   }
+  for (let t = 0; t < n; t++) grad[t] = y[t] * dot(x, t * d, w, d) - 1 + Dii * alpha[t];
   b = biasFromGradient(y, grad, alpha, U);
   ({ primal, dual } = gapSmo(x, y, n, d, w, b, alpha, C, loss));
+  if (!converged) {
+    throw new SvmNotConvergedError(
+      `SMO stopped after ${it} pair updates (its cap, maxIter ${o.maxIter ?? 1000} × n) with ` +
+        `duality gap ${(primal - dual).toExponential(2)} above tol ${tol} × |primal|: raise ` +
+        `maxIter or loosen tol`,
+    );
+  }
   return finish(w, b, alpha, primal, dual, it, converged);
 }
 

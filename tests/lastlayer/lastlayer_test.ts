@@ -7,6 +7,7 @@ import {
   angleDeg,
   binaryOf,
   closestPair,
+  marginOffset,
   gridAgreement,
   signedDistance,
 } from "../../lib/lastlayer/geometry.ts";
@@ -80,6 +81,21 @@ Deno.test("geometry: angles, signed distances and the closest pair by hand", () 
   assert.ok(
     Math.abs(gridAgreement(m, { W: [[0, 0], [1, 0]], b: [0, -1.5] }, [0, 2, 0, 2]) - 0.75) < 1e-3,
   );
+});
+
+Deno.test("marginOffset by hand: signed, in units of the SVM's margin, read along its normal", () => {
+  // SVM boundary x = 1 with margin hyperplanes x = 0.5 (−1) and x = 1.5 (+1): w = (2, 0), b = −2
+  const svm = { w: [2, 0], b: -2 };
+  const at = [7, 3]; // projected onto x = 1 first
+  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
+  close(marginOffset(svm, svm, at), 0);
+  close(marginOffset({ w: [1, 0], b: -1.25 }, svm, at), 0.5); // x = 1.25
+  close(marginOffset({ w: [3, 0], b: -3.75 }, svm, at), 0.5); // same line, other scale
+  close(marginOffset({ w: [1, 0], b: -0.5 }, svm, at), -1); // on the negative margin
+  close(marginOffset({ w: [-1, 0], b: 1.5 }, svm, at), 1); // x = 1.5, normal flipped
+  // tilted: x + y = 4.5 meets the line y = 3 (through the projection (1, 3)) at x = 1.5: +1
+  close(marginOffset({ w: [1, 1], b: -4.5 }, svm, at), 1);
+  assert.ok(Number.isNaN(marginOffset({ w: [0, 1], b: 0 }, svm, at)), "parallel to the normal");
 });
 
 Deno.test("compare(): a last layer equal to the SVM gives angle 0, equal offsets and full agreement", () => {

@@ -1,7 +1,7 @@
 /** The linear SVM solvers against hand-solved cases, KKT conditions and a brute-force search. */
 
 import assert from "node:assert";
-import { decisionFunction, fitBinarySvm } from "../../lib/svm/binary.ts";
+import { decisionFunction, fitBinarySvm, SvmNotConvergedError } from "../../lib/svm/binary.ts";
 import { fitCrammerSinger, fitOneVsRest, predictMulticlass } from "../../lib/svm/multiclass.ts";
 import { gaussianBlobs } from "../../lib/data/synthetic.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -176,4 +176,18 @@ Deno.test("one-vs-rest and Crammer–Singer separate three blobs; their duality 
     const p = predictMulticlass(m, b.x, b.n, 2);
     assert.ok(p.every((v, i) => v === b.y[i]));
   }
+});
+
+Deno.test("SMO: hitting the pair-update cap is an error naming the gap, not a silent result", () => {
+  // overlapping classes at C = 1e6: the hard-margin problem has no solution to converge to
+  const rng = new Rng(9);
+  const n = 200, d = 5;
+  const x = rng.normals(n * d);
+  const y = Array.from({ length: n }, (_, i) => i % 2);
+  assert.throws(
+    () => fitBinarySvm(x, y, n, d, { ...HARD, maxIter: 2 }),
+    (e: unknown) =>
+      e instanceof SvmNotConvergedError && /stopped after 400 pair updates/.test(e.message) &&
+      /duality gap/.test(e.message),
+  );
 });
