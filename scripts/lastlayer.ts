@@ -6,11 +6,14 @@
  *   deno task lastlayer --experiments=E --data-dir=DIR   # CIFAR-10 airplane vs bird
  *   deno task lastlayer --preset=smoke                   # seconds
  *
- * Each network has a 2-D feature layer φ before its last weight layer. While it trains to
- * near-zero cross-entropy, an SVM is fitted to the training features every few steps and compared
- * with the last layer: the angle between their directions, where each boundary crosses the segment
- * between the two classes' closest points (0.5 = the midpoint), and their agreement on a grid.
- * Then φ is frozen, the last layer re-initialised and trained alone (the re-init arm).
+ * Each network has a 2-D feature layer φ before its last weight layer. While it trains towards
+ * zero cross-entropy (until it is below --target-loss, or the step budget ends), the theory's
+ * reference — the max-margin linear classifier with free biases on the training features, i.e.
+ * the (multiclass) hard-margin SVM when φ is separable — is fitted every few steps and compared
+ * with the last layer: the angle between their directions, the signed offset of the network's
+ * boundary from the SVM's in units of the SVM's margin (0: on it, ±1: on a margin hyperplane), per
+ * class pair, and their agreement on a grid. Then φ is frozen, the last layer re-initialised and
+ * trained alone (the re-init arm).
  *
  * @module
  */
@@ -56,11 +59,11 @@ export const DEFAULTS = {
   simSteps: 20000,
   simLr: 0.5,
   simClip: 1,
-  blobSteps: 10000,
+  blobSteps: 40000,
   blobPoints: 5000,
   blobLr: 1e-3,
   blobMomentum: 0.9,
-  imageSteps: 3000,
+  imageSteps: 10000,
   imageLr: 0.01,
   imageBatch: 256,
   momentum: 0.9,
@@ -68,7 +71,8 @@ export const DEFAULTS = {
   evalPoints: 20,
   reinitSteps: 20000,
   reinitLr: 0.1,
-  svmC: 1,
+  svmC: 1e6,
+  targetLoss: 1e-3,
 };
 
 export type LastLayerConfig = typeof DEFAULTS;
@@ -97,7 +101,9 @@ const DOCS: Record<keyof LastLayerConfig, string> = {
   reinitSteps: "gradient-descent steps of the re-init arm (last layer alone)",
   reinitLr: "learning rate of the re-init arm",
   svmC:
-    "SVM C (the original: scikit-learn's default 1; 1e6 ≈ hard margin, the theory, slow when φ is not separable)",
+    "slack penalty of the reference max-margin SVM (1e6: the hard margin on separable φ, the theory's reference; the original used C = 1)",
+  targetLoss:
+    "stop an arm once its cross-entropy on the whole training set is below this (0: run every step)",
 };
 
 const SPEC = {
@@ -127,6 +133,7 @@ const SPEC = {
     reinitSteps: { min: 1 },
     reinitLr: { min: 0, minOpen: true },
     svmC: { min: 0, minOpen: true },
+    targetLoss: { min: 0 },
   },
   integers: [
     "seed",
@@ -334,16 +341,17 @@ export function metricFigures(title: string, rows: MetricRow[]): Figure[] {
     const r = rows.filter((x) => x.phase === phase);
     return { name, x: r.map((x) => x.step), y: r.map((x) => x[key] as number) };
   };
+  // against log(step): the theory has the direction converge like 1/log t
   return (["train", "reinit"] as const).map((phase) =>
     lineFigure([
       series(phase, "angle_deg", "angle NN vs SVM (°)"),
-      { ...series(phase, "offset_nn_svm", "offset NN − SVM (× gap)"), dash: "dot" },
-      { ...series(phase, "offset_nn_mid", "offset NN − midpoint (× gap)"), dash: "dash" },
+      { ...series(phase, "offset_nn_svm", "offset NN − SVM (SVM margins)"), dash: "dot" },
       { ...series(phase, "agreement", "grid agreement"), dash: "dashdot" },
     ], {
       title: `${title} — ${phase === "train" ? "whole network trained" : "re-init arm (φ frozen)"}`,
-      xTitle: "step",
+      xTitle: "step (log scale)",
       yTitle: "value",
+      logX: true,
     })
   );
 }
@@ -353,12 +361,15 @@ export interface SummaryRow {
   experiment: string;
   arm: string;
   steps: number;
-  train_loss: number;
+  /** cross-entropy on the whole training set at the last evaluation */
+  train_ce: number;
   test_acc: number | null;
   angle_deg: number;
+  /** signed, in SVM margins (multi-class: mean over pairs) */
   offset_nn_svm: number;
-  offset_nn_mid: number;
-  offset_svm_mid: number;
+  offset_max_abs: number;
+  /** φ separable at the end: the reference is the hard-margin SVM */
+  separable: boolean;
   agreement: number;
   seconds: number;
 }
@@ -366,13 +377,13 @@ export interface SummaryRow {
 function summaryMarkdown(rows: SummaryRow[]): string {
   const f = (v: number | null, d = 4) => (v === null || Number.isNaN(v) ? "—" : v.toFixed(d));
   return [
-    "| experiment | arm | steps | train loss | test acc | angle (°) | NN − SVM | NN − mid | SVM − mid | agreement | s |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| experiment | arm | steps | final train CE | test acc | angle (°) | offset NN − SVM (margins) | max \\|offset\\| | φ separable | agreement | s |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ...rows.map((r) =>
-      `| ${r.experiment} | ${r.arm} | ${r.steps} | ${r.train_loss.toExponential(2)} | ${
+      `| ${r.experiment} | ${r.arm} | ${r.steps} | ${r.train_ce.toExponential(2)} | ${
         f(r.test_acc)
       } | ${f(r.angle_deg, 2)} | ` +
-      `${f(r.offset_nn_svm, 3)} | ${f(r.offset_nn_mid, 3)} | ${f(r.offset_svm_mid, 3)} | ${
+      `${f(r.offset_nn_svm, 3)} | ${f(r.offset_max_abs, 3)} | ${r.separable ? "yes" : "no"} | ${
         f(r.agreement)
       } | ${r.seconds.toFixed(0)} |`
     ),
@@ -425,23 +436,24 @@ export async function main(
         reinitEvalEvery: Math.max(1, Math.floor(cfg.reinitSteps / cfg.evalPoints)),
         reinitLr: cfg.reinitLr,
         svmC: cfg.svmC,
+        targetLoss: cfg.targetLoss,
         clipNorm: su.clip,
         seed: cfg.seed,
       });
       const last = (phase: MetricRow["phase"]) => res.rows.filter((r) => r.phase === phase).at(-1)!;
       const seconds = (performance.now() - t) / 1000;
-      const rowOf = (phase: MetricRow["phase"], arm: string, steps: number): SummaryRow => {
+      const rowOf = (phase: MetricRow["phase"], arm: string): SummaryRow => {
         const r = last(phase);
         return {
           experiment: id,
           arm,
-          steps,
-          train_loss: r.train_loss,
+          steps: r.step,
+          train_ce: r.train_ce,
           test_acc: r.test_acc,
           angle_deg: r.angle_deg,
           offset_nn_svm: r.offset_nn_svm,
-          offset_nn_mid: r.offset_nn_mid,
-          offset_svm_mid: r.offset_svm_mid,
+          offset_max_abs: r.offset_max_abs,
+          separable: r.svm_separable === 1,
           agreement: r.agreement,
           seconds,
         };
@@ -452,8 +464,8 @@ export async function main(
         train: res.train,
         reinit: res.reinit,
         summary: [
-          rowOf("train", "whole network", su.steps),
-          rowOf("reinit", "re-init last layer", cfg.reinitSteps),
+          rowOf("train", "whole network"),
+          rowOf("reinit", "re-init last layer"),
         ],
       };
       tf.dispose([su.data.x, ...(su.data.xTest ? [su.data.xTest] : []), ...su.net.variables()]);
@@ -483,9 +495,9 @@ export async function main(
       if (!o.quiet) {
         for (const r of saved.summary) {
           console.error(
-            `  ${r.arm}: angle ${r.angle_deg.toFixed(2)}°, NN − SVM ${
-              r.offset_nn_svm.toFixed(3)
-            }, NN − mid ${r.offset_nn_mid.toFixed(3)}, agreement ${r.agreement.toFixed(4)}`,
+            `  ${r.arm}: ${r.steps} steps, train CE ${r.train_ce.toExponential(2)}, angle ${
+              r.angle_deg.toFixed(2)
+            }°, offset ${r.offset_nn_svm.toFixed(3)} margins, agreement ${r.agreement.toFixed(4)}`,
           );
         }
       }
@@ -507,12 +519,11 @@ export async function main(
         "experiment",
         "arm",
         "steps",
-        "train loss",
+        "final train CE",
         "test acc",
         "angle °",
-        "NN−SVM",
-        "NN−mid",
-        "SVM−mid",
+        "offset (margins)",
+        "max |offset|",
         "agreement",
       ],
       summary.map((
@@ -521,12 +532,11 @@ export async function main(
         r.experiment,
         r.arm,
         r.steps,
-        r.train_loss,
+        r.train_ce,
         r.test_acc ?? NaN,
         r.angle_deg,
         r.offset_nn_svm,
-        r.offset_nn_mid,
-        r.offset_svm_mid,
+        r.offset_max_abs,
         r.agreement,
       ]),
       "last layer vs SVM",

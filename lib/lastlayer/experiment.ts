@@ -4,21 +4,22 @@
  * network's last layer (angle, boundary offsets, region agreement). Then the re-init arm: freeze φ,
  * re-initialise the last layer, train it alone, and measure the same.
  *
- * The SVMs are the original's: scikit-learn's SVC(kernel="linear") for two classes, and
- * LinearSVC(multi_class="ovr") for more, both with C = 1 unless asked otherwise (see
- * {@link fitFeatureSvm}).
+ * The reference is the theory's: the max-margin linear classifier with free biases on φ — the
+ * hard-margin SVM for two classes, the multiclass hard-margin SVM for more — when φ is separable,
+ * else its large-C limit, flagged (see {@link fitFeatureSvm}; the original compared with
+ * scikit-learn's C = 1 SVC and one-vs-rest LinearSVC). Offsets are signed and in units of that
+ * SVM's margin, per class pair (see {@link marginOffset}).
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import type { RunDir } from "../run/run_dir.ts";
-import { epochOrder, type TrainState } from "../train/fit.ts";
+import { type Callback, epochOrder, type EpochRecord, type TrainState } from "../train/fit.ts";
 import { Sgd } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { Rng } from "../util/rng.ts";
-import { fitBinarySvm } from "../svm/binary.ts";
-import { fitOneVsRest } from "../svm/multiclass.ts";
+import { fitMaxMarginMulticlass } from "../svm/max_margin.ts";
 import { lastLayer, type TwoDNet } from "./networks.ts";
 import {
   angleDeg,
@@ -27,6 +28,7 @@ import {
   closestPair,
   gridAgreement,
   type Linear2,
+  marginOffset,
 } from "./geometry.ts";
 
 /** The data of an experiment: inputs stay tensors for the whole run. */
@@ -50,7 +52,10 @@ export interface ExperimentSettings {
   reinitSteps: number;
   reinitEvalEvery: number;
   reinitLr: number;
+  /** slack penalty of the reference max-margin SVM (1e6: the hard margin on separable φ) */
   svmC: number;
+  /** stop training an arm once the full training cross-entropy is below this (0: never) */
+  targetLoss: number;
   /** clip the gradient's global norm (0: no clipping) */
   clipNorm: number;
   seed: number;
@@ -68,14 +73,20 @@ export interface MetricRow {
   angle_deg: number;
   /** multi-class: the largest pairwise angle */
   angle_max_deg: number;
-  /** where each boundary crosses the segment between the classes' closest points (0.5 = midpoint),
-   * as differences: NN − SVM, NN − midpoint, SVM − midpoint (binary; multi-class: mean |·| over pairs) */
+  /** the network's boundary relative to the SVM's, along the SVM's normal in units of its margin:
+   * 0 on it, ±1 on the positive / negative margin hyperplane (binary; multi-class: the mean over
+   * pairs, each pair also in `offset_<a>_<c>`, and its angle in `angle_<a>_<c>`) */
   offset_nn_svm: number;
-  offset_nn_mid: number;
-  offset_svm_mid: number;
+  /** the largest |offset| over class pairs */
+  offset_max_abs: number;
   /** fraction of a grid over the features' bounding box where NN and SVM agree */
   agreement: number;
+  /** mean cross-entropy of the network on the whole training set at this evaluation */
+  train_ce: number;
+  /** 1 when φ is separable (the reference is the hard-margin SVM), 0 for the large-C limit */
+  svm_separable: number;
   svm_gap: number;
+  [pair: `${"offset" | "angle"}_${number}_${number}`]: number;
 }
 
 /** The final state of an arm, for plots. */
@@ -104,25 +115,22 @@ function nnLinear(W: number[][], b: number[]): Linear2 {
   return { W: Array.from({ length: K }, (_, k) => [W[0][k], W[1][k]]), b };
 }
 
-/** Where the line w·φ + b = 0 crosses the segment q → p (0 at q, 1 at p). */
-function crossing(w: ArrayLike<number>, b: number, q: number[], p: number[]): number {
-  const fq = w[0] * q[0] + w[1] * q[1] + b, fp = w[0] * p[0] + w[1] * p[1] + b;
-  return fq === fp ? NaN : fq / (fq - fp);
-}
-
-/** An SVM fitted on the features, as a 2-D linear layer, with how well the solver converged. */
+/** The reference SVM fitted on the features, as a 2-D linear layer. */
 export interface FeatureSvm {
   model: Linear2;
-  /** relative duality gap at exit */
+  /** the barrier's duality-gap bound at exit */
   gap: number;
   converged: boolean;
+  /** φ separable: the hard-margin SVM; otherwise the large-C limit */
+  separable: boolean;
+  /** for each class pair "a,c": the middle of its support vectors (where offsets are read) */
+  centres: Map<string, [number, number]>;
 }
 
 /**
- * Fits the linear SVM on the features as the original did: binary — scikit-learn's
- * SVC(kernel="linear") (hinge loss, free bias; SMO here); several classes —
- * LinearSVC(multi_class="ovr") (squared hinge, the bias regularised through a constant feature;
- * dual coordinate descent here).
+ * The theory's reference on the features: the max-margin linear classifier with free biases,
+ * slack penalty C (1e6: the hard-margin SVM when φ is separable; K = 2 included, where it is the
+ * binary hard-margin SVM on w₁ − w₀).
  */
 export function fitFeatureSvm(
   phi: Float32Array,
@@ -131,35 +139,53 @@ export function fitFeatureSvm(
   C: number,
 ): FeatureSvm {
   const n = y.length;
-  if (classes === 2) {
-    const m = fitBinarySvm(phi, y, n, 2, {
-      C,
-      loss: "hinge",
-      bias: "free",
-      tol: 1e-6,
-      maxIter: 50,
-    });
-    return {
-      model: { W: [[0, 0], [m.w[0], m.w[1]]], b: [0, m.b] },
-      gap: m.gap,
-      converged: m.converged,
-    };
+  const m = fitMaxMarginMulticlass(phi, y, n, 2, classes, { C });
+  // support vectors of each pair: constraints (i, c) of class-a points and (i, a) of class-c
+  // points with a multiplier above 1e-6 of the largest
+  let lmax = 0;
+  for (const l of m.multipliers) lmax = Math.max(lmax, l);
+  const sums = new Map<string, [number, number, number]>();
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < classes; c++) {
+      if (m.multipliers[i * classes + c] <= 1e-6 * lmax) continue;
+      const key = y[i] < c ? `${y[i]},${c}` : `${c},${y[i]}`;
+      const s = sums.get(key) ?? [0, 0, 0];
+      s[0] += phi[2 * i];
+      s[1] += phi[2 * i + 1];
+      s[2]++;
+      sums.set(key, s);
+    }
   }
-  const m = fitOneVsRest(phi, y, n, 2, classes, {
-    C,
-    loss: "squared_hinge",
-    bias: "regularized",
-    tol: 1e-6,
-    maxIter: 5000,
-  });
+  const centres = new Map<string, [number, number]>();
+  for (const [k, v] of sums) centres.set(k, [v[0] / v[2], v[1] / v[2]]);
   return {
     model: { W: m.W.map((w) => [w[0], w[1]]), b: Array.from(m.b) },
     gap: m.gap,
     converged: m.converged,
+    separable: m.separable,
+    centres,
   };
 }
 
-/** Compares the last layer with an SVM fitted on the same features. */
+/** Mean softmax cross-entropy of a 2-D linear layer on features φ (float64, stable). */
+export function crossEntropy(phi: Float32Array, y: Int32Array, m: Linear2): number {
+  const K = m.b.length;
+  let sum = 0;
+  for (let i = 0; i < y.length; i++) {
+    let mx = -Infinity;
+    const z = new Float64Array(K);
+    for (let k = 0; k < K; k++) {
+      z[k] = m.W[k][0] * phi[2 * i] + m.W[k][1] * phi[2 * i + 1] + m.b[k];
+      mx = Math.max(mx, z[k]);
+    }
+    let se = 0;
+    for (let k = 0; k < K; k++) se += Math.exp(z[k] - mx);
+    sum += mx + Math.log(se) - z[y[i]];
+  }
+  return sum / y.length;
+}
+
+/** Compares the last layer with the reference SVM fitted on the same features. */
 export function compare(
   phi: Float32Array,
   y: Int32Array,
@@ -168,40 +194,46 @@ export function compare(
   fitted: FeatureSvm,
 ): Omit<MetricRow, "phase" | "step" | "train_loss" | "train_acc" | "test_acc"> {
   const svm = fitted.model;
-  const angles: number[] = [], nnSvm: number[] = [], nnMid: number[] = [], svmMid: number[] = [];
+  const angles: number[] = [], offsets: number[] = [];
+  const pairs: Record<string, number> = {};
   for (let a = 0; a < classes; a++) {
     for (let c = a + 1; c < classes; c++) {
       const u = binaryOf(nn, c, a), v = binaryOf(svm, c, a);
-      angles.push(angleDeg(u.w, v.w));
-      // The gap is measured between points the SVM separates: a few points on the wrong side (φ need
-      // not be separable) would otherwise shrink it to nothing.
-      const separated = (i: number) =>
-        (v.w[0] * phi[2 * i] + v.w[1] * phi[2 * i + 1] + v.b > 0) === (y[i] === c);
-      let cp;
-      try {
-        cp = closestPair(phi, y, c, a, { keep: separated });
-      } catch { // the SVM puts a whole class on the wrong side: measure between all points
-        cp = closestPair(phi, y, c, a);
-      }
-      const tn = crossing(u.w, u.b, cp.q, cp.p), ts = crossing(v.w, v.b, cp.q, cp.p);
-      nnSvm.push(tn - ts);
-      nnMid.push(tn - 0.5);
-      svmMid.push(ts - 0.5);
+      const angle = angleDeg(u.w, v.w);
+      // read where the pair's margin is decided; a pair without support vectors of its own (its
+      // classes never meet) falls back to the midpoint of its closest points
+      const at = fitted.centres.get(`${a},${c}`) ?? closestPair(phi, y, c, a).mid;
+      const offset = marginOffset(u, v, at);
+      angles.push(angle);
+      offsets.push(offset);
+      pairs[`angle_${a}_${c}`] = angle;
+      pairs[`offset_${a}_${c}`] = offset;
     }
   }
   const binary = classes === 2;
-  const agg = (
-    xs: number[],
-  ) => (binary ? xs[0] : xs.reduce((s, v) => s + Math.abs(v), 0) / xs.length);
+  const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
   return {
-    angle_deg: binary ? angles[0] : angles.reduce((s, v) => s + v, 0) / angles.length,
+    angle_deg: binary ? angles[0] : mean(angles),
     angle_max_deg: Math.max(...angles),
-    offset_nn_svm: agg(nnSvm),
-    offset_nn_mid: agg(nnMid),
-    offset_svm_mid: agg(svmMid),
+    offset_nn_svm: binary ? offsets[0] : mean(offsets),
+    offset_max_abs: Math.max(...offsets.map(Math.abs)),
     agreement: gridAgreement(nn, svm, boundingBox(phi)),
+    train_ce: crossEntropy(phi, y, nn),
+    svm_separable: fitted.separable ? 1 : 0,
     svm_gap: fitted.gap,
+    ...(binary ? {} : pairs),
   };
+}
+
+/** The comparison columns of a metrics record (the pair columns included). */
+function comparisonOf(h: EpochRecord): Omit<
+  MetricRow,
+  "phase" | "step" | "train_loss" | "train_acc" | "test_acc"
+> {
+  const keep = Object.entries(h).filter(([k]) =>
+    /^(angle_|offset_|agreement$|train_ce$|svm_)/.test(k)
+  );
+  return Object.fromEntries(keep) as unknown as ReturnType<typeof comparisonOf>;
 }
 
 async function accuracy(net: TwoDNet, x: tf.Tensor, y: Int32Array): Promise<number> {
@@ -239,12 +271,15 @@ export async function runExperiment(
   const full = s.batch <= 0 || s.batch >= n;
   const yOneHot = tf.tidy(() => tf.oneHot(tf.tensor1d(data.y, "int32"), data.classes));
   const rows: MetricRow[] = [];
-  let svmWarnings = 0;
   const snaps: { train?: ArmSnapshot; reinit?: ArmSnapshot } = {};
   const stepsPerSegment = Math.min(s.evalEvery, s.steps);
   const segments = Math.ceil(s.steps / stepsPerSegment);
   const batchesPerEpoch = full ? 1 : Math.floor(n / s.batch);
   const params = [...net.phiParams, net.lastW, net.lastB];
+  // an arm ends early once its whole-training-set cross-entropy is below the target
+  const untilTarget: Callback[] = s.targetLoss > 0
+    ? [{ onEpochEnd: (r) => ((r.train_ce ?? Infinity) < s.targetLoss ? "stop" : undefined) }]
+    : [];
   const optimizer = new Sgd(params, { momentum: s.momentum });
 
   const evaluate = async (
@@ -256,7 +291,6 @@ export async function runExperiment(
     const phi = await chunkedPhi(net, data.x);
     const nn = await readLast(net);
     const fitted = fitFeatureSvm(phi, data.y, data.classes, s.svmC);
-    if (!fitted.converged) svmWarnings++;
     const row = compare(phi, data.y, data.classes, nn, fitted);
     const svm = fitted.model;
     const test = data.xTest && data.yTest ? await accuracy(net, data.xTest, data.yTest) : null;
@@ -289,6 +323,7 @@ export async function runExperiment(
     checkpointEvery: stepsPerSegment,
     quiet: s.quiet,
     clipNorm: s.clipNorm > 0 ? s.clipNorm : undefined,
+    callbacks: untilTarget,
     makeBatch(segment, step) {
       if (full) return { x: data.x, y: yOneHot, size: n, owned: false };
       const global = segment * stepsPerSegment + step;
@@ -331,23 +366,11 @@ export async function runExperiment(
       train_loss: h.train_loss,
       train_acc: h.train_acc,
       test_acc: Number.isNaN(h.test_acc) ? null : (h.test_acc as number),
-      angle_deg: h.angle_deg as number,
-      angle_max_deg: h.angle_max_deg as number,
-      offset_nn_svm: h.offset_nn_svm as number,
-      offset_nn_mid: h.offset_nn_mid as number,
-      offset_svm_mid: h.offset_svm_mid as number,
-      agreement: h.agreement as number,
-      svm_gap: h.svm_gap as number,
+      ...comparisonOf(h),
     });
   }
   if (!snaps.train) await evaluate("train", state, NaN, null); // resumed after the last evaluation
   const trainSnap = snaps.train!;
-
-  if (svmWarnings > 0) {
-    console.error(
-      `warning: ${name}: the SVM solver stopped before a duality gap of 1e-6 in ${svmWarnings} of its fits (see svm_gap)`,
-    );
-  }
 
   // Re-init arm: φ frozen, the last layer re-initialised and trained alone (gradient descent).
   // φ no longer changes, so one SVM serves every comparison.
@@ -371,6 +394,7 @@ export async function runExperiment(
     rng: new Rng(s.seed + 1),
     checkpointEvery: seg2,
     quiet: s.quiet,
+    callbacks: untilTarget,
     makeBatch: () => ({ x: phiFixed, y: yOneHot, size: n, owned: false }),
     disposeBatch() {},
     lossFn(b) {
@@ -395,13 +419,7 @@ export async function runExperiment(
       train_loss: h.train_loss,
       train_acc: h.train_acc,
       test_acc: null,
-      angle_deg: h.angle_deg as number,
-      angle_max_deg: h.angle_max_deg as number,
-      offset_nn_svm: h.offset_nn_svm as number,
-      offset_nn_mid: h.offset_nn_mid as number,
-      offset_svm_mid: h.offset_svm_mid as number,
-      agreement: h.agreement as number,
-      svm_gap: h.svm_gap as number,
+      ...comparisonOf(h),
     });
   }
   if (!snaps.reinit) {

@@ -26,7 +26,7 @@ export interface Series {
 /** Multi-run learning curves (or any x/y series). */
 export function lineFigure(
   series: Series[],
-  o: { title: string; xTitle: string; yTitle: string; logY?: boolean },
+  o: { title: string; xTitle: string; yTitle: string; logY?: boolean; logX?: boolean },
 ): Figure {
   return {
     data: series.map((s) => ({
@@ -39,7 +39,7 @@ export function lineFigure(
     })),
     layout: {
       title: { text: o.title },
-      xaxis: { title: { text: o.xTitle } },
+      xaxis: { title: { text: o.xTitle }, type: o.logX ? "log" : "linear" },
       yaxis: { title: { text: o.yTitle }, type: o.logY ? "log" : "linear" },
       legend: { orientation: "h", y: -0.2 },
     },

@@ -7,8 +7,8 @@ import {
   angleDeg,
   binaryOf,
   closestPair,
-  marginOffset,
   gridAgreement,
+  marginOffset,
   signedDistance,
 } from "../../lib/lastlayer/geometry.ts";
 import { compare, fitFeatureSvm } from "../../lib/lastlayer/experiment.ts";
@@ -98,24 +98,54 @@ Deno.test("marginOffset by hand: signed, in units of the SVM's margin, read alon
   assert.ok(Number.isNaN(marginOffset({ w: [0, 1], b: 0 }, svm, at)), "parallel to the normal");
 });
 
-Deno.test("compare(): a last layer equal to the SVM gives angle 0, equal offsets and full agreement", () => {
-  const b = gaussianBlobs({ centers: [[-2, 0], [2, 1]], sigma: 0.5, counts: 40, seed: 4 });
-  const phi = Float32Array.from(b.x);
-  const svm = fitFeatureSvm(phi, b.y, 2, 1e6);
-  assert.ok(svm.converged);
-  const same = compare(phi, b.y, 2, svm.model, svm);
-  assert.ok(same.angle_deg < 1e-6);
-  assert.ok(Math.abs(same.offset_nn_svm) < 1e-9);
-  assert.strictEqual(same.agreement, 1);
-  // the hard-margin SVM of two separated blobs sits near the middle of the gap
-  assert.ok(Math.abs(same.offset_svm_mid) < 0.5);
-  // a last layer turned by 90° disagrees on about half the box and reports the angle
-  const turned = compare(phi, b.y, 2, {
-    W: [[0, 0], [-svm.model.W[1][1], svm.model.W[1][0]]],
-    b: [0, 0],
-  }, svm);
-  assert.ok(Math.abs(turned.angle_deg - 90) < 1e-6);
-  assert.ok(turned.agreement < 0.9);
+Deno.test("compare() on hand-solved features: angles, signed margin offsets, separability, CE", () => {
+  // class 0 at x ∈ {−1, 0}, class 1 at x ∈ {2, 3}: the hard-margin SVM is x = 1 (w = (1, 0),
+  // b = −1, margin 1), its support vectors (0, 0), (0, 1), (2, 0), (2, 1) centred at (1, 0.5)
+  const phi = Float32Array.from([0, 0, 0, 1, -1, 0.5, 2, 0, 2, 1, 3, 0.5]);
+  const y = Int32Array.from([0, 0, 0, 1, 1, 1]);
+  const svm = fitFeatureSvm(phi, y, 2, 1e6);
+  assert.ok(svm.separable);
+  const u = [svm.model.W[1][0] - svm.model.W[0][0], svm.model.W[1][1] - svm.model.W[0][1]];
+  assert.ok(Math.abs(u[0] - 1) < 1e-6 && Math.abs(u[1]) < 1e-6, `SVM direction ${u}`);
+  assert.ok(Math.abs(svm.model.b[1] - svm.model.b[0] + 1) < 1e-6);
+  const close = (a: number, b: number, what: string) =>
+    assert.ok(Math.abs(a - b) < 1e-6, `${what}: ${a} vs ${b}`);
+  const at = (w: number[], b: number) => compare(phi, y, 2, { W: [[0, 0], w], b: [0, b] }, svm);
+  let r = at([2, 0], -2.5); // x = 1.25: a quarter margin towards class 1, any scale
+  close(r.angle_deg, 0, "angle");
+  close(r.offset_nn_svm, 0.25, "offset at x = 1.25");
+  r = at([1, 0], 0); // x = 0: on class 0's margin hyperplane
+  close(r.offset_nn_svm, -1, "offset at x = 0");
+  r = at([1, 1], -2); // x + y = 2 crosses y = 0.5 at x = 1.5
+  close(r.angle_deg, 45, "tilted angle");
+  close(r.offset_nn_svm, 0.5, "tilted offset");
+  assert.strictEqual(r.svm_separable, 1);
+});
+
+Deno.test("compare() on three classes: per-pair signed offsets, scale invariance and the CE by hand", () => {
+  // triangle corners p_c: the multiclass hard-margin SVM is w_c = (2/3)·p_c, b = 0
+  const P = [[0, 1], [-Math.sqrt(3) / 2, -0.5], [Math.sqrt(3) / 2, -0.5]];
+  const phi = Float32Array.from(P.flat()), y = Int32Array.from([0, 1, 2]);
+  const svm = fitFeatureSvm(phi, y, 3, 1e6);
+  const exact = { W: P.map(([a, b]) => [(2 / 3) * a, (2 / 3) * b]), b: [0, 0, 0] };
+  const same = compare(phi, y, 3, exact, svm);
+  assert.ok(same.angle_max_deg < 1e-5 && same.offset_max_abs < 1e-5);
+  // CE of the exact SVM: logits 2/3 (own class), −1/3 (others): log(1 + 2/e)
+  assert.ok(Math.abs(same.train_ce - Math.log(1 + 2 / Math.E)) < 1e-6, `CE ${same.train_ce}`);
+  const scaled = compare(
+    phi,
+    y,
+    3,
+    { W: exact.W.map((w) => w.map((v) => 5 * v)), b: [0, 0, 0] },
+    svm,
+  );
+  assert.ok(scaled.angle_max_deg < 1e-5 && scaled.offset_max_abs < 1e-5, "scale changes nothing");
+  // class 0's bias raised by 0.5: pairs (0, 1) and (0, 2) move half a margin towards the
+  // other class (their positive side), pair (1, 2) stays
+  const shifted = compare(phi, y, 3, { W: exact.W, b: [0.5, 0, 0] }, svm);
+  assert.ok(Math.abs(shifted.offset_0_1 - 0.5) < 1e-5, `pair 0-1: ${shifted.offset_0_1}`);
+  assert.ok(Math.abs(shifted.offset_0_2 - 0.5) < 1e-5, `pair 0-2: ${shifted.offset_0_2}`);
+  assert.ok(Math.abs(shifted.offset_1_2) < 1e-5, `pair 1-2: ${shifted.offset_1_2}`);
 });
 
 Deno.test({
@@ -146,7 +176,7 @@ Deno.test({
       assert.ok((await Deno.stat(join(run.path, f))).size > 0, `${f} missing`);
     }
     for (const r of summary) {
-      assert.ok(Number.isFinite(r.train_loss) && r.agreement >= 0 && r.agreement <= 1);
+      assert.ok(Number.isFinite(r.train_ce) && r.agreement >= 0 && r.agreement <= 1);
     }
   },
 });
