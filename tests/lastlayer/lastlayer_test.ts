@@ -12,7 +12,6 @@ import {
   signedDistance,
 } from "../../lib/lastlayer/geometry.ts";
 import { compare, fitFeatureSvm } from "../../lib/lastlayer/experiment.ts";
-import { gaussianBlobs } from "../../lib/data/synthetic.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 await initBackend("native", { log: null });
