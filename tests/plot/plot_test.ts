@@ -7,7 +7,7 @@ import {
   lineFigure,
   tableFigure,
 } from "../../lib/plot/figures.ts";
-import { figuresHtml, writeFiguresHtml } from "../../lib/plot/html.ts";
+import { figuresHtml, PLOTLY_FILE, plotlyJs, writeFiguresHtml } from "../../lib/plot/html.ts";
 import { show } from "../../lib/plot/notebook.ts";
 
 const line = lineFigure([{ name: "test acc", x: [1, 2], y: [0.5, 0.75] }], {
@@ -53,9 +53,18 @@ Deno.test("figure builders produce the expected traces", async () => {
     points: { x: [0, 1], y: [0, 1], label: [0, 1] },
   });
   assert.deepStrictEqual(dr.data.map((d) => d.type), ["heatmap", "scattergl", "scattergl"]);
+  // pages in one folder share one plotly copy beside them
   const dir = await Deno.makeTempDir();
   await writeFiguresHtml(join(dir, "f.html"), line);
-  assert.ok((await Deno.stat(join(dir, "f.html"))).size > 3_000_000);
+  await writeFiguresHtml(join(dir, "g.html"), dr);
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assert.deepStrictEqual(files, ["f.html", "g.html", PLOTLY_FILE]);
+  assert.strictEqual(await Deno.readTextFile(join(dir, PLOTLY_FILE)), plotlyJs());
+  for (const page of ["f.html", "g.html"]) {
+    const html = await Deno.readTextFile(join(dir, page));
+    assert.ok(html.length < 100_000, `${page} inlines plotly`);
+    assert.ok(html.includes(`<script src="${PLOTLY_FILE}"></script>`));
+  }
 });
 
 Deno.test("show() gives the Jupyter kernel an HTML bundle with the figure", () => {
