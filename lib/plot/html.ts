@@ -7,7 +7,6 @@
  * @module
  */
 
-import pkg from "plotly.js-dist-min/package.json" with { type: "json" };
 import { createRequire } from "node:module";
 import type { Figure } from "./figures.ts";
 import { dirname, join } from "node:path";
@@ -27,9 +26,6 @@ export function plotlyJs(): string {
   }
   return plotlySource;
 }
-
-/** Version of the bundled plotly.js. */
-export const PLOTLY_VERSION: string = pkg.version;
 
 function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Callback, EpochRecord, TrainState } from "./fit.ts";
+import type { Callback, EpochRecord } from "./fit.ts";
 
 /** A rung of a ladder: the target and what was reached. */
 export interface Rung {
@@ -46,11 +46,6 @@ export function ladderCallback(o: {
       if (o.stopWhenDone && rungs.length === targets.length) return "stop";
     },
   };
-}
-
-/** The rungs reached so far. */
-export function ladderOf(state: TrainState): Rung[] {
-  return (state.extra.ladder ?? []) as Rung[];
 }
 
 /** Stops when `metric` has not improved by `minDelta` for `patience` epochs. */

@@ -25,22 +25,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
-/** Synchronous twin of {@link writeFileAtomic}, for exit handlers. */
-export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
-  Deno.mkdirSync(dirname(path), { recursive: true });
-  const tmp = tempPathFor(path);
-  try {
-    if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
-    else Deno.writeFileSync(tmp, data);
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* already gone */ }
-    throw e;
-  }
-}
-
 /** Writes `value` as pretty JSON, atomically. */
 export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   return writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");

@@ -20,22 +20,6 @@ type KernelArgs = {
 type KernelFn = (args: KernelArgs) => tf.TensorInfo;
 type MultiKernelFn = (args: KernelArgs) => tf.TensorInfo[];
 
-/** Kernel names this module replaces on the wasm backend. */
-export const NATIVE_KERNEL_NAMES = [
-  "Conv2D",
-  "FusedConv2D",
-  "Conv2DBackpropInput",
-  "Conv2DBackpropFilter",
-  "BatchMatMul",
-  "_FusedMatMul",
-  "MaxPoolGrad",
-  "Sum",
-  "Slice",
-  "Tile",
-  "GradlabIm2Col",
-  "GradlabPerExampleGrads",
-] as const;
-
 /** One layer of a "GradlabPerExampleGrads" call (see lib/gradients/per_example.ts). */
 export interface PerExampleLayerAttr {
   kind: "conv" | "dense";
