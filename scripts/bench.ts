@@ -12,23 +12,17 @@
  * @module
  */
 
-import { benchGunnBlock } from "../lib/bench/w4_gunn.ts";
+import { benchGunnBlock } from "./bench/w4_gunn.ts";
 import { join } from "node:path";
 import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { initBackend } from "../lib/backend/select.ts";
-import { benchInfer, benchTrain } from "../lib/bench/w1_w2.ts";
-import { benchConvLayers } from "../lib/bench/conv_layers.ts";
-import { benchPerExample, W3_MODELS } from "../lib/bench/w3_pergrad.ts";
-import { benchStream } from "../lib/bench/w3_stream.ts";
-import { type GemmCall, recordGemmCalls, timeGemmCalls } from "../lib/bench/gemm.ts";
+import { benchInfer, benchTrain } from "./bench/w1_w2.ts";
+import { benchConvLayers } from "./bench/conv_layers.ts";
+import { benchPerExample, W3_MODELS } from "./bench/w3_pergrad.ts";
+import { benchStream } from "./bench/w3_stream.ts";
+import { type GemmCall, recordGemmCalls, timeGemmCalls } from "./bench/gemm.ts";
 import { openSystemBlas } from "../lib/backend/native/blas.ts";
-import {
-  benchSvm,
-  drawSvmData,
-  peerSvmLine,
-  readSvmDump,
-  type SvmData,
-} from "../lib/bench/w5_svm.ts";
+import { benchSvm, drawSvmData, peerSvmLine, readSvmDump, type SvmData } from "./bench/w5_svm.ts";
 import {
   PEER_FULL_MATRIX_METHODS,
   peerModelLines,
@@ -36,12 +30,12 @@ import {
   peerUnavailable,
   peerW3Lines,
   runPeerScript,
-} from "../lib/bench/peer.ts";
-import { type BenchContext, type BenchLine, dateUtc } from "../lib/bench/result.ts";
-import { median } from "../lib/bench/timing.ts";
+} from "./bench/peer.ts";
+import { type BenchContext, type BenchLine, dateUtc } from "./bench/result.ts";
+import { median } from "./bench/timing.ts";
 import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
-import type { BenchModelName } from "../lib/models/bench_models.ts";
+import type { BenchModelName } from "./bench/models.ts";
 
 const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W4", "W5", "Wgemm"] as const;
 const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];

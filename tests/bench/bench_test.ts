@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { benchSvm, drawSvmData, readSvmDump } from "../../lib/bench/w5_svm.ts";
+import { benchSvm, drawSvmData, readSvmDump } from "../../scripts/bench/w5_svm.ts";
 
 Deno.test("W5 data: balanced labels, each class scattered around its own centre", () => {
   const d = 16, classes = 4, n = 400;

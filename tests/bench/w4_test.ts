@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend/select.ts";
-import { w4Block, w4Params } from "../../lib/bench/w4_gunn.ts";
+import { w4Block, w4Params } from "../../scripts/bench/w4_gunn.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 await initBackend("cpu", { log: null });

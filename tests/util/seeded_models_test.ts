@@ -6,7 +6,7 @@ import assert from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend/select.ts";
 import { cnnCifar } from "../../lib/models/cnn_cifar.ts";
-import { buildBenchModel } from "../../lib/models/bench_models.ts";
+import { buildBenchModel } from "../../scripts/bench/models.ts";
 import { gunnNetwork, MINI_GUNN } from "../../lib/models/gunn.ts";
 import { tfSeed } from "../../lib/util/rng.ts";
 

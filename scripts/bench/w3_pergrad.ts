@@ -13,10 +13,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { buildBenchModel } from "../models/bench_models.ts";
-import { cnnCifar, countParams } from "../models/cnn_cifar.ts";
-import { labelGradientBlocks, perExampleGradients } from "../gradients/per_example.ts";
-import { netFromModel } from "../gradients/network.ts";
+import { buildBenchModel } from "./models.ts";
+import { cnnCifar, countParams } from "../../lib/models/cnn_cifar.ts";
+import { labelGradientBlocks, perExampleGradients } from "../../lib/gradients/per_example.ts";
+import { netFromModel } from "../../lib/gradients/network.ts";
 import { fixedBatch } from "./w1_w2.ts";
 import { timeWindows } from "./timing.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";

@@ -11,8 +11,8 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTrain } from "../layers/batch_norm.ts";
-import { Rng } from "../util/rng.ts";
+import { batchNormTrain } from "../../lib/layers/batch_norm.ts";
+import { Rng } from "../../lib/util/rng.ts";
 import { timeWindows } from "./timing.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 

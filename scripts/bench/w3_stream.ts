@@ -8,10 +8,10 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { cnnCifar } from "../models/cnn_cifar.ts";
-import { gradientStream } from "../gradients/per_example.ts";
-import { GradientWriter } from "../gradients/store.ts";
-import { Rng } from "../util/rng.ts";
+import { cnnCifar } from "../../lib/models/cnn_cifar.ts";
+import { gradientStream } from "../../lib/gradients/per_example.ts";
+import { GradientWriter } from "../../lib/gradients/store.ts";
+import { Rng } from "../../lib/util/rng.ts";
 import { type BenchContext, type BenchLine, dateUtc } from "./result.ts";
 import { peakRssMiB, resetPeakRss, rssMiB } from "./memory.ts";
 

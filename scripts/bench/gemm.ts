@@ -15,9 +15,9 @@
  * @module
  */
 
-import { loadedNativeLib } from "../backend/select.ts";
-import type { ConvGeometry, NativeLib } from "../backend/native/ffi.ts";
-import type { SystemBlas } from "../backend/native/blas.ts";
+import { loadedNativeLib } from "../../lib/backend/select.ts";
+import type { ConvGeometry, NativeLib } from "../../lib/backend/native/ffi.ts";
+import type { SystemBlas } from "../../lib/backend/native/blas.ts";
 import { median } from "./timing.ts";
 import type { BenchLine } from "./result.ts";
 import { dateUtc } from "./result.ts";

@@ -6,9 +6,9 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { type BenchModelName, buildBenchModel } from "../models/bench_models.ts";
-import { Rng } from "../util/rng.ts";
-import { countParams } from "../models/cnn_cifar.ts";
+import { type BenchModelName, buildBenchModel } from "./models.ts";
+import { Rng } from "../../lib/util/rng.ts";
+import { countParams } from "../../lib/models/cnn_cifar.ts";
 import { timeWindows } from "./timing.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 

@@ -10,8 +10,8 @@
  */
 
 import { join } from "node:path";
-import { fitOneVsRest, predictMulticlass } from "../svm/multiclass.ts";
-import { Rng } from "../util/rng.ts";
+import { fitOneVsRest, predictMulticlass } from "../../lib/svm/multiclass.ts";
+import { Rng } from "../../lib/util/rng.ts";
 import { type BenchContext, type BenchLine, dateUtc } from "./result.ts";
 import { median } from "./timing.ts";
 

@@ -6,7 +6,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { tfSeed } from "../util/rng.ts";
+import { tfSeed } from "../../lib/util/rng.ts";
 
 /** Names of the benchmark models. */
 export type BenchModelName = "cifar_cnn" | "mnist_cnn";
