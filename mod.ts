@@ -169,3 +169,70 @@ export {
 export { gradNetOnSnapshot, type Setting } from "./lib/gradnet/experiment.ts";
 export { lineChartSvg } from "./lib/plot/svg.ts";
 export { variableFrom } from "./lib/util/tensors.ts";
+
+// Per-example gradients, sparsification and normalisation (GradNet's features)
+export {
+  type ActivationName,
+  netFromModel,
+  type NetOp,
+  UnsupportedModelError,
+} from "./lib/gradients/network.ts";
+export {
+  allLabelGradients,
+  type GradientLayout,
+  gradientLayout,
+  gradientStream,
+  labelGradientBlocks,
+  type LayoutBlock,
+  perExampleGradients,
+  type PerExampleOptions,
+} from "./lib/gradients/per_example.ts";
+export { percentile, sparsifyRows } from "./lib/gradients/sparsify.ts";
+export {
+  type CoordinateStats,
+  type Normalization,
+  NORMALIZATIONS,
+  normalizeEntries,
+  type NormalizeOptions,
+  normalizeRows,
+  RunningStats,
+} from "./lib/gradients/normalize.ts";
+
+// Linear SVMs
+export {
+  type BiasMode,
+  type BinarySvm,
+  type BinarySvmOptions,
+  decisionFunction,
+  fitBinarySvm,
+  type SvmLoss,
+  SvmNotConvergedError,
+} from "./lib/svm/binary.ts";
+export {
+  type CrammerSingerOptions,
+  fitCrammerSinger,
+  fitOneVsRest,
+  type MulticlassSvm,
+  predictMulticlass,
+} from "./lib/svm/multiclass.ts";
+export {
+  fitMaxMarginMulticlass,
+  type MaxMarginFit,
+  type MaxMarginOptions,
+} from "./lib/svm/max_margin.ts";
+
+// Last layer = SVM: the metrics
+export {
+  angleDeg,
+  binaryOf,
+  closestPair,
+  gridAgreement,
+  type Linear2,
+  marginOffset,
+} from "./lib/lastlayer/geometry.ts";
+export {
+  compare,
+  crossEntropy,
+  type FeatureSvm,
+  fitFeatureSvm,
+} from "./lib/lastlayer/experiment.ts";

@@ -155,7 +155,19 @@ function checkStats(o: NormalizeOptions): void {
   }
 }
 
-/** Normalises `rows` ([count, P]) in place. */
+/**
+ * Normalises `rows` ([count, P]) in place; zeros (sparsified entries) stay zero.
+ *
+ * @example
+ * ```ts
+ * import { normalizeRows } from "./normalize.ts";
+ * const f = (a: number[]) => Float32Array.from(a);
+ * const stats = { count: 2, min: f([0, -2]), max: f([4, 2]), mean: f([2, 0]), std: f([2, 2]) };
+ * const rows = Float32Array.from([1, 0, 4, -2]);
+ * normalizeRows(rows, { kind: "scale", stats }); // (g − min) / (max − min), zeros kept
+ * if (rows.join() !== "0.25,0,1,0") throw new Error(rows.join());
+ * ```
+ */
 export function normalizeRows(rows: Float32Array, o: NormalizeOptions): void {
   if (o.kind === "none") return;
   checkStats(o);

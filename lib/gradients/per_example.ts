@@ -248,6 +248,21 @@ function labelTensor(labels: ArrayLike<number> | tf.Tensor1D, n: number, k: numb
 /**
  * ∂CE(f(x_i), y_i)/∂W for every example: a [N, P] matrix (and its layout).
  *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { perExampleGradients } from "./per_example.ts";
+ * const model = tf.sequential({
+ *   layers: [tf.layers.dense({ inputShape: [3], units: 2, kernelInitializer: "ones" })],
+ * });
+ * const x = tf.tensor2d([[1, 2, 3], [0, -1, 1]]);
+ * const { gradients, layout } = perExampleGradients(model, x, [0, 1], { includeBias: true });
+ * // logits are equal, so p = (½, ½): example 0 (label 0) has ∂/∂W[j][k] = x_j · (p_k − δ_k0)
+ * const g = await gradients.data();
+ * const want = [-0.5, 0.5, -1, 1, -1.5, 1.5]; // kernel [3][2], then the bias block
+ * if (layout.size !== 8 || want.some((v, i) => Math.abs(g[i] - v) > 1e-6)) throw new Error("wrong");
+ * ```
+ *
  * @param model a sequential TF.js model (or operations from {@link netFromModel})
  * @param x a batch [N, ...input shape]
  * @param labels N integer labels

@@ -62,6 +62,16 @@ export function percentile(values: Float32Array, p: number, scratch?: Float32Arr
  * Zeroes, in place, every entry of each layer block that is not among the top `q` % by
  * magnitude (|g| must exceed the block's (100 − q)th percentile of |g|).
  *
+ * @example
+ * ```ts
+ * import { sparsifyRows } from "./sparsify.ts";
+ * const row = Float32Array.from([0.1, -5, 0.2, 3, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8]);
+ * const block = { op: 0, layer: "d", kind: "dense" as const, part: "kernel" as const };
+ * const layout = { size: 10, blocks: [{ ...block, shape: [10], offset: 0, size: 10 }] };
+ * const kept = sparsifyRows(row, layout, 20, { native: false }); // the largest 20 %: −5 and 3
+ * if (kept !== 2 || row[1] !== -5 || row[3] !== 3 || row[9] !== 0) throw new Error("wrong");
+ * ```
+ *
  * @param rows [count, P] row-major
  * @param q percent kept, 0 < q ≤ 100 (GradNet: 15)
  * @param options.native false: the TypeScript implementation even when the native library is loaded

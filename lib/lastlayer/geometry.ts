@@ -41,6 +41,14 @@ export function signedDistance(w: ArrayLike<number>, b: number, p: ArrayLike<num
  * not parallel cross somewhere, so the offset is read at one place: `at`, a point projected first
  * onto the SVM's boundary — the middle of the support vectors is where the margin is decided.
  * NaN when the boundary is parallel to the SVM's normal.
+ *
+ * @example
+ * ```ts
+ * import { marginOffset } from "./geometry.ts";
+ * // SVM boundary x = 1, margin ½ (w = (2, 0)); a boundary at x = 1.25 is half a margin across
+ * const off = marginOffset({ w: [1, 0], b: -1.25 }, { w: [2, 0], b: -2 }, [0, 0]);
+ * if (Math.abs(off - 0.5) > 1e-12) throw new Error(`offset ${off}`);
+ * ```
  */
 export function marginOffset(
   boundary: { w: ArrayLike<number>; b: number },

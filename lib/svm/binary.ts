@@ -95,6 +95,16 @@ function primalValue(
 /**
  * Fits a binary linear SVM.
  *
+ * @example
+ * ```ts
+ * import { fitBinarySvm } from "./binary.ts";
+ * // two points, hard margin, free bias: w = 2(x₊ − x₋)/‖x₊ − x₋‖², the boundary at their midpoint
+ * const m = fitBinarySvm([3, 1, 1, 1], [1, -1], 2, 2, { C: 1e6, loss: "hinge", bias: "free" });
+ * if (Math.abs(m.w[0] - 1) > 1e-6 || Math.abs(m.w[1]) > 1e-6 || Math.abs(m.b + 2) > 1e-6) {
+ *   throw new Error(`w ${m.w}, b ${m.b}`);
+ * }
+ * ```
+ *
  * @param x [n, d] row-major features
  * @param y n labels (0/1 or ±1)
  */
