@@ -84,14 +84,16 @@ function choleskySolve(A: Float64Array, r: Float64Array, p: number): Float64Arra
  * @param y n labels in 0..K−1
  */
 export function fitMaxMarginMulticlass(
-  x: ArrayLike<number>,
+  xRaw: ArrayLike<number>,
   y: ArrayLike<number>,
   n: number,
   d: number,
   K: number,
   o: MaxMarginOptions = {},
 ): MaxMarginFit {
-  if (x.length !== n * d) throw new RangeError(`x has ${x.length} values, expected ${n}·${d}`);
+  if (xRaw.length !== n * d) {
+    throw new RangeError(`x has ${xRaw.length} values, expected ${n}·${d}`);
+  }
   if (y.length !== n) throw new RangeError(`${y.length} labels for ${n} examples`);
   for (let i = 0; i < n; i++) {
     if (!Number.isInteger(y[i]) || y[i] < 0 || y[i] >= K) {
@@ -99,6 +101,12 @@ export function fitMaxMarginMulticlass(
     }
   }
   const C = o.C ?? 1e6, tol = o.tol ?? 1e-9;
+  // The free biases make the problem translation invariant (w unchanged, b_c − w_c·μ): solving on
+  // centred features keeps the bias columns of the Newton system from nearly repeating the
+  // feature columns — uncentred features far from 0 stalled the centring steps.
+  const mu = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mu[k] += xRaw[i * d + k] / n;
+  const x = Float64Array.from({ length: n * d }, (_, q) => xRaw[q] - mu[q % d]);
   const p = K * (d + 1), bOff = K * d; // z = [w_0 … w_{K−1}, b_0 … b_{K−1}]
   // constraints j = (i, m), m ≠ y_i: g_j = a_j·z − 1 + ξ_j with a_j = +x_i at w_{y_i}, −x_i at w_m,
   // +1 at b_{y_i}, −1 at b_m
@@ -166,8 +174,10 @@ export function fitMaxMarginMulticlass(
     g[bOff + a] += w;
     g[bOff + c] -= w;
   };
-  let t = 1, steps = 0, converged = false;
-  const mu = 50;
+  // t·C ≈ 1 at the start: with t = 1 the slack term (C = 1e6) dwarfed the barrier, Newton asked
+  // for steps far outside the feasible region, and damped steps of 1e-6 stalled the centring
+  let t = Math.min(1, 1 / C), steps = 0, converged = false;
+  const tGrowth = 50;
   for (let outer = 0; outer < 60; outer++) {
     for (let inner = 0; inner < 100; inner++) {
       steps++;
@@ -242,7 +252,7 @@ export function fitMaxMarginMulticlass(
       converged = true;
       break;
     }
-    t *= mu;
+    t *= tGrowth;
   }
   if (!converged) {
     throw new Error(`max-margin solver: the barrier did not close its gap (bound ${(2 * m) / t})`);
@@ -255,11 +265,13 @@ export function fitMaxMarginMulticlass(
     multipliers[ci[j] * K + cm[j]] = 1 / (t * (margin(z, j) - 1 + xi[j]));
   }
   const W = Array.from({ length: K }, (_, c) => z.slice(c * d, (c + 1) * d));
+  const b = z.slice(bOff);
+  for (let c = 0; c < K; c++) for (let k = 0; k < d; k++) b[c] -= W[c][k] * mu[k];
   let wsq = 0;
   for (let k = 0; k < bOff; k++) wsq += z[k] * z[k];
   return {
     W,
-    b: z.slice(bOff),
+    b,
     classes: K,
     gap: (2 * m) / t,
     converged,

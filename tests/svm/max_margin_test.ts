@@ -5,6 +5,7 @@
 
 import assert from "node:assert";
 import { fitMaxMarginMulticlass } from "../../lib/svm/max_margin.ts";
+import { fitBinarySvm } from "../../lib/svm/binary.ts";
 import { gaussianBlobs } from "../../lib/data/synthetic.ts";
 
 const TRIANGLE = [[0, 1], [-Math.sqrt(3) / 2, -0.5], [Math.sqrt(3) / 2, -0.5]];
@@ -106,4 +107,33 @@ Deno.test("max margin: overlapping classes are the large-C limit, flagged not se
   const m = fitMaxMarginMulticlass(b.x, b.y, b.n, 2, 3);
   assert.strictEqual(m.separable, false);
   assert.ok(m.maxSlack > 0.1, `largest slack ${m.maxSlack}`);
+});
+
+Deno.test("max margin: badly scaled, uncentred features (one coordinate ~100, one ~0.03) = SMO's hard margin", () => {
+  // the shape of a 2-D feature layer after x² units: a wide coordinate far from 0 and a narrow one
+  const n = 400, x = new Float64Array(2 * n), y: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const pos = i % 2 === 1;
+    x[2 * i] = pos ? 4 + ((i * 37) % 140) : ((i * 13) % 200) / 100;
+    x[2 * i + 1] = 0.02 + 0.02 * (((i * 7) % 100) / 100);
+    y.push(pos ? 1 : 0);
+  }
+  const m = fitMaxMarginMulticlass(x, y, n, 2, 2);
+  const s = fitBinarySvm(x, y, n, 2, {
+    C: 1e6,
+    loss: "hinge",
+    bias: "free",
+    tol: 1e-9,
+    maxIter: 5000,
+  });
+  assert.ok(m.separable && s.converged);
+  const u = [m.W[1][0] - m.W[0][0], m.W[1][1] - m.W[0][1]];
+  const angle = (Math.acos(
+    Math.min(
+      1,
+      (u[0] * s.w[0] + u[1] * s.w[1]) / Math.hypot(u[0], u[1]) / Math.hypot(s.w[0], s.w[1]),
+    ),
+  ) * 180) / Math.PI;
+  assert.ok(angle < 0.5, `angle ${angle}°`);
+  assert.ok(Math.abs(m.b[1] - m.b[0] - s.b) < 1e-2, `b ${m.b[1] - m.b[0]} vs ${s.b}`);
 });
