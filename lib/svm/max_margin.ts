@@ -178,7 +178,11 @@ export function fitMaxMarginMulticlass(
   // for steps far outside the feasible region, and damped steps of 1e-6 stalled the centring
   let t = Math.min(1, 1 / C), steps = 0, converged = false;
   const tGrowth = 50;
+  // the gap bound 2m/t holds only on the central path: an outer step whose centring has not
+  // converged is repeated at the same t (up to 5 times) and never ends the solve
+  let centred = false, retries = 0;
   for (let outer = 0; outer < 60; outer++) {
+    centred = false;
     for (let inner = 0; inner < 100; inner++) {
       steps++;
       // gradient and the Hessian reduced over the slacks
@@ -222,7 +226,10 @@ export function fitMaxMarginMulticlass(
         dxi[j] = (-gxi[j] - ad[j] / (G[j] * G[j])) / Dx[j];
         decrement -= gxi[j] * dxi[j];
       }
-      if (decrement / 2 < 1e-10) break;
+      if (decrement / 2 < 1e-10) {
+        centred = true;
+        break;
+      }
       // backtracking: stay strictly feasible, then Armijo on the barrier function
       let s = 1;
       for (let j = 0; j < m; j++) {
@@ -245,6 +252,11 @@ export function fitMaxMarginMulticlass(
       for (let k = 0; k < p; k++) z[k] += s * dz[k];
       for (let j = 0; j < m; j++) xi[j] += s * dxi[j];
     }
+    if (!centred) {
+      if (++retries > 5) break;
+      outer--;
+      continue;
+    }
     // the barrier's duality-gap bound is 2m/t
     let slackCost = 0;
     for (let j = 0; j < m; j++) slackCost += C * xi[j];
@@ -255,7 +267,11 @@ export function fitMaxMarginMulticlass(
     t *= tGrowth;
   }
   if (!converged) {
-    throw new Error(`max-margin solver: the barrier did not close its gap (bound ${(2 * m) / t})`);
+    throw new Error(
+      centred
+        ? `max-margin solver: the barrier did not close its gap (bound ${(2 * m) / t})`
+        : `max-margin solver: Newton's method did not centre at t = ${t} (badly scaled features?)`,
+    );
   }
   let maxSlack = 0, slackSum = 0;
   const multipliers = new Float64Array(n * K);

@@ -110,12 +110,13 @@ Deno.test("max margin: overlapping classes are the large-C limit, flagged not se
 });
 
 Deno.test("max margin: badly scaled, uncentred features (one coordinate ~100, one ~0.03) = SMO's hard margin", () => {
-  // the shape of a 2-D feature layer after x² units: a wide coordinate far from 0 and a narrow one
-  const n = 400, x = new Float64Array(2 * n), y: number[] = [];
+  // the shape of a 2-D feature layer after x² units: one class collapsed near a point, the other
+  // spread along a wide coordinate far from 0, the second coordinate narrow (A-annuli's φ)
+  const n = 6000, x = new Float64Array(2 * n), y: number[] = [];
   for (let i = 0; i < n; i++) {
     const pos = i % 2 === 1;
-    x[2 * i] = pos ? 4 + ((i * 37) % 140) : ((i * 13) % 200) / 100;
-    x[2 * i + 1] = 0.02 + 0.02 * (((i * 7) % 100) / 100);
+    x[2 * i] = pos ? 3 + ((i * 37) % 1400) / 10 : 1e-6 * (i % 50);
+    x[2 * i + 1] = pos ? 0.03 + 0.013 * (((i * 7) % 100) / 100) : 0.0205 + 1e-5 * (i % 13);
     y.push(pos ? 1 : 0);
   }
   const m = fitMaxMarginMulticlass(x, y, n, 2, 2);
