@@ -226,10 +226,7 @@ export function fitMaxMarginMulticlass(
         dxi[j] = (-gxi[j] - ad[j] / (G[j] * G[j])) / Dx[j];
         decrement -= gxi[j] * dxi[j];
       }
-      if (decrement / 2 < 1e-10) {
-        centred = true;
-        break;
-      }
+
       // backtracking: stay strictly feasible, then Armijo on the barrier function
       let s = 1;
       for (let j = 0; j < m; j++) {
@@ -248,6 +245,13 @@ export function fitMaxMarginMulticlass(
         return f;
       };
       const f0 = along(0);
+      // centred when Newton's decrement (≈ the barrier function's distance to its minimum) is
+      // negligible relative to the function itself: at large t an absolute bound is below
+      // float64's resolution of it
+      if (decrement / 2 < Math.max(1e-10, 1e-13 * Math.abs(f0))) {
+        centred = true;
+        break;
+      }
       for (let ls = 0; ls < 60 && along(s) > f0 - 0.25 * s * decrement; ls++) s *= 0.5;
       for (let k = 0; k < p; k++) z[k] += s * dz[k];
       for (let j = 0; j < m; j++) xi[j] += s * dxi[j];
