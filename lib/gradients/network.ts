@@ -54,6 +54,7 @@ export type NetOp =
 
 /** A model that is not supported, with the reason. */
 export class UnsupportedModelError extends Error {
+  /** the error's name */
   override name = "UnsupportedModelError";
 }
 

@@ -16,16 +16,22 @@
 
 import type { GradientLayout } from "./per_example.ts";
 
-/** Normalisation names. */
+/** Normalisation names (the GradNet paper's study). */
 export const NORMALIZATIONS = ["none", "scale", "std", "std_l2", "power", "scale_power"] as const;
+/** One of {@link NORMALIZATIONS}. */
 export type Normalization = typeof NORMALIZATIONS[number];
 
 /** Per-coordinate statistics. */
 export interface CoordinateStats {
+  /** rows seen */
   count: number;
+  /** smallest value per coordinate */
   min: Float32Array;
+  /** largest value per coordinate */
   max: Float32Array;
+  /** mean per coordinate */
   mean: Float32Array;
+  /** population standard deviation per coordinate */
   std: Float32Array;
 }
 
@@ -40,6 +46,7 @@ export class RunningStats {
   private sparseRows = 0;
   private nonzero: Uint32Array | null = null;
 
+  /** Statistics over rows of `size` coordinates. */
   constructor(readonly size: number) {
     this.mn = new Float32Array(size).fill(Infinity);
     this.mx = new Float32Array(size).fill(-Infinity);
@@ -110,11 +117,13 @@ export class RunningStats {
 
 /** Options of {@link normalizeRows}. */
 export interface NormalizeOptions {
+  /** which normalisation */
   kind: Normalization;
   /** statistics (needed by scale, std, std_l2, scale_power) */
   stats?: CoordinateStats;
   /** power exponent (power: 0.125, scale_power: 0.5) */
   exponent?: number;
+  /** the row layout (std_l2: per-layer L2 norms) */
   layout?: GradientLayout;
 }
 

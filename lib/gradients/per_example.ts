@@ -26,18 +26,25 @@ import { backward, forward, netFromModel, type NetOp, type Tape } from "./networ
 export interface LayoutBlock {
   /** index of the operation in the network */
   op: number;
+  /** name of its layer */
   layer: string;
+  /** kind of its layer */
   kind: "conv" | "dense";
+  /** which weight tensor */
   part: "kernel" | "bias";
   /** shape of the block in the row's coordinate order (see the module doc) */
   shape: number[];
+  /** first coordinate in the row */
   offset: number;
+  /** number of coordinates */
   size: number;
 }
 
 /** The blocks of a gradient row and its length P. */
 export interface GradientLayout {
+  /** the blocks, in row order */
   blocks: LayoutBlock[];
+  /** row length P */
   size: number;
 }
 

@@ -117,9 +117,11 @@ function nnLinear(W: number[][], b: number[]): Linear2 {
 
 /** The reference SVM fitted on the features, as a 2-D linear layer. */
 export interface FeatureSvm {
+  /** the SVM as a 2-D linear layer */
   model: Linear2;
   /** the barrier's duality-gap bound at exit */
   gap: number;
+  /** the solver closed its gap */
   converged: boolean;
   /** φ separable: the hard-margin SVM; otherwise the large-C limit */
   separable: boolean;

@@ -9,7 +9,9 @@
 
 /** A linear classifier on 2-D features: scores s_k(φ) = W[k]·φ + b[k] (W: [K][2]). */
 export interface Linear2 {
+  /** one 2-D weight vector per class */
   W: number[][];
+  /** one bias per class */
   b: number[];
 }
 

@@ -27,8 +27,11 @@ export type BiasMode = "free" | "regularized" | "none";
 
 /** Options of {@link fitBinarySvm}. */
 export interface BinarySvmOptions {
+  /** slack penalty (default 1; 1e6 ≈ hard margin) */
   C?: number;
+  /** hinge or squared hinge (default squared hinge, as LinearSVC) */
   loss?: SvmLoss;
+  /** free, regularised (default) or none */
   bias?: BiasMode;
   /** value of the constant feature for `bias: "regularized"` (scikit-learn's intercept_scaling) */
   biasScale?: number;
@@ -36,21 +39,29 @@ export interface BinarySvmOptions {
   tol?: number;
   /** sweeps (coordinate descent) or pair updates ÷ n (SMO) before giving up */
   maxIter?: number;
+  /** seed of the coordinate order */
   seed?: number;
 }
 
 /** A fitted binary SVM: decision f(x) = w·x + b, positive class where f > 0. */
 export interface BinarySvm {
+  /** weights */
   w: Float64Array;
+  /** intercept */
   b: number;
+  /** dual variables */
   alpha: Float64Array;
   /** indices of the examples with α > 0 */
   supportVectors: number[];
+  /** primal objective at exit */
   primal: number;
+  /** dual objective at exit */
   dual: number;
   /** P − D ≥ 0 */
   gap: number;
+  /** sweeps (coordinate descent) or pair updates (SMO) */
   iterations: number;
+  /** the gap reached the tolerance */
   converged: boolean;
 }
 
@@ -289,6 +300,7 @@ function finish(
 
 /** SMO stopped at its pair-update cap before its duality gap reached the tolerance. */
 export class SvmNotConvergedError extends Error {
+  /** the error's name */
   override name = "SvmNotConvergedError";
 }
 

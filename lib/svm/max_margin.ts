@@ -47,6 +47,7 @@ export interface MaxMarginFit extends MulticlassSvm {
   objective: number;
   /** multiplier of constraint (i, m) at index i·K + m (0 for m = y_i) */
   multipliers: Float64Array;
+  /** Newton steps taken */
   newtonSteps: number;
 }
 

@@ -15,11 +15,17 @@ import { Rng } from "../util/rng.ts";
 
 /** A multi-class linear model: scores s_m(x) = W[m]·x + b[m], prediction argmax. */
 export interface MulticlassSvm {
+  /** one weight vector per class */
   W: Float64Array[];
+  /** one intercept per class */
   b: Float64Array;
+  /** number of classes */
   classes: number;
+  /** duality gap (or its bound) at exit */
   gap: number;
+  /** the gap reached the tolerance */
   converged: boolean;
+  /** iterations (solver-specific) */
   iterations: number;
 }
 
@@ -51,12 +57,17 @@ export function fitOneVsRest(
 
 /** Options of {@link fitCrammerSinger}. */
 export interface CrammerSingerOptions {
+  /** slack penalty (default 1) */
   C?: number;
   /** "regularized": a constant feature of value `biasScale`; "none": no intercept */
   bias?: "regularized" | "none";
+  /** value of the constant feature (default 1) */
   biasScale?: number;
+  /** relative duality-gap tolerance */
   tol?: number;
+  /** sweeps before giving up */
   maxIter?: number;
+  /** seed of the example order */
   seed?: number;
 }
 
