@@ -12,7 +12,7 @@
  * @module
  */
 
-import { benchGunnBlock } from "./bench/w4_gunn.ts";
+import { benchGunnBlock, benchGunnStep } from "./bench/w4_gunn.ts";
 import { join } from "node:path";
 import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { initBackend } from "../lib/backend/select.ts";
@@ -37,7 +37,18 @@ import { projectRoot } from "../lib/util/paths.ts";
 import { UserError } from "../lib/util/errors.ts";
 import type { BenchModelName } from "./bench/models.ts";
 
-const WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W3stream", "W4", "W5", "Wgemm"] as const;
+const WORKLOADS = [
+  "W1",
+  "W1conv",
+  "W2",
+  "W3",
+  "W3g",
+  "W3stream",
+  "W4",
+  "W4step",
+  "W5",
+  "Wgemm",
+] as const;
 const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];
 
 const spec = {
@@ -113,6 +124,7 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
       if (w === "W3") lines.push(...(await benchPerExample(ctx, m, cfg.w3Variants)));
     }
     if (w === "W4") lines.push(...(await benchGunnBlock(ctx)));
+    if (w === "W4step") lines.push(...(await benchGunnStep(ctx)));
     if (w === "Wgemm" && ctx.backend === "native") lines.push(...(await gemmLines(ctx, cfg)));
     if (w === "W3stream") {
       for (const n of cfg.streamN) {
