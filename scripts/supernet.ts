@@ -60,9 +60,11 @@ export const DEFAULTS = {
   evalImages: 200,
   batch: 20,
   lr: 1e-4,
-  adaptSteps: 1000,
-  adaptEvalPoints: 10,
-  scratchLr: 0,
+  adaptMaxSteps: 4000,
+  adaptEvalEvery: 100,
+  adaptPatience: 5,
+  adaptLrs: [1e-4, 1e-3, 1e-2, 1e-1],
+  valImages: 500,
   seeds: 3,
   arms: [...ARMS] as string[],
   checkpointEvery: 500,
@@ -85,9 +87,13 @@ const DOCS: Record<keyof SuperNetConfig, string> = {
   evalImages: "test images per task in that evaluation (0: all)",
   batch: "images per step, drawn with replacement from one task (the original: 20)",
   lr: "RMSProp learning rate of every phase (the original: 1e-4)",
-  adaptSteps: "steps of every adaptation arm (the original: 1,000)",
-  adaptEvalPoints: "test evaluations along each adaptation",
-  scratchLr: "learning rate of the scratch arm (0: same as --lr)",
+  adaptMaxSteps: "step budget of each adaptation run (the original: 1,000 steps in all)",
+  adaptEvalEvery: "validate an adaptation run every this many steps",
+  adaptPatience: "stop an adaptation run after this many validations without a lower loss",
+  adaptLrs:
+    "RMSProp learning rates tried for each arm that trains; the validation loss picks one (the original: 1e-4 for all)",
+  valImages:
+    "validation images carved from the held-out task's training images (at most a fifth); the test images score each arm once",
   seeds: "seeds --seed, --seed+1, …; each trains its own generator",
   arms: "adaptation arms: z-only, z+G, scratch, random-z, twin-z",
   checkpointEvery: "checkpoint the generator every this many steps",
@@ -113,9 +119,11 @@ const SPEC = {
     evalImages: { min: 1 },
     batch: { min: 1, max: 4096 },
     lr: { min: 0, minOpen: true },
-    adaptSteps: { min: 1 },
-    adaptEvalPoints: { min: 1 },
-    scratchLr: { min: 0 },
+    adaptMaxSteps: { min: 0 },
+    adaptEvalEvery: { min: 1 },
+    adaptPatience: { min: 1 },
+    adaptLrs: { min: 0, minOpen: true },
+    valImages: { min: 1 },
     seeds: { min: 1 },
     checkpointEvery: { min: 1 },
   },
@@ -127,8 +135,10 @@ const SPEC = {
     "evalEvery",
     "evalImages",
     "batch",
-    "adaptSteps",
-    "adaptEvalPoints",
+    "adaptMaxSteps",
+    "adaptEvalEvery",
+    "adaptPatience",
+    "valImages",
     "seeds",
     "checkpointEvery",
   ] as const,
@@ -138,8 +148,11 @@ const SPEC = {
       steps: 60,
       evalEvery: 30,
       evalImages: 20,
-      adaptSteps: 20,
-      adaptEvalPoints: 2,
+      adaptMaxSteps: 20,
+      adaptEvalEvery: 10,
+      adaptPatience: 2,
+      adaptLrs: [1e-3, 1e-2],
+      valImages: 20,
       seeds: 1,
       checkpointEvery: 30,
     },
@@ -154,7 +167,7 @@ const SPEC = {
   } as Record<string, Partial<SuperNetConfig>>,
   presetDocs: {
     smoke: "seconds: synthetic 16×16 images, 4 classes",
-    default: "MNIST class pairs, 10,000 generator steps, 3 seeds: about 15 min on 2 cores",
+    default: "MNIST class pairs, 10,000 generator steps, 3 seeds, arms tuned over 4 learning rates",
     paper: "CIFAR-100 consecutive pairs, raw pixels, 50,000 steps (the original's schedule)",
   },
 };
@@ -223,19 +236,48 @@ interface ArmRow {
   arm: Arm;
   testAcc: number[];
   mean: number;
+  /** sample standard deviation over seeds (NaN for one seed) */
+  sd: number;
+  /** learning rate chosen on validation, per seed (null: the arm does not train) */
+  lr: (number | null)[];
+  /** step of the kept weights, per seed */
+  step: number[];
 }
 
-function reportMarkdown(title: string, rows: ArmRow[], seeds: number[], seconds: number): string {
+function meanSd(xs: number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1
+    ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
+    : NaN;
+  return { mean, sd };
+}
+
+function reportMarkdown(
+  title: string,
+  rows: ArmRow[],
+  seeds: number[],
+  seconds: number,
+  ceiling: number[],
+): string {
   const pct = (v: number) => (100 * v).toFixed(1);
+  const c = meanSd(ceiling);
   const lines = [
     `### ${title}`,
     "",
-    "| held-out task | arm | test accuracy (mean) | per seed |",
-    "|---|---|---:|---|",
+    "| held-out task | arm | test accuracy, mean ± sd | per seed | lr (validation) | step kept |",
+    "|---|---|---:|---|---|---|",
     ...rows.map((r) =>
-      `| ${r.heldOut}: ${r.task} | ${r.arm} | ${pct(r.mean)} % | ${r.testAcc.map(pct).join(", ")} |`
+      `| ${r.heldOut}: ${r.task} | ${r.arm} | ${pct(r.mean)} ± ${
+        Number.isNaN(r.sd) ? "—" : pct(r.sd)
+      } % | ${r.testAcc.map(pct).join(", ")} | ${r.lr.map((v) => v ?? "—").join(", ")} | ${
+        r.step.join(", ")
+      } |`
     ),
     "",
+    `The generator's own accuracy on its training tasks' test images (the ceiling of z-only): ` +
+    `${pct(c.mean)} %${Number.isNaN(c.sd) ? "" : ` ± ${pct(c.sd)}`} over seeds.`,
+    "",
+    "The paper's claim: a new task is solved by optimising z alone, with the generator frozen.",
   ];
   for (const h of new Set(rows.map((r) => r.heldOut))) {
     const z = rows.find((r) => r.heldOut === h && r.arm === "z-only");
@@ -248,7 +290,13 @@ function reportMarkdown(title: string, rows: ArmRow[], seeds: number[], seconds:
       );
     }
   }
-  lines.push("", `seeds ${seeds.join(", ")}; wall time ${seconds.toFixed(0)} s`, "");
+  lines.push(
+    "",
+    `seeds ${seeds.join(", ")}; each arm that trains ran once per learning rate until its ` +
+      `validation loss stopped falling; the test images scored the chosen weights once; ` +
+      `wall time ${seconds.toFixed(0)} s`,
+    "",
+  );
   return lines.join("\n");
 }
 
@@ -279,7 +327,7 @@ export async function main(
   }
   const spec = classifierSpec([split.train.height, split.train.width, split.train.channels]);
   const title = `SuperNet on ${cfg.dataset} (${trained.length} training tasks, ${cfg.steps} ` +
-    `generator steps, ${cfg.adaptSteps} adaptation steps)`;
+    `generator steps, adaptation ≤ ${cfg.adaptMaxSteps} steps per learning rate)`;
   console.error(
     `${title}: classifier of ${spec.length} tensors, ${specSize(spec)} generated numbers; ` +
       `generator ${(cfg.zDim + 1) * specSize(spec)} parameters`,
@@ -318,11 +366,12 @@ export async function main(
         } catch { /* not run yet */ }
         if (!r) {
           r = await adaptArm(arm, G, spec, h.task, data, {
-            steps: cfg.adaptSteps,
-            evalPoints: cfg.adaptEvalPoints,
+            maxSteps: cfg.adaptMaxSteps,
+            evalEvery: cfg.adaptEvalEvery,
+            patience: cfg.adaptPatience,
+            lrs: cfg.adaptLrs,
+            valImages: cfg.valImages,
             batch: cfg.batch,
-            lr: cfg.lr,
-            scratchLr: cfg.scratchLr || undefined,
             seed,
             twinIndex: h.twinIndex,
             quiet: o.quiet,
@@ -335,7 +384,8 @@ export async function main(
           await run.writeJson(file, r);
           if (!o.quiet) {
             console.error(
-              `  seed ${seed}, ${h.task.name}, ${arm}: test accuracy ${r.testAcc.toFixed(4)}`,
+              `  seed ${seed}, ${h.task.name}, ${arm}: lr ${r.lr ?? "—"}, step ${r.step}, ` +
+                `test accuracy ${r.testAcc.toFixed(4)}`,
             );
           }
         }
@@ -352,32 +402,38 @@ export async function main(
   for (const h of heldOut) {
     const series = [], lossSeries = [];
     for (const arm of cfg.arms as Arm[]) {
-      const rs = seeds.map((s) => outcomes.get(`${h.task.id}-${arm}-seed${s}`)).filter((r) => r);
+      const rs = seeds.map((s) => outcomes.get(`${h.task.id}-${arm}-seed${s}`))
+        .filter((r): r is ArmOutcome => !!r);
       if (!rs.length) continue;
-      const acc = rs.map((r) => r!.testAcc);
+      const acc = rs.map((r) => r.testAcc);
       rows.push({
         heldOut: h.kind,
         task: h.task.name,
         arm,
         testAcc: acc,
-        mean: acc.reduce((a, b) => a + b, 0) / acc.length,
+        ...meanSd(acc),
+        lr: rs.map((r) => r.lr),
+        step: rs.map((r) => r.step),
       });
-      const c0 = rs[0]!.curve;
-      const mean = (key: "test_acc" | "test_loss") =>
-        c0.map((_, i) => rs.reduce((s, r) => s + r!.curve[i][key], 0) / rs.length);
-      series.push({ name: arm, x: c0.map((c) => c.step), y: mean("test_acc") });
-      lossSeries.push({ name: arm, x: c0.map((c) => c.step), y: mean("test_loss") });
+      // validation curves of every learning rate tried, first seed (the curves that prove the
+      // runs flattened)
+      for (const c of rs[0].valCurves) {
+        const name = `${arm}${c.lr === null ? "" : `, lr ${c.lr}`}`;
+        const x = c.points.map((p) => p.step);
+        lossSeries.push({ name, x, y: c.points.map((p) => p.val_loss) });
+        series.push({ name, x, y: c.points.map((p) => p.val_acc) });
+      }
     }
     lossFigures.push(lineFigure(lossSeries, {
-      title: `${h.kind} (${h.task.name}): test loss while adapting, mean over seeds`,
+      title: `${h.kind} (${h.task.name}): validation loss while adapting (seed ${seeds[0]})`,
       xTitle: "adaptation step",
       yTitle: "sigmoid cross-entropy",
       logY: true,
     }));
     figures.push(lineFigure(series, {
-      title: `${h.kind} (${h.task.name}): test accuracy while adapting, mean over seeds`,
+      title: `${h.kind} (${h.task.name}): validation accuracy while adapting (seed ${seeds[0]})`,
       xTitle: "adaptation step",
-      yTitle: "test accuracy",
+      yTitle: "validation accuracy",
     }));
   }
   figures.push(lineFigure(
@@ -389,18 +445,24 @@ export async function main(
     },
   ));
   figures.push(tableFigure(
-    ["held-out task", "arm", "mean test accuracy", "per seed"],
-    rows.map((
-      r,
-    ) => [`${r.heldOut}: ${r.task}`, r.arm, r.mean, r.testAcc.map((v) => v.toFixed(4)).join(", ")]),
+    ["held-out task", "arm", "mean test accuracy", "sd", "per seed", "lr"],
+    rows.map((r) => [
+      `${r.heldOut}: ${r.task}`,
+      r.arm,
+      r.mean,
+      r.sd,
+      r.testAcc.map((v) => v.toFixed(4)).join(", "),
+      r.lr.map((v) => v ?? "—").join(", "),
+    ]),
     "adaptation arms",
   ));
   figures.push(...lossFigures);
   const seconds = run.elapsed();
-  const markdown = reportMarkdown(title, rows, seeds, seconds);
+  const ceiling = genCurves.map((g) => g.acc.at(-1) ?? NaN);
+  const markdown = reportMarkdown(title, rows, seeds, seconds, ceiling);
   await writeFiguresHtml(run.file("summary.html"), figures, "SuperNet");
   await run.writeText("summary.md", markdown);
-  await run.complete({ title, rows, seconds });
+  await run.complete({ title, rows, seconds, generatorCeiling: ceiling });
   if (!o.quiet) console.log(markdown + `— ${run.path}`);
   return { run, title, rows, figures, markdown };
 }

@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { imageBatch, type ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
-import { type EpochRecord, fit } from "../train/fit.ts";
+import type { EpochRecord } from "../train/fit.ts";
 import { RmsProp } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { Rng } from "../util/rng.ts";
@@ -158,31 +158,99 @@ export type Arm = typeof ARMS[number];
 
 /** Options of {@link adaptArm}. */
 export interface AdaptOptions {
-  steps: number;
-  evalPoints: number;
+  /** step budget per learning rate */
+  maxSteps: number;
+  /** validate every this many steps */
+  evalEvery: number;
+  /** stop after this many validations without a lower validation loss */
+  patience: number;
   batch: number;
-  lr: number;
-  /** learning rate of the scratch arm (default: `lr`) */
-  scratchLr?: number;
+  /** learning rates tried for the arms that train (RMSProp), the best chosen on validation */
+  lrs: number[];
+  /** validation images carved from the task's training images (at most a fifth of them) */
+  valImages: number;
   seed: number;
   /** z index of the held-out task's flipped twin among the trained tasks, or −1 */
   twinIndex: number;
   quiet?: boolean;
 }
 
+/** One validation point of an adaptation run. */
+export interface ValPoint {
+  step: number;
+  val_acc: number;
+  val_loss: number;
+}
+
 /** What an arm reports. */
 export interface ArmOutcome {
   arm: Arm;
+  /** the learning rate chosen on validation (null: the arm does not train) */
+  lr: number | null;
+  /** the step whose weights were kept (lowest validation loss of the chosen learning rate) */
+  step: number;
+  /** why the chosen run ended: "patience" (validation loss flat), "budget" or "no training" */
+  stopped: "patience" | "budget" | "no training";
+  /** the test images scored once, with the chosen weights */
   testAcc: number;
   testLoss: number;
-  curve: { step: number; test_acc: number; test_loss: number }[];
+  /** validation curve of every learning rate tried */
+  valCurves: { lr: number | null; points: ValPoint[] }[];
   seconds: number;
   /** G's checksum before and after (z-only must leave it unchanged) */
   generatorBefore: string;
   generatorAfter: string;
 }
 
-/** Adapts to `task` with one arm; G is left as it was found (restored after `z+G`). */
+/** Accuracy and loss of weights `w` on images `idx` of `ds` (labels from `task`). */
+async function metricsOn(
+  w: () => tf.Tensor[],
+  task: Task,
+  ds: ImageDataset,
+  idx: ArrayLike<number>,
+  scaling: Scaling,
+  batch = 500,
+): Promise<{ acc: number; loss: number }> {
+  let correct = 0, loss = 0;
+  const all = Int32Array.from(idx);
+  for (let s = 0; s < all.length; s += batch) {
+    const part = all.subarray(s, s + batch);
+    const r = tf.tidy(() => {
+      const { x, y } = taskBatch(ds, task, part, scaling);
+      const logits = classifierLogits(x, w());
+      const hit = tf.equal(tf.greater(logits, 0).toFloat(), y).sum();
+      return tf.stack([hit.toFloat(), binaryLoss(logits, y).mul(part.length)]);
+    });
+    const [h, l] = await r.data();
+    r.dispose();
+    correct += h;
+    loss += l;
+  }
+  return { acc: correct / all.length, loss: loss / all.length };
+}
+
+/**
+ * The task's training images split into adaptation and validation images (seeded shuffle; the
+ * validation part at most a fifth).
+ */
+export function adaptationSplit(
+  task: Task,
+  valImages: number,
+  seed: number,
+): { train: Int32Array; val: Int32Array } {
+  const idx = Int32Array.from(task.train);
+  new Rng(seed * 31 + 7).shuffle(idx);
+  const v = Math.max(1, Math.min(valImages, Math.floor(idx.length / 5)));
+  return { val: idx.slice(0, v), train: idx.slice(v) };
+}
+
+/**
+ * Adapts to `task` with one arm. An arm that trains runs once per learning rate in `o.lrs`, each
+ * from the same start, validating every `evalEvery` steps on images carved from the task's training
+ * images and stopping when the validation loss has not fallen for `patience` validations (or at
+ * `maxSteps`); the learning rate and step with the lowest validation loss are kept, and only those
+ * weights are scored on the test images. G is left as it was found (restored after `z+G`).
+ */
 export async function adaptArm(
   arm: Arm,
   G: Generator,
@@ -193,68 +261,101 @@ export async function adaptArm(
 ): Promise<ArmOutcome> {
   const t0 = performance.now();
   const before = await G.checksum();
+  if (arm === "twin-z" && o.twinIndex < 0) {
+    throw new RangeError(`${task.name}: no trained twin for twin-z`);
+  }
+  const split = adaptationSplit(task, o.valImages, o.seed);
   const rng = new Rng(o.seed * 7 + 3);
   // the original: z = Dense(1 → 100)(1) = w + b with w Glorot-uniform (±√(6/101)), b = 0
   const lim = Math.sqrt(6 / (1 + G.zDim));
-  const z0 = tf.tensor1d(Float32Array.from({ length: G.zDim }, () => rng.uniform(-lim, lim)));
+  const zInit = Float32Array.from({ length: G.zDim }, () => rng.uniform(-lim, lim));
+  const z0 = tf.tensor1d(zInit);
   const z = tf.variable(z0, true);
   z0.dispose(); // the variable holds its own reference to the data
   const snapshot = arm === "z+G" ? await G.snapshot() : null;
   const own = arm === "scratch" ? initClassifierWeights(spec, o.seed + 11) : null;
-  const twinZ = arm === "twin-z" && o.twinIndex >= 0 ? oneHotZ(o.twinIndex, G.zDim) : null;
+  const ownInit = own ? await Promise.all(own.map((v) => v.data() as Promise<Float32Array>)) : null;
+  const twinZ = arm === "twin-z" ? oneHotZ(o.twinIndex, G.zDim) : null;
   const weights = () =>
     own ? own as tf.Tensor[] : G.generate(twinZ ?? (z as unknown as tf.Tensor1D));
-  const curve: ArmOutcome["curve"] = [];
-  const measure = async (step: number) => {
-    const m = await taskTestMetrics(weights, task, data);
-    curve.push({ step, test_acc: m.acc, test_loss: m.loss });
-    return m;
-  };
-  if (arm === "twin-z" && !twinZ) throw new RangeError(`${task.name}: no trained twin for twin-z`);
-  await measure(0);
   const params = arm === "z-only" ? [z] : arm === "z+G" ? [z, ...G.variables] : own;
-  if (params && o.steps > 0) {
-    const perEval = Math.max(1, Math.floor(o.steps / o.evalPoints));
-    const epochs = Math.ceil(o.steps / perEval);
-    const optimizer = new RmsProp(params, { rho: 0.9, epsilon: 1e-10, initialMeanSquare: 1 });
-    const bRng = new Rng(o.seed * 13 + 5);
-    await fit({
-      params,
-      optimizer,
-      baseLr: arm === "scratch" ? o.scratchLr ?? o.lr : o.lr,
-      schedule: { kind: "constant" },
-      epochs,
-      stepsPerEpoch: perEval,
-      rng: bRng,
-      label: `${task.name} ${arm}`,
-      quiet: o.quiet,
-      makeBatch(_e, _s, r) {
-        const idx = Array.from({ length: o.batch }, () => task.train[r.int(task.train.length)]);
-        return { ...taskBatch(data.train, task, idx, data.scaling), size: o.batch };
-      },
-      lossFn(b) {
-        const logits = classifierLogits(b.x, weights());
-        return {
-          loss: binaryLoss(logits, b.y),
-          correct: tf.equal(tf.greater(logits, 0).toFloat(), b.y).sum() as tf.Scalar,
-        };
-      },
-      async evaluate(epoch) {
-        const m = await measure((epoch + 1) * perEval);
-        return { test_acc: m.acc, test_loss: m.loss };
-      },
-    });
-    optimizer.dispose();
+  const val = () => metricsOn(weights, task, data.train, split.val, data.scaling);
+  // the weights an arm trains, copied to the host (the best of each run, then of all runs)
+  const save = async (): Promise<Float32Array[]> =>
+    Promise.all((params ?? []).map(async (p) => Float32Array.from(await p.data())));
+  const load = (w: Float32Array[]) =>
+    tf.tidy(() => (params ?? []).forEach((p, i) => p.assign(tf.tensor(w[i], p.shape))));
+  const valCurves: ArmOutcome["valCurves"] = [];
+  let best: { loss: number; lr: number | null; step: number; w: Float32Array[] } | null = null;
+  let stopped: ArmOutcome["stopped"] = "no training";
+  if (!params || o.maxSteps <= 0) {
+    const m = await val();
+    valCurves.push({ lr: null, points: [{ step: 0, val_acc: m.acc, val_loss: m.loss }] });
+  } else {
+    for (const lr of o.lrs) {
+      // every learning rate from the same start
+      tf.tidy(() => z.assign(tf.tensor1d(zInit)));
+      if (snapshot) G.restore(snapshot);
+      if (own && ownInit) {
+        tf.tidy(() => own.forEach((v, i) => v.assign(tf.tensor(ownInit[i], v.shape))));
+      }
+      const optimizer = new RmsProp(params, { rho: 0.9, epsilon: 1e-10, initialMeanSquare: 1 });
+      const bRng = new Rng(o.seed * 13 + 5);
+      const points: ValPoint[] = [];
+      let runBest: { loss: number; step: number; w: Float32Array[] } | null = null;
+      let since = 0, why: ArmOutcome["stopped"] = "budget";
+      for (let step = 0; step <= o.maxSteps; step++) {
+        if (step % o.evalEvery === 0 || step === o.maxSteps) {
+          const m = await val();
+          points.push({ step, val_acc: m.acc, val_loss: m.loss });
+          if (!runBest || m.loss < runBest.loss) {
+            runBest = { loss: m.loss, step, w: await save() };
+            since = 0;
+          } else if (++since >= o.patience) {
+            why = "patience";
+            break;
+          }
+        }
+        if (step === o.maxSteps) break;
+        const idx = Array.from(
+          { length: o.batch },
+          () => split.train[bRng.int(split.train.length)],
+        );
+        const { value, grads } = tf.variableGrads(() =>
+          tf.tidy(() => {
+            const { x, y } = taskBatch(data.train, task, idx, data.scaling);
+            return binaryLoss(classifierLogits(x, weights()), y);
+          }), params);
+        optimizer.apply(params.map((p) => grads[p.name]), lr);
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      optimizer.dispose();
+      valCurves.push({ lr, points });
+      if (!o.quiet) {
+        console.error(
+          `  ${task.name} ${arm}, lr ${lr}: best validation loss ${runBest!.loss.toFixed(4)} ` +
+            `at step ${runBest!.step} (${why === "patience" ? "flat" : "budget end"})`,
+        );
+      }
+      if (!best || runBest!.loss < best.loss) {
+        best = { loss: runBest!.loss, lr, step: runBest!.step, w: runBest!.w };
+        stopped = why;
+      }
+    }
+    load(best!.w);
   }
-  const last = curve.at(-1)!;
+  const test = await taskTestMetrics(weights, task, data);
   const after = await G.checksum();
   if (snapshot) G.restore(snapshot);
   tf.dispose([z, ...(own ?? []), ...(twinZ ? [twinZ] : [])]);
   return {
     arm,
-    testAcc: last.test_acc,
-    testLoss: last.test_loss,
-    curve,
+    lr: best?.lr ?? null,
+    step: best?.step ?? 0,
+    stopped,
+    testAcc: test.acc,
+    testLoss: test.loss,
+    valCurves,
     seconds: (performance.now() - t0) / 1000,
     generatorBefore: before,
     generatorAfter: after,

@@ -181,7 +181,8 @@ Deno.test("task builder: twins share images with complementary labels; pairs are
 });
 
 Deno.test({
-  name: "adaptation: z-only leaves G bit-identical and moves z; z+G changes G and restores it",
+  name:
+    "adaptation: z-only leaves G bit-identical and moves z; z+G changes G and restores it; the lr with the lowest validation loss is kept",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -202,13 +203,35 @@ Deno.test({
     const spec = classifierSpec([8, 8, 1], 4);
     const G = new Generator(spec, 5, 2);
     const start = await G.checksum();
-    const o = { steps: 6, evalPoints: 2, batch: 8, lr: 1e-2, seed: 1, twinIndex: -1, quiet: true };
+    const o = {
+      maxSteps: 6,
+      evalEvery: 3,
+      patience: 5,
+      lrs: [1e-3, 1e-2],
+      valImages: 30,
+      batch: 8,
+      seed: 1,
+      twinIndex: -1,
+      quiet: true,
+    };
     const t0 = tf.memory().numTensors;
     const zOnly = await adaptArm("z-only", G, spec, task, data, o);
     assert.equal(tf.memory().numTensors, t0, "z-only left tensors behind");
     assert.equal(zOnly.generatorBefore, start);
     assert.equal(zOnly.generatorAfter, start);
-    assert.notEqual(zOnly.curve[0].test_loss, zOnly.curve.at(-1)!.test_loss, "z did not move");
+    const pts = zOnly.valCurves[0].points;
+    assert.notEqual(pts[0].val_loss, pts.at(-1)!.val_loss, "z did not move");
+    // one validation curve per learning rate; the chosen one has the lowest validation loss
+    assert.deepEqual(zOnly.valCurves.map((c) => c.lr), [1e-3, 1e-2]);
+    const bestOf = (c: { points: { val_loss: number }[] }) =>
+      Math.min(...c.points.map((p) => p.val_loss));
+    const chosen = zOnly.valCurves.find((c) => c.lr === zOnly.lr)!;
+    assert.ok(zOnly.valCurves.every((c) => bestOf(c) >= bestOf(chosen)));
+    assert.equal(
+      chosen.points.find((p) => p.val_loss === bestOf(chosen))!.step,
+      zOnly.step,
+      "the kept step is the one with the lowest validation loss",
+    );
     const tensors = tf.memory().numTensors;
     const both = await adaptArm("z+G", G, spec, task, data, o);
     // restoring G after z+G once leaked one tensor per weight
@@ -216,7 +239,8 @@ Deno.test({
     assert.notEqual(both.generatorAfter, start, "z+G did not train G");
     assert.equal(await G.checksum(), start, "G not restored after z+G");
     const scratch = await adaptArm("scratch", G, spec, task, data, o);
-    assert.equal(scratch.curve.length, 3);
+    assert.equal(scratch.valCurves.length, 2);
+    assert.equal(scratch.valCurves[0].points.length, 3); // steps 0, 3, 6
     assert.equal(await G.checksum(), start);
     G.dispose();
   },
