@@ -281,7 +281,7 @@ export async function adaptArm(
   const params = arm === "z-only" ? [z] : arm === "z+G" ? [z, ...G.variables] : own;
   const val = () => metricsOn(weights, task, data.train, split.val, data.scaling);
   // the weights an arm trains, copied to the host (the best of each run, then of all runs)
-  const save = async (): Promise<Float32Array[]> =>
+  const save = (): Promise<Float32Array[]> =>
     Promise.all((params ?? []).map(async (p) => Float32Array.from(await p.data())));
   const load = (w: Float32Array[]) =>
     tf.tidy(() => (params ?? []).forEach((p, i) => p.assign(tf.tensor(w[i], p.shape))));

@@ -252,7 +252,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const { main, DEFAULTS, SUPERNET_SPEC } = await import("../../scripts/supernet.ts");
-    const cfg = { ...DEFAULTS, ...SUPERNET_SPEC.presets.smoke, steps: 30, adaptSteps: 10 };
+    const cfg = { ...DEFAULTS, ...SUPERNET_SPEC.presets.smoke, steps: 30, adaptMaxSteps: 10 };
     const a = await main({ ...cfg, out: await Deno.makeTempDir() }, { quiet: true });
     assert.equal(a.rows.length, 9); // 5 arms on the flipped twin, 4 on the unseen pair
     for (const f of ["summary.md", "summary.html", "generator-seed0-metrics.csv", "completed"]) {
