@@ -41,6 +41,7 @@ import {
   runExperiment,
 } from "../lib/lastlayer/experiment.ts";
 import { boundingBox, regionGrid } from "../lib/lastlayer/geometry.ts";
+import { type ExperimentCurves, lastLayerCurvesSvg } from "../lib/lastlayer/figures.ts";
 import { decisionRegionFigure, type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
 import { UserError } from "../lib/util/errors.ts";
@@ -407,6 +408,7 @@ export async function main(
   const { run, cfg } = await startRun("lastlayer", cfgIn, DEFAULTS as LastLayerConfig);
   const summary: SummaryRow[] = [];
   const figures: Record<string, Figure[]> = {};
+  const curves: ExperimentCurves[] = [];
   for (const id of cfg.experiments) {
     const file = `experiment-${id}.json`;
     let saved: {
@@ -503,6 +505,7 @@ export async function main(
       }
     }
     summary.push(...saved.summary);
+    curves.push({ id, rows: saved.rows });
     figures[id] = [
       ...regionFigures(`${saved.title}, trained`, saved.train),
       ...regionFigures(`${saved.title}, re-init arm`, saved.reinit),
@@ -510,6 +513,9 @@ export async function main(
     ];
   }
   const md = summaryMarkdown(summary);
+  const svg = lastLayerCurvesSvg(curves);
+  await run.writeText("angles.svg", svg.angles);
+  await run.writeText("offsets.svg", svg.offsets);
   await run.writeJson("summary-table.json", summary);
   await run.writeText("summary.md", md);
   await writeFiguresHtml(

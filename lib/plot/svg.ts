@@ -71,6 +71,8 @@ export function lineChartSvg(
     height?: number;
     yRange?: [number, number];
     colorGroup?: number;
+    /** logarithmic x axis (points with x ≤ 0 are left out) */
+    logX?: boolean;
   },
 ): string {
   const W = o.width ?? 760, H = o.height ?? 440;
@@ -78,7 +80,8 @@ export function lineChartSvg(
   const legendRows = Math.ceil(series.length / cols);
   const m = { l: 64, r: 16, t: 36, b: 52 + 16 * legendRows };
   const pw = W - m.l - m.r, ph = H - m.t - m.b;
-  const xs = series.flatMap((s) => s.x).filter(Number.isFinite);
+  const tx = (v: number) => (o.logX ? (v > 0 ? Math.log10(v) : NaN) : v);
+  const xs = series.flatMap((s) => s.x).map(tx).filter(Number.isFinite);
   const ys = series.flatMap((s) => s.y).filter((v): v is number =>
     v !== null && Number.isFinite(v)
   );
@@ -101,10 +104,18 @@ export function lineChartSvg(
       `<text x="${m.l - 6}" y="${Y(t) + 4}" text-anchor="end">${fmt(t)}</text>`,
     );
   }
-  for (const t of ticks(x0, x1, 6)) {
+  const xTicks = o.logX
+    ? Array.from(
+      { length: Math.floor(x1) - Math.ceil(x0) + 1 },
+      (_, k) => Math.ceil(x0) + k,
+    )
+    : ticks(x0, x1, 6);
+  for (const t of xTicks) {
     parts.push(
       `<line x1="${X(t)}" x2="${X(t)}" y1="${m.t + ph}" y2="${m.t + ph + 4}" stroke="#333"/>`,
-      `<text x="${X(t)}" y="${m.t + ph + 17}" text-anchor="middle">${fmt(t)}</text>`,
+      `<text x="${X(t)}" y="${m.t + ph + 17}" text-anchor="middle">${
+        o.logX ? fmt(10 ** t) : fmt(t)
+      }</text>`,
     );
   }
   parts.push(
@@ -128,8 +139,8 @@ export function lineChartSvg(
       }
       run = [];
     };
-    s.x.forEach((x, j) => {
-      const y = s.y[j];
+    s.x.forEach((xRaw, j) => {
+      const y = s.y[j], x = tx(xRaw);
       if (y === null || !Number.isFinite(y) || !Number.isFinite(x)) flush();
       else run.push(`${X(x).toFixed(1)},${Y(Math.min(Math.max(y, y0), y1)).toFixed(1)}`);
     });

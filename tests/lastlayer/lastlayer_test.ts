@@ -169,6 +169,8 @@ Deno.test({
         "A-blobs.html",
         "B-metrics.csv",
         "C.html",
+        "angles.svg",
+        "offsets.svg",
         "completed",
       ]
     ) {

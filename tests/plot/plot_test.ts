@@ -8,6 +8,7 @@ import {
   tableFigure,
 } from "../../lib/plot/figures.ts";
 import { figuresHtml, PLOTLY_FILE, plotlyJs, writeFiguresHtml } from "../../lib/plot/html.ts";
+import { lineChartSvg } from "../../lib/plot/svg.ts";
 import { show } from "../../lib/plot/notebook.ts";
 
 const line = lineFigure([{ name: "test acc", x: [1, 2], y: [0.5, 0.75] }], {
@@ -72,4 +73,20 @@ Deno.test("show() gives the Jupyter kernel an HTML bundle with the figure", () =
   const second = show(line)[Symbol.for("Jupyter.display")]();
   assert.ok(first["text/html"].includes("Plotly.newPlot") && first["text/html"].length > 3_000_000);
   assert.ok(second["text/html"].length < 10_000, "plotly.js shipped twice");
+});
+
+Deno.test("SVG line chart with a log x axis: decade ticks, points placed by log10(x), x ≤ 0 left out", () => {
+  const svg = lineChartSvg([{ name: "a", x: [0, 1, 10, 100], y: [5, 1, 2, 3] }], {
+    title: "t",
+    xTitle: "step",
+    yTitle: "y",
+    logX: true,
+    width: 400,
+    height: 300,
+  });
+  for (const label of [">1<", ">10<", ">100<"]) assert.ok(svg.includes(label), `tick ${label}`);
+  const pts = svg.match(/points="([^"]+)"/)![1].split(" ").map((p) => Number(p.split(",")[0]));
+  assert.equal(pts.length, 3, "the x = 0 point is dropped");
+  // equal steps in log10(x): 1 → 10 → 100 are equally spaced
+  assert.ok(Math.abs((pts[1] - pts[0]) - (pts[2] - pts[1])) < 0.2, `positions ${pts}`);
 });
