@@ -28,7 +28,8 @@ import { type DatasetName, loadNamedDataset, syntheticSplit } from "../lib/data/
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
 import { classifierSpec, Generator, specSize } from "../lib/supernet/networks.ts";
-import { pairTaskSet, type Task, versusLastTaskSet } from "../lib/supernet/tasks.ts";
+import { splitTasks, tasksOf } from "../lib/supernet/tasks.ts";
+import { armReport, type ArmRow, reportMarkdown } from "../lib/supernet/report.ts";
 import {
   adaptArm,
   type Arm,
@@ -38,7 +39,7 @@ import {
   type SuperNetData,
   trainGenerator,
 } from "../lib/supernet/train.ts";
-import { type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
+import type { Figure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
 import { UserError } from "../lib/util/errors.ts";
 
@@ -191,115 +192,6 @@ async function loadData(cfg: SuperNetConfig): Promise<DatasetSplit> {
   });
 }
 
-/** The task list, the trained tasks and the two held-out ones. */
-export function splitTasks(all: Task[], kind: string): {
-  trained: Task[];
-  heldOut: { kind: string; task: Task; twinIndex: number }[];
-} {
-  if (kind === "versus-last") {
-    const task = all.at(-1)!;
-    return { trained: all.slice(0, -1), heldOut: [{ kind: "unseen class", task, twinIndex: -1 }] };
-  }
-  // pairs come as (a, b), (b, a): hold out the flipped twin of the last pair, and the
-  // second-to-last pair in both orientations
-  const n = all.length;
-  const flipped = all[n - 1], unseen = all[n - 4];
-  const excluded = new Set([flipped.index, unseen.index, unseen.twin]);
-  const trained = all.filter((t) => !excluded.has(t.index));
-  const twinIndex = trained.findIndex((t) => t.index === flipped.twin);
-  return {
-    trained,
-    heldOut: [
-      { kind: "flipped twin of a trained pair", task: flipped, twinIndex },
-      { kind: "pair never seen", task: unseen, twinIndex: -1 },
-    ],
-  };
-}
-
-export function tasksOf(split: DatasetSplit, kind: string): Task[] {
-  if (kind === "versus-last") return versusLastTaskSet(split.train, split.test);
-  const all = pairTaskSet(split.train, split.test);
-  if (split.train.numClasses <= 10) return all;
-  // many classes: consecutive pairs (2j, 2j + 1) and their twins, as the original's experiment 2
-  const kept = all.filter((t) =>
-    Math.min(t.positive, t.negative) % 2 === 0 && Math.abs(t.positive - t.negative) === 1
-  );
-  return kept.map((t, index) => ({ ...t, index, twin: kept.findIndex((u) => u.index === t.twin) }));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Report
-
-interface ArmRow {
-  heldOut: string;
-  task: string;
-  arm: Arm;
-  testAcc: number[];
-  mean: number;
-  /** sample standard deviation over seeds (NaN for one seed) */
-  sd: number;
-  /** learning rate chosen on validation, per seed (null: the arm does not train) */
-  lr: (number | null)[];
-  /** step of the kept weights, per seed */
-  step: number[];
-}
-
-function meanSd(xs: number[]): { mean: number; sd: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1
-    ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
-    : NaN;
-  return { mean, sd };
-}
-
-function reportMarkdown(
-  title: string,
-  rows: ArmRow[],
-  seeds: number[],
-  seconds: number,
-  ceiling: number[],
-): string {
-  const pct = (v: number) => (100 * v).toFixed(1);
-  const c = meanSd(ceiling);
-  const lines = [
-    `### ${title}`,
-    "",
-    "| held-out task | arm | test accuracy, mean ± sd | per seed | lr (validation) | step kept |",
-    "|---|---|---:|---|---|---|",
-    ...rows.map((r) =>
-      `| ${r.heldOut}: ${r.task} | ${r.arm} | ${pct(r.mean)} ± ${
-        Number.isNaN(r.sd) ? "—" : pct(r.sd)
-      } % | ${r.testAcc.map(pct).join(", ")} | ${r.lr.map((v) => v ?? "—").join(", ")} | ${
-        r.step.join(", ")
-      } |`
-    ),
-    "",
-    `The generator's own accuracy on its training tasks' test images (the ceiling of z-only): ` +
-    `${pct(c.mean)} %${Number.isNaN(c.sd) ? "" : ` ± ${pct(c.sd)}`} over seeds.`,
-    "",
-    "The paper's claim: a new task is solved by optimising z alone, with the generator frozen.",
-  ];
-  for (const h of new Set(rows.map((r) => r.heldOut))) {
-    const z = rows.find((r) => r.heldOut === h && r.arm === "z-only");
-    const s = rows.find((r) => r.heldOut === h && r.arm === "scratch");
-    if (z && s) {
-      const d = 100 * (z.mean - s.mean);
-      lines.push(
-        `${h}: z-only ${d >= 0 ? "reaches" : "misses"} whole-network (scratch) training ` +
-          `${d >= 0 ? "and exceeds it by" : "by"} ${Math.abs(d).toFixed(1)} points.`,
-      );
-    }
-  }
-  lines.push(
-    "",
-    `seeds ${seeds.join(", ")}; each arm that trains ran once per learning rate until its ` +
-      `validation loss stopped falling; the test images scored the chosen weights once; ` +
-      `wall time ${seconds.toFixed(0)} s`,
-    "",
-  );
-  return lines.join("\n");
-}
-
 export interface SuperNetResult {
   run: RunDir;
   title: string;
@@ -359,13 +251,8 @@ export async function main(
       for (const arm of cfg.arms as Arm[]) {
         if (arm === "twin-z" && h.twinIndex < 0) continue;
         const key = `${h.task.id}-${arm}-seed${seed}`;
-        const file = `arm-${key}.json`;
-        let r: ArmOutcome | null = null;
-        try {
-          r = JSON.parse(await Deno.readTextFile(run.file(file)));
-        } catch { /* not run yet */ }
-        if (!r) {
-          r = await adaptArm(arm, G, spec, h.task, data, {
+        const r = await run.cachedJson(`arm-${key}.json`, async () => {
+          const r = await adaptArm(arm, G, spec, h.task, data, {
             maxSteps: cfg.adaptMaxSteps,
             evalEvery: cfg.adaptEvalEvery,
             patience: cfg.adaptPatience,
@@ -381,82 +268,21 @@ export async function main(
               `z-only changed the generator (${r.generatorBefore} → ${r.generatorAfter})`,
             );
           }
-          await run.writeJson(file, r);
           if (!o.quiet) {
             console.error(
               `  seed ${seed}, ${h.task.name}, ${arm}: lr ${r.lr ?? "—"}, step ${r.step}, ` +
                 `test accuracy ${r.testAcc.toFixed(4)}`,
             );
           }
-        }
+          return r;
+        });
         outcomes.set(key, r);
       }
     }
     G.dispose();
   }
 
-  // report
-  const rows: ArmRow[] = [];
-  const figures: Figure[] = [];
-  const lossFigures: Figure[] = [];
-  for (const h of heldOut) {
-    const series = [], lossSeries = [];
-    for (const arm of cfg.arms as Arm[]) {
-      const rs = seeds.map((s) => outcomes.get(`${h.task.id}-${arm}-seed${s}`))
-        .filter((r): r is ArmOutcome => !!r);
-      if (!rs.length) continue;
-      const acc = rs.map((r) => r.testAcc);
-      rows.push({
-        heldOut: h.kind,
-        task: h.task.name,
-        arm,
-        testAcc: acc,
-        ...meanSd(acc),
-        lr: rs.map((r) => r.lr),
-        step: rs.map((r) => r.step),
-      });
-      // validation curves of every learning rate tried, first seed (the curves that prove the
-      // runs flattened)
-      for (const c of rs[0].valCurves) {
-        const name = `${arm}${c.lr === null ? "" : `, lr ${c.lr}`}`;
-        const x = c.points.map((p) => p.step);
-        lossSeries.push({ name, x, y: c.points.map((p) => p.val_loss) });
-        series.push({ name, x, y: c.points.map((p) => p.val_acc) });
-      }
-    }
-    lossFigures.push(lineFigure(lossSeries, {
-      title: `${h.kind} (${h.task.name}): validation loss while adapting (seed ${seeds[0]})`,
-      xTitle: "adaptation step",
-      yTitle: "sigmoid cross-entropy",
-      logY: true,
-    }));
-    figures.push(lineFigure(series, {
-      title: `${h.kind} (${h.task.name}): validation accuracy while adapting (seed ${seeds[0]})`,
-      xTitle: "adaptation step",
-      yTitle: "validation accuracy",
-    }));
-  }
-  figures.push(lineFigure(
-    genCurves.map((g) => ({ name: `seed ${g.seed}`, x: g.step, y: g.acc })),
-    {
-      title: "generator: mean test accuracy over the training tasks",
-      xTitle: "step",
-      yTitle: "accuracy",
-    },
-  ));
-  figures.push(tableFigure(
-    ["held-out task", "arm", "mean test accuracy", "sd", "per seed", "lr"],
-    rows.map((r) => [
-      `${r.heldOut}: ${r.task}`,
-      r.arm,
-      r.mean,
-      r.sd,
-      r.testAcc.map((v) => v.toFixed(4)).join(", "),
-      r.lr.map((v) => v ?? "—").join(", "),
-    ]),
-    "adaptation arms",
-  ));
-  figures.push(...lossFigures);
+  const { rows, figures } = armReport(heldOut, cfg.arms as Arm[], seeds, outcomes, genCurves);
   const seconds = run.elapsed();
   const ceiling = genCurves.map((g) => g.acc.at(-1) ?? NaN);
   const markdown = reportMarkdown(title, rows, seeds, seconds, ceiling);
@@ -468,4 +294,4 @@ export async function main(
 }
 
 if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));
-export { SPEC as SUPERNET_SPEC };
+export { SPEC as SUPERNET_SPEC, splitTasks, tasksOf };

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { ImageDataset } from "../data/dataset.ts";
+import type { DatasetSplit, ImageDataset } from "../data/dataset.ts";
 import { indicesByClass, type PairTask, pairTasks } from "../data/splits.ts";
 
 /** One binary task with its images. */
@@ -62,4 +62,44 @@ export function versusLastTaskSet(train: ImageDataset, test: ImageDataset): Task
 /** The 0/1 label of dataset image `i` in `task`. */
 export function taskLabel(task: Task, ds: ImageDataset, i: number): number {
   return ds.labels[i] === task.positive ? 1 : 0;
+}
+
+/** The task list, the trained tasks and the two held-out ones. */
+export function splitTasks(all: Task[], kind: string): {
+  trained: Task[];
+  heldOut: { kind: string; task: Task; twinIndex: number }[];
+} {
+  if (kind === "versus-last") {
+    const task = all.at(-1)!;
+    return { trained: all.slice(0, -1), heldOut: [{ kind: "unseen class", task, twinIndex: -1 }] };
+  }
+  // pairs come as (a, b), (b, a): hold out the flipped twin of the last pair, and the
+  // second-to-last pair in both orientations
+  const n = all.length;
+  const flipped = all[n - 1], unseen = all[n - 4];
+  const excluded = new Set([flipped.index, unseen.index, unseen.twin]);
+  const trained = all.filter((t) => !excluded.has(t.index));
+  const twinIndex = trained.findIndex((t) => t.index === flipped.twin);
+  return {
+    trained,
+    heldOut: [
+      { kind: "flipped twin of a trained pair", task: flipped, twinIndex },
+      { kind: "pair never seen", task: unseen, twinIndex: -1 },
+    ],
+  };
+}
+
+/**
+ * The tasks of a dataset: "pairs" (every ordered class pair, i.e. pairs and their flipped twins;
+ * consecutive pairs (2j, 2j + 1) for more than 10 classes, as the original) or "versus-last".
+ */
+export function tasksOf(split: DatasetSplit, kind: string): Task[] {
+  if (kind === "versus-last") return versusLastTaskSet(split.train, split.test);
+  const all = pairTaskSet(split.train, split.test);
+  if (split.train.numClasses <= 10) return all;
+  // many classes: consecutive pairs (2j, 2j + 1) and their twins, as the original's experiment 2
+  const kept = all.filter((t) =>
+    Math.min(t.positive, t.negative) % 2 === 0 && Math.abs(t.positive - t.negative) === 1
+  );
+  return kept.map((t, index) => ({ ...t, index, twin: kept.findIndex((u) => u.index === t.twin) }));
 }
