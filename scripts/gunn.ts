@@ -25,7 +25,7 @@ import {
 import { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
-import type { DatasetSplit, ImageDataset } from "../lib/data/dataset.ts";
+import type { DatasetSplit } from "../lib/data/dataset.ts";
 import {
   GUNN15,
   type GunnArchitecture,
@@ -35,17 +35,10 @@ import {
   trainableCount,
 } from "../lib/models/gunn.ts";
 import type { UpdateMode } from "../lib/layers/gunn.ts";
-import {
-  channelStats,
-  CIFAR100_MEAN,
-  CIFAR100_STD,
-  CIFAR_MEAN,
-  CIFAR_STD,
-  downsample,
-  type GunnView,
-} from "../lib/gunn/data.ts";
+import { shrink, viewOf } from "../lib/gunn/data.ts";
 import { type ArmResult, trainGunnArm } from "../lib/gunn/train.ts";
-import { barFigure, type Figure, lineFigure, tableFigure } from "../lib/plot/figures.ts";
+import { type ArmSummary, curveFigures, meanSd, summaryMarkdown } from "../lib/gunn/report.ts";
+import { barFigure, type Figure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
 import { UserError } from "../lib/util/errors.ts";
 
@@ -180,57 +173,6 @@ async function loadData(cfg: GunnConfig): Promise<DatasetSplit> {
   });
 }
 
-function shrink(ds: ImageDataset, side: number): ImageDataset {
-  if (side <= 0 || side === ds.height) return ds;
-  const f = ds.height / side;
-  if (!Number.isInteger(f) || ds.width / f !== Math.round(ds.width / f)) {
-    throw new UserError(
-      `--image-size ${side}: ${ds.height}×${ds.width} images shrink only by whole factors (e.g. ${
-        ds.height / 2
-      })`,
-    );
-  }
-  return downsample(ds, f);
-}
-
-function viewOf(cfg: GunnConfig, train: ImageDataset): GunnView {
-  const stats = cfg.dataset === "cifar10"
-    ? { mean: CIFAR_MEAN, std: CIFAR_STD }
-    : cfg.dataset === "cifar100"
-    ? { mean: CIFAR100_MEAN, std: CIFAR100_STD }
-    : channelStats(train);
-  return {
-    ...stats,
-    flip: cfg.dataset !== "mnist" && cfg.dataset !== "fashion",
-    pad: Math.max(1, Math.round(train.height / 8)),
-    jigsaw: cfg.jigsaw,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Report
-
-/** Mean and sample standard deviation. */
-export function meanSd(v: number[]): { mean: number; sd: number } {
-  const mean = v.reduce((s, x) => s + x, 0) / v.length;
-  const sd = v.length > 1
-    ? Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / (v.length - 1))
-    : NaN;
-  return { mean, sd };
-}
-
-/** One arm's summary over seeds. */
-export interface ArmSummary {
-  arm: string;
-  mode: UpdateMode;
-  params: number;
-  testAcc: number[];
-  mean: number;
-  sd: number;
-  imagesPerSecond: number;
-  trainSeconds: number;
-}
-
 export interface GunnResult {
   run: RunDir;
   title: string;
@@ -239,51 +181,6 @@ export interface GunnResult {
   differences: number[];
   figures: Figure[];
   markdown: string;
-}
-
-function summaryMarkdown(title: string, arms: ArmSummary[], diffs: number[], seeds: number[]) {
-  const pct = (v: number) => (100 * v).toFixed(2);
-  const d = meanSd(diffs);
-  return [
-    `### ${title}`,
-    "",
-    "| arm | parameters | test accuracy (mean ± sd) | per seed | images/s | training s |",
-    "|---|---:|---:|---|---:|---:|",
-    ...arms.map((a) =>
-      `| ${a.arm} | ${a.params.toLocaleString("en-US")} | ${pct(a.mean)} % ± ${
-        Number.isNaN(a.sd) ? "—" : pct(a.sd)
-      } | ${a.testAcc.map(pct).join(", ")} | ${a.imagesPerSecond.toFixed(1)} | ${
-        a.trainSeconds.toFixed(0)
-      } |`
-    ),
-    "",
-    `GUNN − SUNN per seed (${seeds.join(", ")}): ${diffs.map((v) => pct(v)).join(", ")} points; ` +
-    `mean ${pct(d.mean)} ± ${Number.isNaN(d.sd) ? "—" : pct(d.sd)} points.`,
-    "",
-  ].join("\n");
-}
-
-function curveFigures(results: Map<string, ArmResult>, title: string): Figure[] {
-  const series = (metric: string) =>
-    [...results.entries()].map(([key, r]) => ({
-      name: key,
-      x: r.history.map((h) => h.epoch),
-      y: r.history.map((h) => Number(h[metric])),
-      dash: key.startsWith("SUNN") ? "dash" as const : undefined,
-    }));
-  return [
-    lineFigure(series("test_acc"), {
-      title: `${title}: test accuracy`,
-      xTitle: "epoch",
-      yTitle: "test accuracy",
-    }),
-    lineFigure(series("train_loss"), {
-      title: `${title}: training loss`,
-      xTitle: "epoch",
-      yTitle: "cross-entropy",
-      logY: true,
-    }),
-  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,4 +294,4 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
 }
 
 if (import.meta.main) await runCli(SPEC, (cfg) => main(cfg));
-export { SPEC as GUNN_SPEC };
+export { meanSd, SPEC as GUNN_SPEC };

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { UserError } from "../util/errors.ts";
 import * as tf from "@tensorflow/tfjs";
 import { type ImageDataset, imageSize } from "../data/dataset.ts";
 import {
@@ -107,4 +108,42 @@ export function gunnTestBatch(
   view: GunnView,
 ): tf.Tensor4D {
   return toTensor(normalizeChannels(hostImages(ds, idx, 1), view.mean, view.std));
+}
+
+/**
+ * `ds` at `side`×`side` pixels by averaging whole blocks (unchanged for side 0 or its own size);
+ * a side that is not a whole fraction of the images' is refused in one line.
+ */
+export function shrink(ds: ImageDataset, side: number): ImageDataset {
+  if (side <= 0 || side === ds.height) return ds;
+  const f = ds.height / side;
+  if (!Number.isInteger(f) || ds.width / f !== Math.round(ds.width / f)) {
+    throw new UserError(
+      `--image-size ${side}: ${ds.height}×${ds.width} images shrink only by whole factors (e.g. ${
+        ds.height / 2
+      })`,
+    );
+  }
+  return downsample(ds, f);
+}
+
+/**
+ * How a dataset is shown to GUNN: the authors' channel statistics for CIFAR-10/100, the training
+ * set's own otherwise; flips for natural images; padding ⅛ of the side; Jigsaw as asked.
+ */
+export function viewOf(
+  cfg: { dataset: string; jigsaw: boolean },
+  train: ImageDataset,
+): GunnView {
+  const stats = cfg.dataset === "cifar10"
+    ? { mean: CIFAR_MEAN, std: CIFAR_STD }
+    : cfg.dataset === "cifar100"
+    ? { mean: CIFAR100_MEAN, std: CIFAR100_STD }
+    : channelStats(train);
+  return {
+    ...stats,
+    flip: cfg.dataset !== "mnist" && cfg.dataset !== "fashion",
+    pad: Math.max(1, Math.round(train.height / 8)),
+    jigsaw: cfg.jigsaw,
+  };
 }
