@@ -9,9 +9,10 @@
  *   deno task gradnet --resume=results/gradnet/<run>    # continue an interrupted run
  *
  * Steps: train the base network cnn_cifar(h) on the first half of the training set, snapshotting
- * it when its test accuracy first reaches each rung of a ladder; for each snapshot, train GradNet
- * on gradient features of the second half (fresh random label per visit, true label as target)
- * and test it with the sum-of-logits rule over all 10 label gradients; report base vs GradNet.
+ * it when its validation accuracy first reaches each rung of a ladder; for each snapshot, train
+ * GradNet on gradient features of the second half (fresh random label per visit, true label as
+ * target) and test it with the sum-of-logits rule over all 10 label gradients; report base vs
+ * GradNet.
  *
  * @module
  */
@@ -24,31 +25,21 @@ import {
   runCli,
 } from "../lib/config/cli.ts";
 import type { RunDir } from "../lib/run/run_dir.ts";
-import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
-import { halves, holdOut } from "../lib/data/splits.ts";
-import { cnnCifar, countParams } from "../lib/models/cnn_cifar.ts";
 import { parseStructure } from "../lib/models/gradnet.ts";
-import { type Normalization, NORMALIZATIONS } from "../lib/gradients/normalize.ts";
-import type { Rung } from "../lib/train/callbacks.ts";
-import { type AugmentPolicy, viewShape } from "../lib/gradnet/preprocess.ts";
-import { accuracy, loadSnapshot, trainBaseLadder } from "../lib/gradnet/base.ts";
-import type { TestRule } from "../lib/gradnet/train.ts";
-import {
-  type ExperimentData,
-  type ExperimentOptions,
-  gradNetOnSnapshot,
-  type Setting,
-} from "../lib/gradnet/experiment.ts";
-import {
-  curveSeries,
-  type RungResult,
-  tableMarkdown,
-  writeCurves,
-  writeTable,
-} from "../lib/gradnet/report.ts";
+import { NORMALIZATIONS } from "../lib/gradients/normalize.ts";
+import type { ExperimentData } from "../lib/gradnet/experiment.ts";
+import { type RungResult, tableMarkdown, writeCurves, writeTable } from "../lib/gradnet/report.ts";
 import { runStudy, type Study, STUDY_NAMES } from "../lib/gradnet/study.ts";
+import {
+  baseLadder,
+  experimentOptions,
+  gradNetData,
+  gradNetRungs,
+  ladderSplits,
+  settingOf,
+} from "../lib/gradnet/ladder.ts";
 import type { Series } from "../lib/plot/figures.ts";
 import { UserError } from "../lib/util/errors.ts";
 
@@ -143,21 +134,6 @@ const DOCS: Record<keyof GradNetConfig, string> = {
   checkpointEvery: "GradNet checkpoint every this many steps",
 };
 
-const DATASET_TARGETS: Record<string, number[]> = {
-  mnist: [0.92, 0.96, 0.9894],
-  fashion: [0.75, 0.8, 0.85],
-  cifar10: [0.49, 0.51, 0.55, 0.62, 0.65, 0.68, 0.72, 0.74, 0.76, 0.79],
-  synthetic: [0.3, 0.6],
-};
-
-/** Base-network epochs by dataset (MNIST h = 16 reaches 0.9894 on validation at about 53). */
-const DATASET_BASE_EPOCHS: Record<string, number> = {
-  mnist: 60,
-  fashion: 60,
-  cifar10: 100,
-  synthetic: 8,
-};
-
 const SPEC = {
   description:
     "gradnet — GradNet: a classifier on per-example gradients of a pre-trained CNN; base vs GradNet per rung",
@@ -244,63 +220,6 @@ const SPEC = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Data
-
-async function loadData(cfg: GradNetConfig): Promise<DatasetSplit> {
-  if (cfg.dataset !== "synthetic") {
-    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
-  }
-  return syntheticSplit({
-    n: 2000,
-    train: 1500,
-    height: 28,
-    width: 28,
-    channels: 1,
-    numClasses: 10,
-    seed: 7,
-    noise: 40,
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// GradNet settings
-
-function settingOf(cfg: GradNetConfig, name: string): Setting {
-  return {
-    name,
-    structure: cfg.structure,
-    optimizer: cfg.optimizer === "adam" ? { kind: "adam" } : { kind: "sgd" },
-    lr: cfg.lr,
-    dropout: cfg.dropout,
-    batchNorm: cfg.batchNorm,
-    sparsify: cfg.sparsify,
-    selectionPercent: cfg.selectionPercent,
-    normalization: cfg.normalization as Normalization,
-    exponent: cfg.exponent,
-  };
-}
-
-function policyOf(cfg: GradNetConfig): AugmentPolicy {
-  if (cfg.augment === "auto") return cfg.dataset === "cifar10" ? "cifar" : "none";
-  return cfg.augment as AugmentPolicy;
-}
-
-function experimentOptions(cfg: GradNetConfig): ExperimentOptions {
-  return {
-    seed: cfg.seed,
-    epochs: cfg.epochs,
-    batch: cfg.batch,
-    chunk: cfg.chunk,
-    policy: policyOf(cfg),
-    crop: cfg.crop,
-    testRule: cfg.testRule as TestRule,
-    curveValImages: cfg.curveValImages,
-    checkpointEvery: cfg.checkpointEvery,
-    cache: cfg.cache as "auto" | "off",
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Main
 
 /** What a run returns (for notebooks and tests). */
@@ -328,83 +247,23 @@ export async function main(
   const { run, cfg } = await startRun("gradnet", cfgIn, DEFAULTS as GradNetConfig);
 
   // data: base half (minus a validation split) | GradNet half; the test set scores models once
-  const all = o.data ?? await loadData(cfg);
-  const train = firstN(all.train, cfg.trainImages), test = firstN(all.test, cfg.testImages);
-  const { first, second: gnTrain } = halves(train);
-  if (!(cfg.valImages > 0 && cfg.valImages < first.n)) {
-    throw new UserError(
-      `--val-images=${cfg.valImages}: must be in 1 … ${first.n - 1} (the base half)`,
-    );
-  }
-  const { train: baseTrain, val } = holdOut(first, cfg.valImages / first.n, cfg.seed + 101);
-  for (
-    const [flag, batch, n, what] of [["--batch", cfg.batch, gnTrain.n, "GradNet"], [
-      "--base-batch",
-      cfg.baseBatch,
-      baseTrain.n,
-      "base",
-    ]] as const
-  ) {
-    if (batch > n) {
-      throw new UserError(`${flag}=${batch}: more than the ${n} ${what} training images`);
-    }
-  }
-  const testIdx = Array.from({ length: test.n }, (_, i) => i);
-  const policy = policyOf(cfg);
-  const targets = cfg.targets.length ? cfg.targets : DATASET_TARGETS[cfg.dataset];
-  const baseEpochs = cfg.baseMaxEpochs || DATASET_BASE_EPOCHS[cfg.dataset];
+  const all = o.data ?? await gradNetData(cfg);
+  const { baseTrain, val, gnTrain, test } = ladderSplits(all, cfg);
   console.error(
-    `${cfg.dataset}: base net trains on ${baseTrain.n} (validation ${val.n}), GradNet on ${gnTrain.n}, tested on ${test.n} images; ladder ${
-      targets.join(", ")
-    }`,
+    `${cfg.dataset}: base net trains on ${baseTrain.n} (validation ${val.n}), GradNet on ${gnTrain.n}, tested on ${test.n} images`,
   );
 
   // base network and its ladder of snapshots (chosen on the validation split)
-  const base = cnnCifar(cfg.h, {
-    inputShape: viewShape(train, policy, cfg.crop),
-    classes: train.numClasses,
-    seed: cfg.seed,
-  });
-  console.error(`base network cnn_cifar(${cfg.h}): ${countParams(base)} parameters`);
-  const { rungs } = await trainBaseLadder(run, base, baseTrain, val, {
-    seed: cfg.seed,
-    lr: cfg.baseLr,
-    weightDecay: cfg.baseWeightDecay,
-    batch: cfg.baseBatch,
-    halveEvery: cfg.baseHalveEvery,
-    maxEpochs: baseEpochs,
-    evalEvery: cfg.baseEvalEvery,
-    targets,
-    policy,
-    crop: cfg.crop,
-  });
-  const sorted = [...targets].sort((a, b) => a - b);
-  const reached = sorted.map((t) => rungs.find((r) => r.target === t)).filter((r): r is Rung =>
-    !!r
-  );
-  if (!reached.length) {
-    throw new UserError(
-      `the base network reached none of the rungs ${targets.join(", ")} in ${baseEpochs} epochs`,
-    );
-  }
-  const missed = sorted.filter((t) => !rungs.some((r) => r.target === t));
-  if (missed.length) {
-    console.error(`rungs not reached in ${baseEpochs} epochs: ${missed.join(", ")}`);
-  }
+  const ladder = await baseLadder(run, cfg, baseTrain, val, test);
+  const { base, sorted, reached, missed, baseTest } = ladder;
   const data: ExperimentData = { gnTrain, val, test };
-  const xo = experimentOptions(cfg);
-  const baseTest = (k: number) =>
-    run.cachedJson(`base-rung-${k}-test.json`, async () => {
-      await loadSnapshot(run, k, base);
-      return { acc: await accuracy(base, test, testIdx, { policy, crop: cfg.crop }) };
-    });
 
   if (cfg.study !== "none") {
     const r = cfg.studyRung >= 0
       ? Math.min(cfg.studyRung, reached.length - 1)
       : Math.floor((reached.length - 1) / 2);
     const k = sorted.indexOf(reached[r].target);
-    const res = await runStudy(run, base, data, xo, {
+    const res = await runStudy(run, base, data, experimentOptions(cfg), {
       study: cfg.study as Study,
       base: settingOf(cfg, "default"),
       rung: k,
@@ -418,40 +277,7 @@ export async function main(
   }
 
   // one GradNet per rung
-  const table: RungResult[] = [];
-  const curves: Series[] = [];
-  for (const rung of reached) {
-    const k = sorted.indexOf(rung.target);
-    const { row, res } = await run.cachedJson(`rung-${k}.json`, async () => {
-      // seconds of this rung over every segment of a resumed run
-      const t = await run.cachedJson(`rung-${k}-start.json`, () => Promise.resolve(run.elapsed()));
-      const meta = await loadSnapshot(run, k, base);
-      const baseAcc = (await baseTest(k)).acc;
-      console.error(`rung ${k + 1} (≥${rung.target}): base test accuracy ${baseAcc.toFixed(4)}`);
-      const res = await gradNetOnSnapshot(run, base, data, settingOf(cfg, "main"), xo, `rung${k}`);
-      console.error(`rung ${k + 1}: base ${baseAcc.toFixed(4)} → GradNet ${res.acc.toFixed(4)}`);
-      const row: RungResult = {
-        rung: k + 1,
-        target: rung.target,
-        base_val_acc: Number(meta.val_acc),
-        base_acc: baseAcc,
-        gradnet_acc: res.acc,
-        gain: res.acc / baseAcc - 1,
-        test_rule: cfg.testRule === "true-label"
-          ? "true-label (leaks the label: upper bound)"
-          : cfg.testRule,
-        test_images: test.n,
-        epochs: cfg.epochs,
-        features: res.path,
-        steps_per_s: res.stepsPerSecond,
-        seconds: run.elapsed() - t,
-        base_step: Number(meta.step),
-      };
-      return { row, res };
-    });
-    table.push(row);
-    curves.push(...curveSeries(`rung ${k + 1}`, res, row.base_val_acc));
-  }
+  const { table, curves } = await gradNetRungs(run, base, data, { sorted, reached }, cfg, baseTest);
   const title =
     `GradNet on ${cfg.dataset} — cnn_cifar(${cfg.h}), ${cfg.structure}, ${cfg.epochs} epochs`;
   const md = await writeTable(run, table, title);
