@@ -103,22 +103,30 @@ Deno.test("TF 'same' stride-2 padding: tf.conv2d equals the naive loop (32 → 1
   }
 });
 
-Deno.test("with one-hot z = e_k only row k of G's kernels gets a gradient", () => {
+Deno.test("with one-hot z = e_k, every generated tensor is tanh(row k of its kernel + bias), reshaped; only row k gets a gradient", async () => {
   const spec = classifierSpec([8, 8, 1], 4);
   const G = new Generator(spec, 6, 3);
+  const z = oneHotZ(2, 6);
+  const generated = G.generate(z);
+  for (let i = 0; i < spec.length; i++) {
+    // an independent reading of the weights: row 2 of the [zDim, size] kernel, plus the bias
+    const K = (await G.kernels[i].array()) as number[][], b = await G.biases[i].data();
+    const got = await generated[i].data();
+    assert.deepEqual(generated[i].shape, spec[i].shape);
+    for (let j = 0; j < got.length; j++) {
+      assert.ok(Math.abs(got[j] - Math.tanh(K[2][j] + b[j])) < 1e-6, `tensor ${i}, entry ${j}`);
+    }
+  }
+  tf.dispose(generated);
   const x = tf.tensor4d(new Rng(1).normals(5 * 64), [5, 8, 8, 1]);
   const y = tf.tensor1d([0, 1, 1, 0, 1]);
-  const z = oneHotZ(2, 6);
   const { grads } = tf.variableGrads(
     () => binaryLoss(classifierLogits(x, G.generate(z)), y),
     G.kernels,
   );
   for (const k of G.kernels) {
-    const g = grads[k.name].arraySync() as number[][];
-    g.forEach((row, i) => {
-      const nz = row.some((v) => v !== 0);
-      assert.equal(nz, i === 2, `${k.name} row ${i}`);
-    });
+    const g = (await grads[k.name].array()) as number[][];
+    g.forEach((row, i) => assert.equal(row.some((v) => v !== 0), i === 2, `${k.name} row ${i}`));
   }
   G.dispose();
 });
