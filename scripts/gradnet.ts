@@ -17,13 +17,8 @@
  * @module
  */
 
-import {
-  COMMON_CHOICES,
-  COMMON_DEFAULTS,
-  COMMON_DOCS,
-  COMMON_RANGES,
-  runCli,
-} from "../lib/config/cli.ts";
+import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
+import { declareConfig, key } from "../lib/config/declare.ts";
 import type { RunDir } from "../lib/run/run_dir.ts";
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
@@ -49,153 +44,110 @@ import { UserError } from "../lib/util/errors.ts";
 const DATASETS = ["mnist", "fashion", "cifar10", "synthetic"] as const;
 const STUDIES = ["none", ...STUDY_NAMES] as const;
 
-export const DEFAULTS = {
-  ...COMMON_DEFAULTS,
-  out: "results",
-  resume: "",
-  threads: 0,
-  dataset: "mnist",
-  trainImages: 0,
-  testImages: 0,
-  valImages: 5000,
-  h: 16,
-  targets: [] as number[],
-  augment: "auto",
-  crop: 24,
-  baseLr: 0.05,
-  baseWeightDecay: 5e-4,
-  baseBatch: 64,
-  baseHalveEvery: 25,
-  baseMaxEpochs: 0,
-  baseEvalEvery: 50,
-  structure: "5+25+10",
-  dropout: 0,
-  batchNorm: false,
-  optimizer: "sgd",
-  lr: 0.01,
-  batch: 25,
-  epochs: 150,
-  sparsify: true,
-  selectionPercent: 15,
-  normalization: "scale_power",
-  exponent: 0,
-  statsFrom: "gradnet-half",
-  testRule: "sum",
-  study: "none",
-  studyRung: -1,
-  curveValImages: 2000,
-  cache: "auto",
-  chunk: 500,
-  checkpointEvery: 200,
-};
+const CONFIG = declareConfig({
+  ...COMMON_KEYS,
+  out: key("results", "folder under which results/gradnet/<run>/ is written"),
+  dataset: key("mnist", "dataset", { choices: DATASETS }),
+  trainImages: key(
+    0,
+    "use the first N training images (0: all), split in halves: base net | GradNet",
+    { int: true, min: 0 },
+  ),
+  testImages: key(0, "use the first N test images (0: all)", { int: true, min: 0 }),
+  valImages: key(
+    5000,
+    "validation images held out of the base half (rungs and curves are chosen on them)",
+    { int: true, min: 1 },
+  ),
+  h: key(16, "base network width cnn_cifar(h) (paper 64; CPU setting 16)", { int: true, min: 1 }),
+  targets: key(
+    [] as number[],
+    "ladder of base validation accuracies to snapshot at (empty: the dataset's default)",
+    { min: 0, max: 1, minOpen: true, maxOpen: true },
+  ),
+  augment: key("auto", "auto (CIFAR: crop/flip/contrast; MNIST-like: none) | none | cifar", {
+    choices: ["auto", "none", "cifar"] as const,
+  }),
+  crop: key(24, "crop size of the CIFAR augmentation", { int: true, min: 1 }),
+  baseLr: key(0.05, "base network SGD learning rate", { min: 0, minOpen: true }),
+  baseWeightDecay: key(5e-4, "base network weight decay", { min: 0 }),
+  baseBatch: key(64, "base network batch size", { int: true, min: 1 }),
+  baseHalveEvery: key(25, "halve the base learning rate every this many epochs", {
+    int: true,
+    min: 1,
+  }),
+  baseMaxEpochs: key(
+    0,
+    "stop base training after this many epochs even if rungs are missing (0: MNIST-like 60, CIFAR-10 100)",
+    { int: true, min: 0 },
+  ),
+  baseEvalEvery: key(
+    50,
+    "measure the base validation accuracy every this many steps in epoch 1 (then ~10 % apart)",
+    { int: true, min: 1 },
+  ),
+  structure: key(
+    "5+25+10",
+    "GradNet hidden units per block, e.g. 5+25+10 (one more part: biases get a 4th block)",
+  ),
+  dropout: key(0, "GradNet dropout rate on the hidden layer (0: off)", {
+    min: 0,
+    max: 1,
+    maxOpen: true,
+  }),
+  batchNorm: key(false, "GradNet batch normalisation (no γ) on the hidden layer"),
+  optimizer: key("sgd", "GradNet optimizer", { choices: ["sgd", "adam"] as const }),
+  lr: key(0.01, "GradNet learning rate (the original: SGD 0.01)", { min: 0, minOpen: true }),
+  batch: key(25, "GradNet batch size (the original: 25)", { int: true, min: 1 }),
+  epochs: key(150, "GradNet epochs over its training half (the original: 200)", {
+    int: true,
+    min: 1,
+  }),
+  sparsify: key(true, "keep only the top selection-percent of each layer's gradient by magnitude"),
+  selectionPercent: key(15, "percent kept per layer by the sparsification", {
+    min: 0,
+    max: 100,
+    minOpen: true,
+  }),
+  normalization: key("scale_power", "feature normalisation", { choices: NORMALIZATIONS }),
+  exponent: key(0, "power exponent (0: 0.125 for power, 0.5 for scale_power)", { min: 0 }),
+  statsFrom: key(
+    "gradnet-half",
+    "[inf] min/max statistics: one pass over the GradNet half, random labels",
+    { choices: ["gradnet-half"] as const },
+  ),
+  testRule: key(
+    "sum",
+    "sum (the method) | true-label (leaks the label: an upper bound) | random-label",
+    { choices: ["sum", "true-label", "random-label"] as const },
+  ),
+  study: key("none", "run one of the authors' comparisons instead of the ladder table", {
+    choices: STUDIES,
+  }),
+  studyRung: key(-1, "rung a study uses (−1: the middle one)", { int: true, min: -1 }),
+  curveValImages: key(2000, "validation images for GradNet's learning curve (sum rule)", {
+    int: true,
+    min: 0,
+  }),
+  cache: key(
+    "auto",
+    "auto: cache every label's features when views are fixed and they fit in memory | off",
+    { choices: ["auto", "off"] as const },
+  ),
+  chunk: key(500, "examples per gradient-feature chunk", { int: true, min: 1 }),
+  checkpointEvery: key(200, "GradNet checkpoint every this many steps", { int: true, min: 1 }),
+});
+
+export const DEFAULTS = CONFIG.defaults;
 
 export type GradNetConfig = typeof DEFAULTS;
-
-const DOCS: Record<keyof GradNetConfig, string> = {
-  ...COMMON_DOCS,
-  out: "folder under which results/gradnet/<run>/ is written",
-  resume:
-    "continue the run in this folder with its own configuration (only --threads may be given too)",
-  threads: "compute threads for the native backend (0: all cores)",
-  dataset: "dataset",
-  trainImages: "use the first N training images (0: all), split in halves: base net | GradNet",
-  testImages: "use the first N test images (0: all)",
-  valImages: "validation images held out of the base half (rungs and curves are chosen on them)",
-  h: "base network width cnn_cifar(h) (paper 64; CPU setting 16)",
-  targets: "ladder of base validation accuracies to snapshot at (empty: the dataset's default)",
-  augment: "auto (CIFAR: crop/flip/contrast; MNIST-like: none) | none | cifar",
-  crop: "crop size of the CIFAR augmentation",
-  baseLr: "base network SGD learning rate",
-  baseWeightDecay: "base network weight decay",
-  baseBatch: "base network batch size",
-  baseHalveEvery: "halve the base learning rate every this many epochs",
-  baseMaxEpochs:
-    "stop base training after this many epochs even if rungs are missing (0: MNIST-like 60, CIFAR-10 100)",
-  baseEvalEvery:
-    "measure the base validation accuracy every this many steps in epoch 1 (then ~10 % apart)",
-  structure: "GradNet hidden units per block, e.g. 5+25+10 (one more part: biases get a 4th block)",
-  dropout: "GradNet dropout rate on the hidden layer (0: off)",
-  batchNorm: "GradNet batch normalisation (no γ) on the hidden layer",
-  optimizer: "GradNet optimizer",
-  lr: "GradNet learning rate (the original: SGD 0.01)",
-  batch: "GradNet batch size (the original: 25)",
-  epochs: "GradNet epochs over its training half (the original: 200)",
-  sparsify: "keep only the top selection-percent of each layer's gradient by magnitude",
-  selectionPercent: "percent kept per layer by the sparsification",
-  normalization: "feature normalisation",
-  exponent: "power exponent (0: 0.125 for power, 0.5 for scale_power)",
-  statsFrom: "[inf] min/max statistics: one pass over the GradNet half, random labels",
-  testRule: "sum (the method) | true-label (leaks the label: an upper bound) | random-label",
-  study: "run one of the authors' comparisons instead of the ladder table",
-  studyRung: "rung a study uses (−1: the middle one)",
-  curveValImages: "validation images for GradNet's learning curve (sum rule)",
-  cache: "auto: cache every label's features when views are fixed and they fit in memory | off",
-  chunk: "examples per gradient-feature chunk",
-  checkpointEvery: "GradNet checkpoint every this many steps",
-};
 
 const SPEC = {
   description:
     "gradnet — GradNet: a classifier on per-example gradients of a pre-trained CNN; base vs GradNet per rung",
   usage:
     "deno task gradnet [--dataset=mnist|fashion|cifar10] [--preset=smoke|default|paper] [--key=value ...]",
-  defaults: DEFAULTS,
-  docs: DOCS,
-  choices: {
-    backend: COMMON_CHOICES.backend,
-    dataset: DATASETS,
-    augment: ["auto", "none", "cifar"],
-    optimizer: ["sgd", "adam"],
-    normalization: NORMALIZATIONS,
-    testRule: ["sum", "true-label", "random-label"],
-    study: STUDIES,
-    statsFrom: ["gradnet-half"],
-    cache: ["auto", "off"],
-  },
-  ranges: {
-    ...COMMON_RANGES,
-    trainImages: { min: 0 },
-    testImages: { min: 0 },
-    valImages: { min: 1 },
-    h: { min: 1 },
-    targets: { min: 0, max: 1, minOpen: true, maxOpen: true },
-    crop: { min: 1 },
-    baseLr: { min: 0, minOpen: true },
-    baseWeightDecay: { min: 0 },
-    baseBatch: { min: 1 },
-    baseHalveEvery: { min: 1 },
-    baseMaxEpochs: { min: 0 },
-    baseEvalEvery: { min: 1 },
-    dropout: { min: 0, max: 1, maxOpen: true },
-    lr: { min: 0, minOpen: true },
-    batch: { min: 1 },
-    epochs: { min: 1 },
-    selectionPercent: { min: 0, max: 100, minOpen: true },
-    exponent: { min: 0 },
-    studyRung: { min: -1 },
-    curveValImages: { min: 0 },
-    chunk: { min: 1 },
-    checkpointEvery: { min: 1 },
-  },
-  integers: [
-    "seed",
-    "threads",
-    "trainImages",
-    "testImages",
-    "valImages",
-    "h",
-    "crop",
-    "baseBatch",
-    "baseHalveEvery",
-    "baseMaxEpochs",
-    "baseEvalEvery",
-    "batch",
-    "epochs",
-    "studyRung",
-    "curveValImages",
-    "chunk",
-    "checkpointEvery",
-  ] as const,
+  ...CONFIG,
   presets: {
     smoke: {
       dataset: "synthetic",

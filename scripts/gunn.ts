@@ -15,13 +15,8 @@
  * @module
  */
 
-import {
-  COMMON_CHOICES,
-  COMMON_DEFAULTS,
-  COMMON_DOCS,
-  COMMON_RANGES,
-  runCli,
-} from "../lib/config/cli.ts";
+import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
+import { declareConfig, key } from "../lib/config/declare.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
@@ -49,82 +44,47 @@ const DATASETS = ["cifar10", "cifar100", "fashion", "mnist", "synthetic"] as con
 const ARCHS: Record<string, GunnArchitecture> = { mini: MINI_GUNN, gunn15: GUNN15 };
 const ARMS: Record<string, UpdateMode> = { GUNN: "gradual", SUNN: "simultaneous" };
 
-export const DEFAULTS = {
-  ...COMMON_DEFAULTS,
-  resume: "",
-  threads: 0,
-  dataset: "cifar10",
-  arch: "mini",
-  imageSize: 16,
-  trainImages: 10000,
-  testImages: 2000,
-  epochs: 8,
-  seeds: 3,
-  batch: 64,
-  lr: 0.1,
-  momentum: 0.9,
-  weightDecay: 1e-4,
-  jigsaw: true,
-  checkpointEvery: 100,
-};
+const CONFIG = declareConfig({
+  ...COMMON_KEYS,
+  out: key("results", "folder under which results/gunn/<run>/ is written"),
+  dataset: key(
+    "cifar10",
+    "cifar10 | cifar100 (--data-dir or download) | fashion | mnist | synthetic",
+    { choices: DATASETS },
+  ),
+  arch: key(
+    "mini",
+    "mini (stem 16, widths 48/60/72, 6 channels per segment) | gunn15 (the paper's 1.6M model)",
+    { choices: ["mini", "gunn15"] as const },
+  ),
+  imageSize: key(16, "shrink images to this side by block averaging (0: as stored, 32 for CIFAR)", {
+    int: true,
+    min: 0,
+  }),
+  trainImages: key(10000, "train on the first N training images (0: all)", { int: true, min: 0 }),
+  testImages: key(2000, "test on the first N test images (0: all)", { int: true, min: 0 }),
+  epochs: key(8, "epochs per arm and seed (lr ÷10 at 50 % and 75 %)", { int: true, min: 1 }),
+  seeds: key(3, "seeds --seed, --seed+1, …; each trains both arms", { int: true, min: 1 }),
+  batch: key(64, "batch size (the authors: 64)", { int: true, min: 1 }),
+  lr: key(0.1, "initial learning rate (the authors: 0.1)", { min: 0, minOpen: true }),
+  momentum: key(0.9, "Nesterov momentum (the authors: 0.9)", { min: 0, max: 1, maxOpen: true }),
+  weightDecay: key(1e-4, "L2 weight decay on every parameter (the authors: 1e-4)", { min: 0 }),
+  jigsaw: key(true, "random cyclic shifts with probability 2/3 (the authors' CIFAR pipeline)"),
+  checkpointEvery: key(100, "checkpoint every this many steps (and at every epoch end)", {
+    int: true,
+    min: 1,
+  }),
+});
+
+export const DEFAULTS = CONFIG.defaults;
 
 export type GunnConfig = typeof DEFAULTS;
-
-const DOCS: Record<keyof GunnConfig, string> = {
-  ...COMMON_DOCS,
-  out: "folder under which results/gunn/<run>/ is written",
-  resume: "continue the run in this folder",
-  threads: "compute threads for the native backend (0: all cores)",
-  dataset: "cifar10 | cifar100 (--data-dir or download) | fashion | mnist | synthetic",
-  arch: "mini (stem 16, widths 48/60/72, 6 channels per segment) | gunn15 (the paper's 1.6M model)",
-  imageSize: "shrink images to this side by block averaging (0: as stored, 32 for CIFAR)",
-  trainImages: "train on the first N training images (0: all)",
-  testImages: "test on the first N test images (0: all)",
-  epochs: "epochs per arm and seed (lr ÷10 at 50 % and 75 %)",
-  seeds: "seeds --seed, --seed+1, …; each trains both arms",
-  batch: "batch size (the authors: 64)",
-  lr: "initial learning rate (the authors: 0.1)",
-  momentum: "Nesterov momentum (the authors: 0.9)",
-  weightDecay: "L2 weight decay on every parameter (the authors: 1e-4)",
-  jigsaw: "random cyclic shifts with probability 2/3 (the authors' CIFAR pipeline)",
-  checkpointEvery: "checkpoint every this many steps (and at every epoch end)",
-};
 
 const SPEC = {
   description: "gunn — gradually (GUNN) vs simultaneously (SUNN) updated layers, equal parameters",
   usage:
     "deno task gunn [--dataset=cifar10 --data-dir=DIR] [--preset=smoke|default|paper] [--key=value ...]",
-  defaults: DEFAULTS,
-  docs: DOCS,
-  choices: {
-    backend: COMMON_CHOICES.backend,
-    dataset: DATASETS,
-    arch: ["mini", "gunn15"] as const,
-  },
-  ranges: {
-    ...COMMON_RANGES,
-    imageSize: { min: 0 },
-    trainImages: { min: 0 },
-    testImages: { min: 0 },
-    epochs: { min: 1 },
-    seeds: { min: 1 },
-    batch: { min: 1 },
-    lr: { min: 0, minOpen: true },
-    momentum: { min: 0, max: 1, maxOpen: true },
-    weightDecay: { min: 0 },
-    checkpointEvery: { min: 1 },
-  },
-  integers: [
-    "seed",
-    "threads",
-    "imageSize",
-    "trainImages",
-    "testImages",
-    "epochs",
-    "seeds",
-    "batch",
-    "checkpointEvery",
-  ] as const,
+  ...CONFIG,
   presets: {
     smoke: {
       dataset: "synthetic",

@@ -18,13 +18,8 @@
  * @module
  */
 
-import {
-  COMMON_CHOICES,
-  COMMON_DEFAULTS,
-  COMMON_DOCS,
-  COMMON_RANGES,
-  runCli,
-} from "../lib/config/cli.ts";
+import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
+import { declareConfig, key } from "../lib/config/declare.ts";
 import type { RunDir } from "../lib/run/run_dir.ts";
 import { startRun } from "../lib/run/start.ts";
 import { storedExperiment } from "../lib/lastlayer/study.ts";
@@ -44,104 +39,81 @@ import { writeFiguresHtml } from "../lib/plot/html.ts";
 
 const EXPERIMENTS = ["A-blobs", "A-band", "A-annuli", "A-moons", "B", "C", "D", "E"] as const;
 
-export const DEFAULTS = {
-  ...COMMON_DEFAULTS,
-  resume: "",
-  threads: 0,
-  experiments: ["A-blobs", "A-band", "A-annuli", "B", "C", "D"] as string[],
-  hidden: 256,
-  simSteps: 20000,
-  simLr: 0.5,
-  simClip: 1,
-  blobSteps: 40000,
-  blobPoints: 5000,
-  blobLr: 1e-3,
-  blobMomentum: 0.9,
-  imageSteps: 10000,
-  imageLr: 0.01,
-  imageBatch: 256,
-  momentum: 0.9,
-  imageTrain: 0,
-  evalPoints: 20,
-  reinitSteps: 20000,
-  reinitLr: 0.1,
-  svmC: 1e6,
-  targetLoss: 1e-3,
-};
+const CONFIG = declareConfig({
+  ...COMMON_KEYS,
+  out: key("results", "folder under which results/lastlayer/<run>/ is written"),
+  experiments: key(
+    ["A-blobs", "A-band", "A-annuli", "B", "C", "D"] as string[],
+    "A-blobs, A-band, A-annuli, A-moons (2-D, x² net), B (three blobs), C (MNIST 0/1), D (MNIST 0/1/2), E (CIFAR airplane/bird)",
+    { choices: EXPERIMENTS },
+  ),
+  hidden: key(256, "hidden width of the 2-D networks (the original: 2000)", { int: true, min: 1 }),
+  simSteps: key(20000, "gradient-descent steps of experiments A (the original: 100,001)", {
+    int: true,
+    min: 1,
+  }),
+  simLr: key(0.5, "learning rate of experiments A (the original: 1e-4 on its unscaled inputs)", {
+    min: 0,
+    minOpen: true,
+  }),
+  simClip: key(
+    1,
+    "clip the gradient norm of experiments A (x² networks diverge otherwise; 0: off)",
+    { min: 0 },
+  ),
+  blobSteps: key(40000, "gradient-descent steps of experiment B (the original: 40,000)", {
+    int: true,
+    min: 1,
+  }),
+  blobPoints: key(5000, "points of experiment B (the original: 5,000)", { int: true, min: 2 }),
+  blobLr: key(1e-3, "learning rate of experiment B (the original: 1e-4)", {
+    min: 0,
+    minOpen: true,
+  }),
+  blobMomentum: key(
+    0.9,
+    "heavy-ball momentum of experiment B's gradient descent (the original: 0)",
+    { min: 0, max: 1, maxOpen: true },
+  ),
+  imageSteps: key(10000, "momentum-SGD steps of experiments C–E", { int: true, min: 1 }),
+  imageLr: key(0.01, "learning rate of experiments C–E", { min: 0, minOpen: true }),
+  imageBatch: key(256, "batch size of experiments C–E", { int: true, min: 0 }),
+  momentum: key(0.9, "momentum of experiments C–E", { min: 0, max: 1, maxOpen: true }),
+  imageTrain: key(0, "use the first N training images of the classes (0: all)", {
+    int: true,
+    min: 0,
+  }),
+  evalPoints: key(20, "how many times along training the SVM is fitted and compared", {
+    int: true,
+    min: 1,
+  }),
+  reinitSteps: key(20000, "gradient-descent steps of the re-init arm (last layer alone)", {
+    int: true,
+    min: 1,
+  }),
+  reinitLr: key(0.1, "learning rate of the re-init arm", { min: 0, minOpen: true }),
+  svmC: key(
+    1e6,
+    "slack penalty of the reference max-margin SVM (1e6: the hard margin on separable φ, the theory's reference; the original used C = 1)",
+    { min: 0, minOpen: true },
+  ),
+  targetLoss: key(
+    1e-3,
+    "stop an arm once its cross-entropy on the whole training set is below this (0: run every step)",
+    { min: 0 },
+  ),
+});
+
+export const DEFAULTS = CONFIG.defaults;
 
 export type LastLayerConfig = typeof DEFAULTS;
-
-const DOCS: Record<keyof LastLayerConfig, string> = {
-  ...COMMON_DOCS,
-  out: "folder under which results/lastlayer/<run>/ is written",
-  resume: "continue the run in this folder",
-  threads: "compute threads for the native backend (0: all cores)",
-  experiments:
-    "A-blobs, A-band, A-annuli, A-moons (2-D, x² net), B (three blobs), C (MNIST 0/1), D (MNIST 0/1/2), E (CIFAR airplane/bird)",
-  hidden: "hidden width of the 2-D networks (the original: 2000)",
-  simSteps: "gradient-descent steps of experiments A (the original: 100,001)",
-  simLr: "learning rate of experiments A (the original: 1e-4 on its unscaled inputs)",
-  simClip: "clip the gradient norm of experiments A (x² networks diverge otherwise; 0: off)",
-  blobSteps: "gradient-descent steps of experiment B (the original: 40,000)",
-  blobPoints: "points of experiment B (the original: 5,000)",
-  blobLr: "learning rate of experiment B (the original: 1e-4)",
-  blobMomentum: "heavy-ball momentum of experiment B's gradient descent (the original: 0)",
-  imageSteps: "momentum-SGD steps of experiments C–E",
-  imageLr: "learning rate of experiments C–E",
-  imageBatch: "batch size of experiments C–E",
-  momentum: "momentum of experiments C–E",
-  imageTrain: "use the first N training images of the classes (0: all)",
-  evalPoints: "how many times along training the SVM is fitted and compared",
-  reinitSteps: "gradient-descent steps of the re-init arm (last layer alone)",
-  reinitLr: "learning rate of the re-init arm",
-  svmC:
-    "slack penalty of the reference max-margin SVM (1e6: the hard margin on separable φ, the theory's reference; the original used C = 1)",
-  targetLoss:
-    "stop an arm once its cross-entropy on the whole training set is below this (0: run every step)",
-};
 
 const SPEC = {
   description:
     "lastlayer — is the last weight layer a linear SVM on the last hidden layer? (angles, offsets, agreement)",
   usage:
     "deno task lastlayer [--experiments=A-blobs,B,C] [--preset=smoke|default|paper] [--key=value ...]",
-  defaults: DEFAULTS,
-  docs: DOCS,
-  choices: { backend: COMMON_CHOICES.backend, experiments: EXPERIMENTS },
-  ranges: {
-    ...COMMON_RANGES,
-    hidden: { min: 1 },
-    simSteps: { min: 1 },
-    simLr: { min: 0, minOpen: true },
-    simClip: { min: 0 },
-    blobSteps: { min: 1 },
-    blobPoints: { min: 2 },
-    blobLr: { min: 0, minOpen: true },
-    blobMomentum: { min: 0, max: 1, maxOpen: true },
-    imageSteps: { min: 1 },
-    imageLr: { min: 0, minOpen: true },
-    imageBatch: { min: 0 },
-    momentum: { min: 0, max: 1, maxOpen: true },
-    imageTrain: { min: 0 },
-    evalPoints: { min: 1 },
-    reinitSteps: { min: 1 },
-    reinitLr: { min: 0, minOpen: true },
-    svmC: { min: 0, minOpen: true },
-    targetLoss: { min: 0 },
-  },
-  integers: [
-    "seed",
-    "threads",
-    "hidden",
-    "simSteps",
-    "blobSteps",
-    "blobPoints",
-    "imageSteps",
-    "imageBatch",
-    "imageTrain",
-    "evalPoints",
-    "reinitSteps",
-  ] as const,
+  ...CONFIG,
   presets: {
     smoke: {
       experiments: ["A-blobs", "B", "C"],

@@ -16,13 +16,8 @@
  * @module
  */
 
-import {
-  COMMON_CHOICES,
-  COMMON_DEFAULTS,
-  COMMON_DOCS,
-  COMMON_RANGES,
-  runCli,
-} from "../lib/config/cli.ts";
+import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
+import { declareConfig, key } from "../lib/config/declare.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
 import { type DatasetName, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
@@ -48,101 +43,79 @@ import { UserError } from "../lib/util/errors.ts";
 
 const DATASETS = ["mnist", "fashion", "cifar10", "cifar100", "synthetic"] as const;
 
-export const DEFAULTS = {
-  ...COMMON_DEFAULTS,
-  resume: "",
-  threads: 0,
-  dataset: "mnist",
-  tasks: "pairs",
-  scaling: "unit",
-  zDim: 100,
-  steps: 10000,
-  evalEvery: 1000,
-  evalImages: 200,
-  batch: 20,
-  lr: 1e-4,
-  adaptMaxSteps: 4000,
-  adaptEvalEvery: 100,
-  adaptPatience: 5,
-  adaptLrs: [1e-4, 1e-3, 1e-2, 1e-1],
-  valImages: 500,
-  seeds: 3,
-  arms: [...ARMS] as string[],
-  checkpointEvery: 500,
-};
+const CONFIG = declareConfig({
+  ...COMMON_KEYS,
+  out: key("results", "folder under which results/supernet/<run>/ is written"),
+  dataset: key(
+    "mnist",
+    "mnist | fashion | cifar10 | cifar100 (--data-dir or download) | synthetic",
+    { choices: DATASETS },
+  ),
+  tasks: key(
+    "pairs",
+    "pairs (class pairs and flipped twins; consecutive pairs for >10 classes, as the original) | versus-last (class i vs the last)",
+    { choices: ["pairs", "versus-last"] as const },
+  ),
+  scaling: key("unit", "unit (pixels / 255; a documented deviation) | raw (0–255, the original)", {
+    choices: ["unit", "raw"] as const,
+  }),
+  zDim: key(100, "length of the task vector z (≥ number of training tasks)", { int: true, min: 1 }),
+  steps: key(10000, "generator training steps (the original: 50,000)", { int: true, min: 1 }),
+  evalEvery: key(1000, "evaluate the generator on the training tasks every this many steps", {
+    int: true,
+    min: 1,
+  }),
+  evalImages: key(200, "test images per task in that evaluation (0: all)", { int: true, min: 1 }),
+  batch: key(20, "images per step, drawn with replacement from one task (the original: 20)", {
+    int: true,
+    min: 1,
+    max: 4096,
+  }),
+  lr: key(1e-4, "RMSProp learning rate of every phase (the original: 1e-4)", {
+    min: 0,
+    minOpen: true,
+  }),
+  adaptMaxSteps: key(
+    4000,
+    "step budget of each adaptation run (the original: 1,000 steps in all)",
+    { int: true, min: 0 },
+  ),
+  adaptEvalEvery: key(100, "validate an adaptation run every this many steps", {
+    int: true,
+    min: 1,
+  }),
+  adaptPatience: key(5, "stop an adaptation run after this many validations without a lower loss", {
+    int: true,
+    min: 1,
+  }),
+  adaptLrs: key(
+    [1e-4, 1e-3, 1e-2, 1e-1],
+    "RMSProp learning rates tried for each arm that trains; the validation loss picks one (the original: 1e-4 for all)",
+    { min: 0, minOpen: true },
+  ),
+  valImages: key(
+    500,
+    "validation images carved from the held-out task's training images (at most a fifth); the test images score each arm once",
+    { int: true, min: 1 },
+  ),
+  seeds: key(3, "seeds --seed, --seed+1, …; each trains its own generator", { int: true, min: 1 }),
+  arms: key([...ARMS] as string[], "adaptation arms: z-only, z+G, scratch, random-z, twin-z", {
+    choices: ARMS,
+  }),
+  checkpointEvery: key(500, "checkpoint the generator every this many steps", {
+    int: true,
+    min: 1,
+  }),
+});
+
+export const DEFAULTS = CONFIG.defaults;
 
 export type SuperNetConfig = typeof DEFAULTS;
-
-const DOCS: Record<keyof SuperNetConfig, string> = {
-  ...COMMON_DOCS,
-  out: "folder under which results/supernet/<run>/ is written",
-  resume: "continue the run in this folder",
-  threads: "compute threads for the native backend (0: all cores)",
-  dataset: "mnist | fashion | cifar10 | cifar100 (--data-dir or download) | synthetic",
-  tasks:
-    "pairs (class pairs and flipped twins; consecutive pairs for >10 classes, as the original) | versus-last (class i vs the last)",
-  scaling: "unit (pixels / 255; a documented deviation) | raw (0–255, the original)",
-  zDim: "length of the task vector z (≥ number of training tasks)",
-  steps: "generator training steps (the original: 50,000)",
-  evalEvery: "evaluate the generator on the training tasks every this many steps",
-  evalImages: "test images per task in that evaluation (0: all)",
-  batch: "images per step, drawn with replacement from one task (the original: 20)",
-  lr: "RMSProp learning rate of every phase (the original: 1e-4)",
-  adaptMaxSteps: "step budget of each adaptation run (the original: 1,000 steps in all)",
-  adaptEvalEvery: "validate an adaptation run every this many steps",
-  adaptPatience: "stop an adaptation run after this many validations without a lower loss",
-  adaptLrs:
-    "RMSProp learning rates tried for each arm that trains; the validation loss picks one (the original: 1e-4 for all)",
-  valImages:
-    "validation images carved from the held-out task's training images (at most a fifth); the test images score each arm once",
-  seeds: "seeds --seed, --seed+1, …; each trains its own generator",
-  arms: "adaptation arms: z-only, z+G, scratch, random-z, twin-z",
-  checkpointEvery: "checkpoint the generator every this many steps",
-};
 
 const SPEC = {
   description: "supernet — can a frozen weight generator solve a new task by optimising z alone?",
   usage: "deno task supernet [--dataset=mnist] [--preset=smoke|default|paper] [--key=value ...]",
-  defaults: DEFAULTS,
-  docs: DOCS,
-  choices: {
-    backend: COMMON_CHOICES.backend,
-    dataset: DATASETS,
-    tasks: ["pairs", "versus-last"] as const,
-    scaling: ["unit", "raw"] as const,
-    arms: ARMS,
-  },
-  ranges: {
-    ...COMMON_RANGES,
-    zDim: { min: 1 },
-    steps: { min: 1 },
-    evalEvery: { min: 1 },
-    evalImages: { min: 1 },
-    batch: { min: 1, max: 4096 },
-    lr: { min: 0, minOpen: true },
-    adaptMaxSteps: { min: 0 },
-    adaptEvalEvery: { min: 1 },
-    adaptPatience: { min: 1 },
-    adaptLrs: { min: 0, minOpen: true },
-    valImages: { min: 1 },
-    seeds: { min: 1 },
-    checkpointEvery: { min: 1 },
-  },
-  integers: [
-    "seed",
-    "threads",
-    "zDim",
-    "steps",
-    "evalEvery",
-    "evalImages",
-    "batch",
-    "adaptMaxSteps",
-    "adaptEvalEvery",
-    "adaptPatience",
-    "valImages",
-    "seeds",
-    "checkpointEvery",
-  ] as const,
+  ...CONFIG,
   presets: {
     smoke: {
       dataset: "synthetic",

@@ -6,36 +6,46 @@
  */
 
 import { ConfigError, type ConfigSpec, type ConfigValue, parseConfig } from "./parse.ts";
+import { declareConfig, key } from "./declare.ts";
 import { RunDir } from "../run/run_dir.ts";
 import { ioFailure, UserError } from "../util/errors.ts";
 import { InterruptedError } from "../util/interrupt.ts";
 
-/** Options shared by all scripts. */
-export const COMMON_DEFAULTS = {
-  seed: 0,
-  backend: "auto",
-  out: "results",
-  dataDir: "",
+/**
+ * Options shared by all scripts, declared once (default, doc, allowed values); every script's
+ * table starts with them.
+ */
+export const COMMON_KEYS = {
+  seed: key(0, "random seed (same seed + same backend → same numbers)", { int: true, min: 0 }),
+  backend: key("auto", "compute backend", {
+    choices: ["auto", "webgpu", "native", "wasm", "cpu"] as const,
+  }),
+  out: key("results", "folder under which the run folder is written"),
+  dataDir: key("", "where datasets are looked up first (then $GRADLAB_DATA, then data/)"),
+  resume: key(
+    "",
+    "continue the run in this folder with its own configuration (only --threads may be given too)",
+  ),
+  threads: key(0, "compute threads for the native backend (0: all cores)", {
+    int: true,
+    min: 0,
+    max: 1024,
+  }),
 };
+
+const COMMON = declareConfig(COMMON_KEYS);
+
+/** Defaults of the options shared by all scripts (from {@link COMMON_KEYS}). */
+export const COMMON_DEFAULTS = COMMON.defaults;
 
 /** Docs of {@link COMMON_DEFAULTS}. */
-export const COMMON_DOCS = {
-  seed: "random seed (same seed + same backend → same numbers)",
-  backend: "compute backend",
-  out: "folder under which the run folder is written",
-  dataDir: "where datasets are looked up first (then $GRADLAB_DATA, then data/)",
-};
+export const COMMON_DOCS = COMMON.docs;
 
 /** Allowed ranges of the common numeric options. */
-export const COMMON_RANGES = {
-  seed: { min: 0 },
-  threads: { min: 0, max: 1024 },
-};
+export const COMMON_RANGES = COMMON.ranges;
 
 /** Allowed values of the common options. */
-export const COMMON_CHOICES = {
-  backend: ["auto", "webgpu", "native", "wasm", "cpu"] as const,
-};
+export const COMMON_CHOICES = { backend: COMMON_KEYS.backend.choices };
 
 /**
  * Parses `args` with `spec` and runs `main(config)`. `--help` prints and exits 0; a

@@ -100,7 +100,7 @@ Deno.test({
       ...DEFAULTS,
       ...GRADNET_SPEC.presets.smoke,
       out,
-      backend: "native",
+      backend: "native" as const,
     }, { quiet: true });
     for (
       const f of [
@@ -157,7 +157,12 @@ Deno.test({
       Object.defineProperty(t, "images", { get: () => (t.reads++, images) });
       return t;
     };
-    const cfg = { ...DEFAULTS, ...GRADNET_SPEC.presets.smoke, backend: "native", epochs: 4 };
+    const cfg = {
+      ...DEFAULTS,
+      ...GRADNET_SPEC.presets.smoke,
+      backend: "native" as const,
+      epochs: 4,
+    };
     const a = counted(split.test.labels);
     const shuffled = Int32Array.from(split.test.labels, (y) => (y + 3) % 10);
     const b = counted(shuffled);

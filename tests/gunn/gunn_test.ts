@@ -87,7 +87,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const { main, DEFAULTS, GUNN_SPEC, meanSd } = await import("../../scripts/gunn.ts");
-    const cfg = { ...DEFAULTS, ...GUNN_SPEC.presets.smoke, backend: "native" };
+    const cfg = { ...DEFAULTS, ...GUNN_SPEC.presets.smoke, backend: "native" as const };
     const a = await main({ ...cfg, out: await Deno.makeTempDir() }, { quiet: true });
     assert.deepEqual(a.arms.map((r) => r.arm), ["GUNN", "SUNN"]);
     for (const r of a.arms) {

@@ -158,7 +158,7 @@ Deno.test({
       ...DEFAULTS,
       ...LASTLAYER_SPEC.presets.smoke,
       out,
-      backend: "native",
+      backend: "native" as const,
     }, { quiet: true });
     assert.strictEqual(summary.length, 2 * LASTLAYER_SPEC.presets.smoke.experiments!.length);
     for (
