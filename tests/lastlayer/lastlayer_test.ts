@@ -43,13 +43,73 @@ Deno.test("shortcut path: the last layer on φ(x) equals a plain-arithmetic forw
   });
 });
 
-Deno.test("shortcut path of the CNN: last layer on φ of single images equals the batched forward pass", () => {
+Deno.test("CNN with a 2-D feature layer: logits and φ equal a float64 loop over its weights (conv, pool, dense)", async () => {
   const net = cnnNet({ inputShape: [12, 12, 1], classes: 3, seed: 2 });
-  const x = tf.tensor4d(new Rng(3).normals(4 * 144), [4, 12, 12, 1]);
-  const full = logits(net, x).arraySync();
-  for (let i = 0; i < 4; i++) {
-    const one = lastLayer(net, net.phi(x.slice(i, 1))).arraySync()[0];
-    one.forEach((v, c) => assert.ok(Math.abs(v - full[i][c]) < 1e-5));
+  const n = 3, xs = new Rng(3).normals(n * 144);
+  const x = tf.tensor4d(xs, [n, 12, 12, 1]);
+  const got = (await logits(net, x).array()) as number[][];
+  const gotPhi = (await net.phi(x).array()) as number[][];
+  assert.ok(
+    gotPhi.flat().some((v) => v > 0),
+    "φ all zero: the check would not see the convolutions",
+  );
+  const [k1, b1, k2, b2, d1, c1, d2, c2] = await Promise.all(
+    net.phiParams.map(async (v) => Array.from(await v.data())),
+  );
+  const W = Array.from(await net.lastW.data()), B = Array.from(await net.lastB.data());
+  const relu = (v: number) => Math.max(0, v);
+  // 3×3 'same' convolution + ReLU on an HWC image, kernel [3][3][ci][co]
+  const conv = (img: number[], h: number, ci: number, k: number[], b: number[], co: number) => {
+    const out = new Array(h * h * co).fill(0);
+    for (let y = 0; y < h; y++) {
+      for (let xx = 0; xx < h; xx++) {
+        for (let o = 0; o < co; o++) {
+          let s = b[o];
+          for (let ky = 0; ky < 3; ky++) {
+            for (let kx = 0; kx < 3; kx++) {
+              const iy = y + ky - 1, ix = xx + kx - 1;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= h) continue;
+              for (let c = 0; c < ci; c++) {
+                s += img[(iy * h + ix) * ci + c] * k[((ky * 3 + kx) * ci + c) * co + o];
+              }
+            }
+          }
+          out[(y * h + xx) * co + o] = relu(s);
+        }
+      }
+    }
+    return out;
+  };
+  const pool = (img: number[], h: number, c: number) => {
+    const g = h / 2, out = new Array(g * g * c);
+    for (let y = 0; y < g; y++) {
+      for (let xx = 0; xx < g; xx++) {
+        for (let ch = 0; ch < c; ch++) {
+          out[(y * g + xx) * c + ch] = Math.max(
+            ...[0, 1].flatMap((dy) =>
+              [0, 1].map((dx) => img[((2 * y + dy) * h + 2 * xx + dx) * c + ch])
+            ),
+          );
+        }
+      }
+    }
+    return out;
+  };
+  const dense = (v: number[], k: number[], b: number[], m: number, act: boolean) =>
+    b.map((bb, o) => {
+      let s = bb;
+      for (let j = 0; j < v.length; j++) s += v[j] * k[j * m + o];
+      return act ? relu(s) : s;
+    });
+  for (let i = 0; i < n; i++) {
+    const img = Array.from(xs.subarray(i * 144, (i + 1) * 144));
+    const a = pool(conv(pool(conv(img, 12, 1, k1, b1, 16), 12, 16), 6, 16, k2, b2, 32), 6, 32);
+    const phi = dense(dense(a, d1, c1, 64, true), d2, c2, 2, true);
+    const z = dense(phi, W, B, 3, false);
+    phi.forEach((v, c) =>
+      assert.ok(Math.abs(v - gotPhi[i][c]) < 1e-4, `φ ${v} vs ${gotPhi[i][c]}`)
+    );
+    z.forEach((v, c) => assert.ok(Math.abs(v - got[i][c]) < 1e-4, `logit ${v} vs ${got[i][c]}`));
   }
 });
 
