@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert";
 import { join } from "node:path";
 import { initBackend } from "../../lib/backend/select.ts";
-import { cnnNet, lastLayer, logits, mlpNet } from "../../lib/lastlayer/networks.ts";
+import { cnnNet, logits, mlpNet } from "../../lib/lastlayer/networks.ts";
 import {
   angleDeg,
   binaryOf,
