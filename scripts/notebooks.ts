@@ -75,6 +75,9 @@ async function main(cfg: typeof spec.defaults) {
         "--execute",
         "--ExecutePreprocessor.kernel_name=deno",
         `--ExecutePreprocessor.timeout=${cfg.timeout}`,
+        // outputs that reach the client after the cell's reply were dropped under load (4 s
+        // default): a busy machine lost 1–3 of 7 outputs per run
+        "--ExecutePreprocessor.iopub_timeout=60",
         `--output-dir=${outDir}`,
         join(dir, name),
       ],

@@ -30,7 +30,8 @@ export interface StudyConfig extends SetupConfig {
   targetLoss: number;
 }
 
-function summaryOf(id: string, rows: MetricRow[], seconds: number): SummaryRow[] {
+/** The summary rows of an experiment: the last evaluation of each arm. */
+export function summaryOf(id: string, rows: MetricRow[], seconds: number): SummaryRow[] {
   return ([["train", "whole network"], ["reinit", "re-init last layer"]] as const).map(
     ([phase, arm]) => {
       const r = rows.filter((x) => x.phase === phase).at(-1)!;

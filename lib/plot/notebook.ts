@@ -33,3 +33,10 @@ export function show(fig: Figure): { [key: symbol]: () => Record<string, string>
 export function markdown(text: string): { [key: symbol]: () => Record<string, string> } {
   return { [Symbol.for("Jupyter.display")]: () => ({ "text/markdown": text, "text/plain": text }) };
 }
+
+/** An SVG document as notebook output (shown as an image, also on a repository page). */
+export function svg(text: string): { [key: symbol]: () => Record<string, string> } {
+  return {
+    [Symbol.for("Jupyter.display")]: () => ({ "image/svg+xml": text, "text/plain": "[SVG figure]" }),
+  };
+}
