@@ -37,6 +37,9 @@ export function markdown(text: string): { [key: symbol]: () => Record<string, st
 /** An SVG document as notebook output (shown as an image, also on a repository page). */
 export function svg(text: string): { [key: symbol]: () => Record<string, string> } {
   return {
-    [Symbol.for("Jupyter.display")]: () => ({ "image/svg+xml": text, "text/plain": "[SVG figure]" }),
+    [Symbol.for("Jupyter.display")]: () => ({
+      "image/svg+xml": text,
+      "text/plain": "[SVG figure]",
+    }),
   };
 }
