@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { Series } from "./figures.ts";
+import type { Figure, Series } from "./figures.ts";
 
 const COLORS = [
   "#1f77b4",
@@ -155,4 +155,38 @@ export function lineChartSvg(
   });
   parts.push("</svg>");
   return parts.join("\n") + "\n";
+}
+
+/**
+ * A static SVG of a plotly line figure (its scatter traces, names, dashes, title and axis titles),
+ * for a page that cannot run plotly. Other trace kinds are left out.
+ */
+export function lineFigureSvg(fig: Figure, o: { width?: number; height?: number } = {}): string {
+  const traces = (fig.data as {
+    type?: string;
+    name?: string;
+    x?: number[];
+    y?: (number | null)[];
+    line?: { dash?: string };
+  }[]).filter((t) => (t.type ?? "scatter") === "scatter" && t.x && t.y);
+  const layout = fig.layout as {
+    title?: { text?: string };
+    xaxis?: { title?: { text?: string }; type?: string };
+    yaxis?: { title?: { text?: string } };
+  };
+  return lineChartSvg(
+    traces.map((t) => ({
+      name: t.name ?? "",
+      x: t.x!,
+      y: t.y!,
+      dash: t.line?.dash === "dot" ? "dot" as const : t.line?.dash ? "dash" as const : undefined,
+    })),
+    {
+      title: layout.title?.text ?? "",
+      xTitle: layout.xaxis?.title?.text ?? "",
+      yTitle: layout.yaxis?.title?.text ?? "",
+      logX: layout.xaxis?.type === "log",
+      ...o,
+    },
+  );
 }
