@@ -172,15 +172,15 @@ async function gemmLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
     });
     found.blas.close();
     lines.push(...per);
+    // a pass's product time, own or BLAS: each product's time × how often the pass makes it
+    const time = (ls: BenchLine[], k: "own_s" | "blas_s") =>
+      ls.reduce((s, l) => s + (l[k] as number) * (l.calls_per_workload_pass as number), 0);
     for (const wl of new Set(per.map((l) => l.model))) {
       const mine = per.filter((l) => l.model === wl);
-      const total = (k: "own_s" | "blas_s") =>
-        mine.reduce((s, l) => s + (l[k] as number) * (l.calls_per_workload_pass as number), 0);
       for (const kind of ["matmul", "conv", "convFilter", "convInput", "all"]) {
         const sel = kind === "all" ? mine : mine.filter((l) => l.variant === kind);
         if (!sel.length) continue;
-        const t = (k: "own_s" | "blas_s") =>
-          sel.reduce((s, l) => s + (l[k] as number) * (l.calls_per_workload_pass as number), 0);
+        const own = time(sel, "own_s"), lib = time(sel, "blas_s");
         lines.push({
           workload: "Wgemm",
           model: wl,
@@ -190,10 +190,10 @@ async function gemmLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
           variant: `total/${kind}`,
           date_utc: dateUtc(),
           blas: name,
-          own_s: t("own_s"),
-          blas_s: t("blas_s"),
-          blas_over_own: t("blas_s") / t("own_s"),
-          share_of_pass: t("own_s") / total("own_s"),
+          own_s: own,
+          blas_s: lib,
+          blas_over_own: lib / own,
+          share_of_pass: own / time(mine, "own_s"),
         });
       }
     }

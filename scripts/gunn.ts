@@ -168,17 +168,12 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
   for (const seed of seeds) {
     for (const [arm, mode] of Object.entries(ARMS)) {
       const tag = `${arm}-seed${seed}`;
-      const file = `${tag}.json`;
-      let r: ArmResult | null = null;
-      try {
-        r = JSON.parse(await Deno.readTextFile(run.file(file)));
-      } catch { /* not trained yet */ }
-      if (!r) {
+      const r = await run.cachedJson(`${tag}.json`, async () => {
         const model = gunnNetwork({ arch, mode, inputShape, classes: train.numClasses, seed });
         if (trainableCount(model) !== params) {
           throw new Error(`${arm}: built ${trainableCount(model)} parameters, expected ${params}`);
         }
-        r = await trainGunnArm(run, model, train, test, {
+        const r = await trainGunnArm(run, model, train, test, {
           seed,
           epochs: cfg.epochs,
           batch: cfg.batch,
@@ -192,7 +187,6 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
           quiet: o.quiet,
         });
         model.dispose();
-        await run.writeJson(file, r);
         if (!o.quiet) {
           console.error(
             `  ${arm} seed ${seed}: test accuracy ${r.testAcc.toFixed(4)}, ${
@@ -200,7 +194,8 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
             } images/s`,
           );
         }
-      }
+        return r;
+      });
       results.set(tag, r);
     }
   }

@@ -54,20 +54,21 @@ export function taskBatch(
   };
 }
 
-/** Test accuracy and loss of the classifier on weights `w` over (up to `limit` of) a task's test images. */
-export async function taskTestMetrics(
+/** Accuracy and loss of weights `w` on images `idx` of `ds` (labels from `task`). */
+async function metricsOn(
   w: () => tf.Tensor[],
   task: Task,
-  data: SuperNetData,
-  limit = 0,
+  ds: ImageDataset,
+  idx: ArrayLike<number>,
+  scaling: Scaling,
   batch = 500,
 ): Promise<{ acc: number; loss: number }> {
-  const idx = limit > 0 ? task.test.subarray(0, limit) : task.test;
   let correct = 0, loss = 0;
-  for (let s = 0; s < idx.length; s += batch) {
-    const part = idx.subarray(s, s + batch);
+  const all = Int32Array.from(idx);
+  for (let s = 0; s < all.length; s += batch) {
+    const part = all.subarray(s, s + batch);
     const r = tf.tidy(() => {
-      const { x, y } = taskBatch(data.test, task, part, data.scaling);
+      const { x, y } = taskBatch(ds, task, part, scaling);
       const logits = classifierLogits(x, w());
       const hit = tf.equal(tf.greater(logits, 0).toFloat(), y).sum();
       return tf.stack([hit.toFloat(), binaryLoss(logits, y).mul(part.length)]);
@@ -77,7 +78,18 @@ export async function taskTestMetrics(
     correct += h;
     loss += l;
   }
-  return { acc: correct / idx.length, loss: loss / idx.length };
+  return { acc: correct / all.length, loss: loss / all.length };
+}
+
+/** Test accuracy and loss of the classifier on weights `w` over (up to `limit` of) a task's test images. */
+export function taskTestMetrics(
+  w: () => tf.Tensor[],
+  task: Task,
+  data: SuperNetData,
+  limit = 0,
+): Promise<{ acc: number; loss: number }> {
+  const idx = limit > 0 ? task.test.subarray(0, limit) : task.test;
+  return metricsOn(w, task, data.test, idx, data.scaling);
 }
 
 /** One-hot task vector. */
@@ -200,33 +212,6 @@ export interface ArmOutcome {
   /** G's checksum before and after (z-only must leave it unchanged) */
   generatorBefore: string;
   generatorAfter: string;
-}
-
-/** Accuracy and loss of weights `w` on images `idx` of `ds` (labels from `task`). */
-async function metricsOn(
-  w: () => tf.Tensor[],
-  task: Task,
-  ds: ImageDataset,
-  idx: ArrayLike<number>,
-  scaling: Scaling,
-  batch = 500,
-): Promise<{ acc: number; loss: number }> {
-  let correct = 0, loss = 0;
-  const all = Int32Array.from(idx);
-  for (let s = 0; s < all.length; s += batch) {
-    const part = all.subarray(s, s + batch);
-    const r = tf.tidy(() => {
-      const { x, y } = taskBatch(ds, task, part, scaling);
-      const logits = classifierLogits(x, w());
-      const hit = tf.equal(tf.greater(logits, 0).toFloat(), y).sum();
-      return tf.stack([hit.toFloat(), binaryLoss(logits, y).mul(part.length)]);
-    });
-    const [h, l] = await r.data();
-    r.dispose();
-    correct += h;
-    loss += l;
-  }
-  return { acc: correct / all.length, loss: loss / all.length };
 }
 
 /**

@@ -139,17 +139,9 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const { main, DEFAULTS, GRADNET_SPEC } = await import("../../scripts/gradnet.ts");
-    const { syntheticSplit } = await import("../../lib/data/named.ts");
-    const split = syntheticSplit({
-      n: 2000,
-      train: 1500,
-      height: 28,
-      width: 28,
-      channels: 1,
-      numClasses: 10,
-      seed: 7,
-      noise: 40,
-    });
+    const { gradNetData } = await import("../../lib/gradnet/ladder.ts");
+    // the smoke preset's synthetic data, as the script loads it
+    const split = await gradNetData({ dataset: "synthetic", dataDir: "" });
     /** The test split behind a getter that counts image reads (one per image featurised). */
     const counted = (labels: Int32Array) => {
       const t = { ...split.test, labels, reads: 0 };
