@@ -33,6 +33,8 @@ import {
   type Scaling,
   type SuperNetData,
   trainGenerator,
+  Z_FORMS,
+  type ZForm,
 } from "../lib/supernet/train.ts";
 import type { Figure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
@@ -92,6 +94,11 @@ const CONFIG = declareConfig({
     [1e-4, 1e-3, 1e-2, 1e-1],
     "RMSProp learning rates tried for each arm that trains; the validation loss picks one (the original: 1e-4 for all)",
     { min: 0, minOpen: true },
+  ),
+  zForms: key(
+    [...Z_FORMS] as string[],
+    "forms of z tried for z-only, each with every learning rate: plain | two-vector (the original's z = w + b)",
+    { choices: Z_FORMS },
   ),
   valImages: key(
     500,
@@ -230,6 +237,7 @@ export async function main(
             evalEvery: cfg.adaptEvalEvery,
             patience: cfg.adaptPatience,
             lrs: cfg.adaptLrs,
+            zForms: cfg.zForms as ZForm[],
             valImages: cfg.valImages,
             batch: cfg.batch,
             seed,

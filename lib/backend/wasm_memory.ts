@@ -13,6 +13,7 @@ export interface WasmBackendLike {
   dataIdMap: { get(dataId: object): { memoryOffset: number; shape: number[]; dtype: string } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  incRef(dataId: object): void;
 }
 
 /** A Float32Array view of a wasm tensor's data (no copy). Take views after every allocation: a

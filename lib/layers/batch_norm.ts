@@ -95,3 +95,84 @@ export function batchNormTrain(
   const y = op(x, gamma, beta) as tf.Tensor4D;
   return { y, mean: mean!, variance: variance! };
 }
+
+/** Configuration of {@link BatchNorm}. */
+export interface BatchNormArgs {
+  /** weight of the old running statistic per update (Torch's momentum 0.1 → 0.9) */
+  momentum?: number;
+  epsilon?: number;
+  name?: string;
+  inputShape?: tf.Shape;
+  trainable?: boolean;
+}
+
+/**
+ * Batch normalisation over N, H, W of a 4-D input as a Keras-style layer, on
+ * {@link batchNormTrain} in training mode (two native kernels instead of TF.js's differentiated
+ * `moments`: a mini-GUNN step spent more time in its five `tf.layers.batchNormalization` layers
+ * than in its 30 fused GUNN units). γ starts at 1, β at 0; the running statistics move by
+ * `1 − momentum` toward the batch's, the variance unbiased as in Torch (the GUNN authors' code).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * import { BatchNorm } from "./batch_norm.ts";
+ * const bn = new BatchNorm({ epsilon: 0 });
+ * const x = tf.tensor4d([1, 3, 5, 7], [4, 1, 1, 1]); // mean 4, biased variance 5
+ * const y = bn.apply(x, { training: true }) as tf.Tensor;
+ * assert.ok(Math.abs(y.dataSync()[0] + 3 / Math.sqrt(5)) < 1e-6);
+ * // running mean 0.9·0 + 0.1·4; running variance 0.9·1 + 0.1·(5·4/3)
+ * const [, , mean, variance] = bn.getWeights().map((w) => w.dataSync()[0]);
+ * assert.ok(Math.abs(mean - 0.4) < 1e-6 && Math.abs(variance - (0.9 + 2 / 3)) < 1e-6);
+ * ```
+ */
+export class BatchNorm extends tf.layers.Layer {
+  static className = "GradlabBatchNorm";
+  readonly momentum: number;
+  readonly epsilon: number;
+  private vars: tf.LayerVariable[] = [];
+
+  constructor(args: BatchNormArgs = {}) {
+    super(args);
+    this.momentum = args.momentum ?? 0.9;
+    this.epsilon = args.epsilon ?? 1e-5;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const c = shape[shape.length - 1] as number;
+    const one = tf.initializers.ones(), zero = tf.initializers.zeros();
+    this.vars = [
+      this.addWeight("gamma", [c], "float32", one),
+      this.addWeight("beta", [c], "float32", zero),
+      this.addWeight("moving_mean", [c], "float32", zero, undefined, false),
+      this.addWeight("moving_variance", [c], "float32", one, undefined, false),
+    ];
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    return inputShape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const [gamma, beta, mm, mv] = this.vars.map((v) => v.read() as tf.Tensor1D);
+      if (kwargs.training !== true) return tf.batchNorm(x, mm, mv, beta, gamma, this.epsilon);
+      const { y, mean, variance } = batchNormTrain(x, gamma, beta, this.epsilon);
+      const count = x.size / x.shape[3], m = this.momentum;
+      const unbiased = count > 1 ? variance.mul(count / (count - 1)) : variance;
+      this.vars[2].write(tf.add(mm.mul(m), mean.mul(1 - m)));
+      this.vars[3].write(tf.add(mv.mul(m), unbiased.mul(1 - m)));
+      tf.dispose([mean, variance]);
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+  }
+}
+tf.serialization.registerClass(BatchNorm);

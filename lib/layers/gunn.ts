@@ -22,6 +22,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { tfSeed } from "../util/rng.ts";
 import { batchNormTrain } from "./batch_norm.ts";
+import { fusedGunnUnitsActive, fusedGunnUpdate, movedGunnStats } from "./gunn_fused.ts";
 
 /** Gradual (GUNN) or simultaneous (SUNN) update of the segments. */
 export type UpdateMode = "gradual" | "simultaneous";
@@ -263,6 +264,22 @@ export class GunnLayer extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
       const training = kwargs.training === true;
+      if (training && this.projection && fusedGunnUnitsActive()) {
+        // one native kernel per unit each way (gunn_fused.ts), the same math
+        const { y, stats } = fusedGunnUpdate(x, this.unitWeights(), this.mode, this.epsilon);
+        const count = x.shape[0] * x.shape[1] * x.shape[2];
+        stats.forEach((packed, i) => {
+          const u = this.units[i];
+          const norms = [u.bn1, u.bn2, u.bn3, u.projection!.bn];
+          const running = norms.flatMap((v) => [v[2].read(), v[3].read()]) as tf.Tensor1D[];
+          const moved = movedGunnStats(packed, running, this.momentum, count);
+          norms.forEach((v, k) => {
+            v[2].write(moved[2 * k]);
+            v[3].write(moved[2 * k + 1]);
+          });
+        });
+        return y;
+      }
       const { y, stats } = gunnUpdate(x, this.unitWeights(), {
         mode: this.mode,
         training,

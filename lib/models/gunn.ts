@@ -21,6 +21,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { tfSeed } from "../util/rng.ts";
 import { GunnLayer, gunnLayerParamCount, type UpdateMode } from "../layers/gunn.ts";
+import { BatchNorm } from "../layers/batch_norm.ts";
 
 /** Widths of a GUNN network. */
 export interface GunnArchitecture {
@@ -92,7 +93,7 @@ export function gunnNetwork(o: GunnNetworkOptions): tf.Sequential {
       }),
       name,
     }));
-    m.add(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }));
+    m.add(new BatchNorm({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn` }));
     m.add(tf.layers.reLU({ name: `${name}_relu` }));
   };
   convBnRelu(3, o.arch.stem, "stem", o.inputShape);

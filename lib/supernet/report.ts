@@ -5,7 +5,7 @@
  */
 
 import { type Figure, lineFigure, tableFigure } from "../plot/figures.ts";
-import type { Arm, ArmOutcome } from "./train.ts";
+import type { Arm, ArmOutcome, ZForm } from "./train.ts";
 import type { Task } from "./tasks.ts";
 
 /** One held-out task and arm over the seeds. */
@@ -19,6 +19,8 @@ export interface ArmRow {
   sd: number;
   /** learning rate chosen on validation, per seed (null: the arm does not train) */
   lr: (number | null)[];
+  /** z form chosen on validation, per seed (null: not a z-only arm) */
+  zForm: (ZForm | null)[];
   /** step of the kept weights, per seed */
   step: number[];
 }
@@ -45,14 +47,14 @@ export function reportMarkdown(
   const lines = [
     `### ${title}`,
     "",
-    "| held-out task | arm | test accuracy, mean ± sd | per seed | lr (validation) | step kept |",
-    "|---|---|---:|---|---|---|",
+    "| held-out task | arm | test accuracy, mean ± sd | per seed | lr (validation) | z form | step kept |",
+    "|---|---|---:|---|---|---|---|",
     ...rows.map((r) =>
       `| ${r.heldOut}: ${r.task} | ${r.arm} | ${pct(r.mean)} ± ${
         Number.isNaN(r.sd) ? "—" : pct(r.sd)
       } % | ${r.testAcc.map(pct).join(", ")} | ${r.lr.map((v) => v ?? "—").join(", ")} | ${
-        r.step.join(", ")
-      } |`
+        r.zForm.map((v) => v ?? "—").join(", ")
+      } | ${r.step.join(", ")} |`
     ),
     "",
     `The generator's own accuracy on its training tasks' test images (the ceiling of z-only): ` +
@@ -73,7 +75,8 @@ export function reportMarkdown(
   }
   lines.push(
     "",
-    `seeds ${seeds.join(", ")}; each arm that trains ran once per learning rate until its ` +
+    `seeds ${seeds.join(", ")}; each arm that trains ran once per learning rate (z-only: per ` +
+      `learning rate and z form) until its ` +
       `validation loss stopped falling; the test images scored the chosen weights once; ` +
       `wall time ${seconds.toFixed(0)} s`,
     "",
@@ -110,12 +113,15 @@ export function armReport(
         testAcc: acc,
         ...meanSd(acc),
         lr: rs.map((r) => r.lr),
+        zForm: rs.map((r) => r.zForm),
         step: rs.map((r) => r.step),
       });
       // validation curves of every learning rate tried, first seed (the curves that prove the
       // runs flattened)
       for (const c of rs[0].valCurves) {
-        const name = `${arm}${c.lr === null ? "" : `, lr ${c.lr}`}`;
+        const name = `${arm}${c.zForm ? ` (${c.zForm} z)` : ""}${
+          c.lr === null ? "" : `, lr ${c.lr}`
+        }`;
         const x = c.points.map((p) => p.step);
         lossSeries.push({ name, x, y: c.points.map((p) => p.val_loss) });
         series.push({ name, x, y: c.points.map((p) => p.val_acc) });

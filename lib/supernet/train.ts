@@ -22,6 +22,7 @@ import type { EpochRecord } from "../train/fit.ts";
 import { RmsProp } from "../train/optimizers.ts";
 import { trainInRun } from "../train/session.ts";
 import { Rng } from "../util/rng.ts";
+import { variableFrom } from "../util/tensors.ts";
 import {
   binaryLoss,
   classifierLogits,
@@ -179,6 +180,8 @@ export interface AdaptOptions {
   batch: number;
   /** learning rates tried for the arms that train (RMSProp), the best chosen on validation */
   lrs: number[];
+  /** forms of z tried for `z-only` (each with every learning rate), the best chosen on validation */
+  zForms: ZForm[];
   /** validation images carved from the task's training images (at most a fifth of them) */
   valImages: number;
   seed: number;
@@ -186,6 +189,13 @@ export interface AdaptOptions {
   twinIndex: number;
   quiet?: boolean;
 }
+
+/**
+ * How the adapted z is parameterised: `plain` trains z itself; `two-vector` is the original's
+ * z = Dense(1 → zDim)(1) = w + b (w Glorot-uniform, b = 0), whose RMSProp step on z is twice as long.
+ */
+export const Z_FORMS = ["plain", "two-vector"] as const;
+export type ZForm = typeof Z_FORMS[number];
 
 /** One validation point of an adaptation run. */
 export interface ValPoint {
@@ -199,6 +209,8 @@ export interface ArmOutcome {
   arm: Arm;
   /** the learning rate chosen on validation (null: the arm does not train) */
   lr: number | null;
+  /** the z form chosen on validation (null: the arm has no trained z form choice) */
+  zForm: ZForm | null;
   /** the step whose weights were kept (lowest validation loss of the chosen learning rate) */
   step: number;
   /** why the chosen run ended: "patience" (validation loss flat), "budget" or "no training" */
@@ -206,8 +218,8 @@ export interface ArmOutcome {
   /** the test images scored once, with the chosen weights */
   testAcc: number;
   testLoss: number;
-  /** validation curve of every learning rate tried */
-  valCurves: { lr: number | null; points: ValPoint[] }[];
+  /** validation curve of every learning rate (and z form) tried */
+  valCurves: { lr: number | null; zForm: ZForm | null; points: ValPoint[] }[];
   seconds: number;
   /** G's checksum before and after (z-only must leave it unchanged) */
   generatorBefore: string;
@@ -254,88 +266,114 @@ export async function adaptArm(
   // the original: z = Dense(1 → 100)(1) = w + b with w Glorot-uniform (±√(6/101)), b = 0
   const lim = Math.sqrt(6 / (1 + G.zDim));
   const zInit = Float32Array.from({ length: G.zDim }, () => rng.uniform(-lim, lim));
-  const z0 = tf.tensor1d(zInit);
-  const z = tf.variable(z0, true);
-  z0.dispose(); // the variable holds its own reference to the data
+  const z = variableFrom(tf.tensor1d(zInit));
+  // the original's bias vector b of z = w + b (trained only in the two-vector form)
+  const zBias = variableFrom(tf.zeros([G.zDim]));
+  let form: ZForm = "plain";
+  const zNow = (): tf.Tensor1D => (form === "plain" ? z : tf.add(z, zBias)) as tf.Tensor1D;
   const snapshot = arm === "z+G" ? await G.snapshot() : null;
   const own = arm === "scratch" ? initClassifierWeights(spec, o.seed + 11) : null;
   const ownInit = own ? await Promise.all(own.map((v) => v.data() as Promise<Float32Array>)) : null;
   const twinZ = arm === "twin-z" ? oneHotZ(o.twinIndex, G.zDim) : null;
-  const weights = () =>
-    own ? own as tf.Tensor[] : G.generate(twinZ ?? (z as unknown as tf.Tensor1D));
-  const params = arm === "z-only" ? [z] : arm === "z+G" ? [z, ...G.variables] : own;
+  const weights = () => own ? own as tf.Tensor[] : G.generate(twinZ ?? zNow());
+  const paramsOf = (f: ZForm): tf.Variable[] | null =>
+    arm === "z-only"
+      ? (f === "plain" ? [z] : [z, zBias])
+      : arm === "z+G"
+      ? [z, ...G.variables]
+      : own;
   const val = () => metricsOn(weights, task, data.train, split.val, data.scaling);
-  // the weights an arm trains, copied to the host (the best of each run, then of all runs)
-  const save = (): Promise<Float32Array[]> =>
-    Promise.all((params ?? []).map(async (p) => Float32Array.from(await p.data())));
-  const load = (w: Float32Array[]) =>
-    tf.tidy(() => (params ?? []).forEach((p, i) => p.assign(tf.tensor(w[i], p.shape))));
+  // the weights a run trains, copied to the host (the best of each run, then of all runs)
+  const save = (params: tf.Variable[]): Promise<Float32Array[]> =>
+    Promise.all(params.map(async (p) => Float32Array.from(await p.data())));
+  const load = (params: tf.Variable[], w: Float32Array[]) =>
+    tf.tidy(() => params.forEach((p, i) => p.assign(tf.tensor(w[i], p.shape))));
   const valCurves: ArmOutcome["valCurves"] = [];
-  let best: { loss: number; lr: number | null; step: number; w: Float32Array[] } | null = null;
+  let best:
+    | { loss: number; lr: number | null; form: ZForm; step: number; w: Float32Array[] }
+    | null = null;
   let stopped: ArmOutcome["stopped"] = "no training";
-  if (!params || o.maxSteps <= 0) {
+  const forms: ZForm[] = arm === "z-only" ? o.zForms : ["plain"];
+  if (!paramsOf("plain") || o.maxSteps <= 0) {
     const m = await val();
-    valCurves.push({ lr: null, points: [{ step: 0, val_acc: m.acc, val_loss: m.loss }] });
+    valCurves.push({
+      lr: null,
+      zForm: null,
+      points: [{ step: 0, val_acc: m.acc, val_loss: m.loss }],
+    });
   } else {
-    for (const lr of o.lrs) {
-      // every learning rate from the same start
-      tf.tidy(() => z.assign(tf.tensor1d(zInit)));
-      if (snapshot) G.restore(snapshot);
-      if (own && ownInit) {
-        tf.tidy(() => own.forEach((v, i) => v.assign(tf.tensor(ownInit[i], v.shape))));
-      }
-      const optimizer = new RmsProp(params, { rho: 0.9, epsilon: 1e-10, initialMeanSquare: 1 });
-      const bRng = new Rng(o.seed * 13 + 5);
-      const points: ValPoint[] = [];
-      let runBest: { loss: number; step: number; w: Float32Array[] } | null = null;
-      let since = 0, why: ArmOutcome["stopped"] = "budget";
-      for (let step = 0; step <= o.maxSteps; step++) {
-        if (step % o.evalEvery === 0 || step === o.maxSteps) {
-          const m = await val();
-          points.push({ step, val_acc: m.acc, val_loss: m.loss });
-          if (!runBest || m.loss < runBest.loss) {
-            runBest = { loss: m.loss, step, w: await save() };
-            since = 0;
-          } else if (++since >= o.patience) {
-            why = "patience";
-            break;
-          }
+    for (const f of forms) {
+      form = f;
+      const params = paramsOf(f)!;
+      for (const lr of o.lrs) {
+        // every run from the same start
+        tf.tidy(() => {
+          z.assign(tf.tensor1d(zInit));
+          zBias.assign(tf.zeros([G.zDim]));
+        });
+        if (snapshot) G.restore(snapshot);
+        if (own && ownInit) {
+          tf.tidy(() => own.forEach((v, i) => v.assign(tf.tensor(ownInit[i], v.shape))));
         }
-        if (step === o.maxSteps) break;
-        const idx = Array.from(
-          { length: o.batch },
-          () => split.train[bRng.int(split.train.length)],
-        );
-        const { value, grads } = tf.variableGrads(() =>
-          tf.tidy(() => {
-            const { x, y } = taskBatch(data.train, task, idx, data.scaling);
-            return binaryLoss(classifierLogits(x, weights()), y);
-          }), params);
-        optimizer.apply(params.map((p) => grads[p.name]), lr);
-        tf.dispose([value, ...Object.values(grads)]);
-      }
-      optimizer.dispose();
-      valCurves.push({ lr, points });
-      if (!o.quiet) {
-        console.error(
-          `  ${task.name} ${arm}, lr ${lr}: best validation loss ${runBest!.loss.toFixed(4)} ` +
-            `at step ${runBest!.step} (${why === "patience" ? "flat" : "budget end"})`,
-        );
-      }
-      if (!best || runBest!.loss < best.loss) {
-        best = { loss: runBest!.loss, lr, step: runBest!.step, w: runBest!.w };
-        stopped = why;
+        const optimizer = new RmsProp(params, { rho: 0.9, epsilon: 1e-10, initialMeanSquare: 1 });
+        const bRng = new Rng(o.seed * 13 + 5);
+        const points: ValPoint[] = [];
+        let runBest: { loss: number; step: number; w: Float32Array[] } | null = null;
+        let since = 0, why: ArmOutcome["stopped"] = "budget";
+        for (let step = 0; step <= o.maxSteps; step++) {
+          if (step % o.evalEvery === 0 || step === o.maxSteps) {
+            const m = await val();
+            points.push({ step, val_acc: m.acc, val_loss: m.loss });
+            if (!runBest || m.loss < runBest.loss) {
+              runBest = { loss: m.loss, step, w: await save(params) };
+              since = 0;
+            } else if (++since >= o.patience) {
+              why = "patience";
+              break;
+            }
+          }
+          if (step === o.maxSteps) break;
+          const idx = Array.from(
+            { length: o.batch },
+            () => split.train[bRng.int(split.train.length)],
+          );
+          const { value, grads } = tf.variableGrads(() =>
+            tf.tidy(() => {
+              const { x, y } = taskBatch(data.train, task, idx, data.scaling);
+              return binaryLoss(classifierLogits(x, weights()), y);
+            }), params);
+          optimizer.apply(params.map((p) => grads[p.name]), lr);
+          tf.dispose([value, ...Object.values(grads)]);
+        }
+        optimizer.dispose();
+        const zForm = arm === "z-only" ? f : null;
+        valCurves.push({ lr, zForm, points });
+        if (!o.quiet) {
+          console.error(
+            `  ${task.name} ${arm}${
+              zForm ? ` (${zForm} z)` : ""
+            }, lr ${lr}: best validation loss ` +
+              `${runBest!.loss.toFixed(4)} at step ${runBest!.step} ` +
+              `(${why === "patience" ? "flat" : "budget end"})`,
+          );
+        }
+        if (!best || runBest!.loss < best.loss) {
+          best = { loss: runBest!.loss, lr, form: f, step: runBest!.step, w: runBest!.w };
+          stopped = why;
+        }
       }
     }
-    load(best!.w);
+    form = best!.form;
+    load(paramsOf(form)!, best!.w);
   }
   const test = await taskTestMetrics(weights, task, data);
   const after = await G.checksum();
   if (snapshot) G.restore(snapshot);
-  tf.dispose([z, ...(own ?? []), ...(twinZ ? [twinZ] : [])]);
+  tf.dispose([z, zBias, ...(own ?? []), ...(twinZ ? [twinZ] : [])]);
   return {
     arm,
     lr: best?.lr ?? null,
+    zForm: arm === "z-only" && best ? best.form : null,
     step: best?.step ?? 0,
     stopped,
     testAcc: test.acc,

@@ -103,6 +103,37 @@ export class Sgd extends Optimizer {
     super(params, "sgd");
   }
 
+  /** One kernel for every parameter where the backend has it (the native one). */
+  override apply(grads: tf.Tensor[], lr: number): void {
+    const all = this.params.every((p, i) => p.dtype === "float32" && grads[i]);
+    if (!all || !tf.getKernel("GradlabSgdUpdateMany", tf.getBackend())) {
+      return super.apply(grads, lr);
+    }
+    if (grads.length !== this.params.length) super.apply(grads, lr); // throws the same message
+    this.step++;
+    const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
+    tf.tidy(() => {
+      const inputs: Record<string, tf.Tensor> = {};
+      this.params.forEach((p, i) => {
+        inputs[`p${i}`] = p;
+        inputs[`g${i}`] = grads[i];
+        if (mu) inputs[`v${i}`] = this.slot("momentum", p, () => tf.zerosLike(p));
+      });
+      const outs = tf.engine().runKernel("GradlabSgdUpdateMany", inputs, {
+        count: this.params.length,
+        lr,
+        momentum: mu,
+        weightDecay: wd,
+        nesterov: Boolean(this.o.nesterov),
+      }) as tf.Tensor[];
+      const k = mu ? 2 : 1;
+      this.params.forEach((p, i) => {
+        p.assign(outs[k * i]);
+        if (mu) (inputs[`v${i}`] as tf.Variable).assign(outs[k * i + 1]);
+      });
+    });
+  }
+
   protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
     const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
     if (tf.getKernel("GradlabSgdUpdate", tf.getBackend()) && p.dtype === "float32") {

@@ -17,6 +17,7 @@ import { timeWindows } from "./timing.ts";
 import { gunnNetwork, MINI_GUNN } from "../../lib/models/gunn.ts";
 import { Sgd } from "../../lib/train/optimizers.ts";
 import { softmaxClassification } from "../../lib/train/fit.ts";
+import { allowFusedGunnUnits } from "../../lib/layers/gunn_fused.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 
 /** The block's parameters: one kernel, γ and β per update. */
@@ -122,54 +123,61 @@ export async function benchGunnBlock(ctx: BenchContext): Promise<BenchLine[]> {
  * W4step: one training step of the GUNN script's default mini-GUNN (and its SUNN twin) — forward
  * in training mode, softmax cross-entropy, gradients of every trainable weight, the Nesterov SGD
  * update with weight decay — on a batch of 64 images of 16×16×3: milliseconds per step and the
- * TF.js kernels one step launches (each costs tens of µs of overhead whatever its size).
+ * TF.js kernels one step launches (each costs tens of µs of overhead whatever its size). Variant
+ * `fused`: the GUNN units as one native kernel each way (lib/layers/gunn_fused.ts, native backend
+ * only); `stock_ops`: the same units composed from TF.js ops.
  */
 export async function benchGunnStep(ctx: BenchContext): Promise<BenchLine[]> {
   const N = 64, S = 16;
   const x = tf.tensor4d(new Rng(2).normals(N * S * S * 3), [N, S, S, 3]);
   const y = tf.oneHot(tf.tensor1d(Array.from({ length: N }, (_, i) => i % 10), "int32"), 10);
   const lines: BenchLine[] = [];
-  for (const mode of ["gradual", "simultaneous"] as const) {
-    const model = gunnNetwork({
-      arch: MINI_GUNN,
-      classes: 10,
-      inputShape: [S, S, 3],
-      mode,
-      seed: 0,
-    });
-    const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
-    const opt = new Sgd(params, { momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
-    const step = () => {
-      const { value, grads } = tf.variableGrads(
-        () => softmaxClassification(model.apply(x, { training: true }) as tf.Tensor, y).loss,
-        params,
-      );
-      opt.apply(params.map((p) => grads[p.name]), 0.01);
-      tf.dispose(Object.values(grads));
-      return value;
-    };
-    for (let i = 0; i < 2; i++) tf.dispose(step());
-    const profile = await tf.profile(() => step());
-    const kernels = profile.kernels.length;
-    const timing = await timeWindows(step, N, {
-      ...windows(ctx, { minS: 1, repeats: 3 }),
-      sync: "call",
-    });
-    lines.push({
-      workload: "W4step",
-      model: mode === "gradual" ? "mini_gunn" : "mini_sunn",
-      backend: ctx.backend,
-      threads: ctx.threads,
-      batch: N,
-      variant: "train_step",
-      date_utc: dateUtc(),
-      ...timing,
-      ms_per_step: timing.sec_per_call_median * 1000,
-      kernels_per_step: kernels,
-      params: params.reduce((s, p) => s + p.size, 0),
-    });
-    opt.dispose();
-    model.dispose();
+  const paths = tf.getKernel("GradlabGunnUnit", tf.getBackend()) ? [true, false] : [false];
+  for (const fused of paths) {
+    for (const mode of ["gradual", "simultaneous"] as const) {
+      const was = allowFusedGunnUnits(fused);
+      const model = gunnNetwork({
+        arch: MINI_GUNN,
+        classes: 10,
+        inputShape: [S, S, 3],
+        mode,
+        seed: 0,
+      });
+      const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+      const opt = new Sgd(params, { momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
+      const step = () => {
+        const { value, grads } = tf.variableGrads(
+          () => softmaxClassification(model.apply(x, { training: true }) as tf.Tensor, y).loss,
+          params,
+        );
+        opt.apply(params.map((p) => grads[p.name]), 0.01);
+        tf.dispose(Object.values(grads));
+        return value;
+      };
+      for (let i = 0; i < 2; i++) tf.dispose(step());
+      const profile = await tf.profile(() => step());
+      const kernels = profile.kernels.length;
+      const timing = await timeWindows(step, N, {
+        ...windows(ctx, { minS: 1, repeats: 3 }),
+        sync: "call",
+      });
+      lines.push({
+        workload: "W4step",
+        model: mode === "gradual" ? "mini_gunn" : "mini_sunn",
+        backend: ctx.backend,
+        threads: ctx.threads,
+        batch: N,
+        variant: fused ? "fused" : "stock_ops",
+        date_utc: dateUtc(),
+        ...timing,
+        ms_per_step: timing.sec_per_call_median * 1000,
+        kernels_per_step: kernels,
+        params: params.reduce((s, p) => s + p.size, 0),
+      });
+      opt.dispose();
+      model.dispose();
+      allowFusedGunnUnits(was);
+    }
   }
   tf.dispose([x, y]);
   return lines;

@@ -18,6 +18,7 @@ Deno.test({
         "conv2dBackpropFilter",
         "matmul",
         "maxPoolGrad",
+        "avgPoolGrad",
         "sumRows",
         "sumCols",
         "copyBlock",

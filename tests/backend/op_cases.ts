@@ -187,6 +187,12 @@ export const POOL_CASES: OpCase[] = [
     f: (x) => tf.avgPool(x as tf.Tensor4D, 2, 2, "valid"),
   },
   {
+    // overlapping windows, and a last row and column no window reaches
+    name: "avgPool 3x3 s2 valid on 8×8",
+    shapes: [[2, 8, 8, 5]],
+    f: (x) => tf.avgPool(x as tf.Tensor4D, 3, 2, "valid"),
+  },
+  {
     name: "avgPool 3x3 s2 same",
     shapes: [[2, 9, 9, 4]],
     f: (x) => tf.avgPool(x as tf.Tensor4D, 3, 2, "same"),

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend/select.ts";
-import { batchNormTrain } from "../../lib/layers/batch_norm.ts";
+import { BatchNorm, batchNormTrain } from "../../lib/layers/batch_norm.ts";
 import { Rng } from "../../lib/util/rng.ts";
 
 const SHAPE: [number, number, number, number] = [3, 4, 5, 6];
@@ -117,3 +117,51 @@ Deno.test("batchNormTrain: multi-threaded native kernels agree with the composed
     );
   });
 });
+
+for (const backend of ["native", "cpu"] as const) {
+  Deno.test(`BatchNorm layer (${backend}): the float64 reference in training mode, Torch's running statistics, inference on them`, async () => {
+    await initBackend(backend, { log: null });
+    const layer = new BatchNorm({ epsilon: EPS, momentum: 0.9 });
+    const x = tf.tensor4d(X, SHAPE), r = tf.tensor4d(R, SHAPE);
+    layer.apply(x, { training: false }); // builds γ = 1, β = 0
+    const [gamma, beta] = layer.trainableWeights;
+    gamma.write(tf.tensor1d(G));
+    beta.write(tf.tensor1d(B));
+    const ref = reference(X, G, B);
+    const y = layer.apply(x, { training: true }) as tf.Tensor;
+    const yv = y.dataSync();
+    ref.y.forEach((e, j) => assert.ok(Math.abs(yv[j] - e) < 1e-4, `y[${j}] ${yv[j]} vs ${e}`));
+    // running statistics: 0.9·start + 0.1·batch, the variance unbiased (m / (m − 1))
+    const [mm, mv] = layer.nonTrainableWeights.map((w) => w.read().dataSync());
+    for (let k = 0; k < C; k++) {
+      assert.ok(Math.abs(mm[k] - 0.1 * ref.mean[k]) < 1e-5, `moving mean ${k}`);
+      assert.ok(Math.abs(mv[k] - (0.9 + 0.1 * ref.v[k] * M / (M - 1))) < 1e-4, `moving var ${k}`);
+    }
+    // gradients of Σ y·R with respect to γ, by the closed form Σ R·x̂
+    const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, r)) as tf.Scalar,
+      vars,
+    );
+    const dGamma = grads[vars[0].name].dataSync(), dBeta = grads[vars[1].name].dataSync();
+    for (let k = 0; k < C; k++) {
+      let sg = 0, sb = 0;
+      for (let j = k; j < X.length; j += C) {
+        sg += R[j] * (X[j] - ref.mean[k]) / Math.sqrt(ref.v[k] + EPS);
+        sb += R[j];
+      }
+      assert.ok(Math.abs(dGamma[k] - sg) < 1e-3 * Math.max(1, Math.abs(sg)), `dγ ${k}`);
+      assert.ok(Math.abs(dBeta[k] - sb) < 1e-3 * Math.max(1, Math.abs(sb)), `dβ ${k}`);
+    }
+    // inference normalises with the running statistics
+    const [m2, v2] = layer.nonTrainableWeights.map((w) => w.read().dataSync());
+    const yi = (layer.apply(x, { training: false }) as tf.Tensor).dataSync();
+    for (const j of [0, 7, 100, X.length - 1]) {
+      const k = j % C;
+      const e = G[k] * (X[j] - m2[k]) / Math.sqrt(v2[k] + EPS) + B[k];
+      assert.ok(Math.abs(yi[j] - e) < 1e-4, `inference y[${j}]`);
+    }
+    tf.dispose([x, r, y, ...Object.values(grads)]);
+    layer.dispose();
+  });
+}

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { initBackend } from "../../lib/backend/select.ts";
 import { GunnLayer, type UpdateMode } from "../../lib/layers/gunn.ts";
+import { allowFusedGunnUnits } from "../../lib/layers/gunn_fused.ts";
+import { loadedNativeLib } from "../../lib/backend/select.ts";
 import {
   GUNN15,
   gunnNetwork,
@@ -45,6 +47,25 @@ function makeLayer(mode: UpdateMode, segments = 3, seed = 1): GunnLayer {
   return layer;
 }
 
+/**
+ * Runs `body` with the training-mode units fused (one native kernel each way, the default on this
+ * backend) or composed from stock ops, and checks that the fused kernels did (or did not) run.
+ */
+async function onPath(path: GunnPath, body: () => void | Promise<void>): Promise<void> {
+  const lib = loadedNativeLib()!;
+  const before = lib.calls.gunnUnitForward ?? 0;
+  const was = allowFusedGunnUnits(path === "fused");
+  try {
+    await body();
+  } finally {
+    allowFusedGunnUnits(was);
+  }
+  const ran = (lib.calls.gunnUnitForward ?? 0) > before;
+  assert.strictEqual(ran, path === "fused", `fused GUNN kernels ${ran ? "ran" : "did not run"}`);
+}
+type GunnPath = "fused" | "stock ops";
+const PATHS: GunnPath[] = ["fused", "stock ops"];
+
 function input(seed = 7): tf.Tensor4D {
   return tf.tensor4d(new Rng(seed).normals(SHAPE.reduce((a, b) => a * b)), SHAPE);
 }
@@ -79,98 +100,102 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const mode of ["gradual", "simultaneous"] as const) {
-  Deno.test(`GUNN ${mode}: forward (training mode) equals the naive float64 reference`, () => {
-    const layer = makeLayer(mode);
-    const x = input();
-    const y = layer.apply(x, { training: true }) as tf.Tensor;
-    const ref = refGunn(volume(x), refUnits(layer), mode);
-    assert.ok(
-      maxAbsDiff(y.dataSync(), ref.data) < 1e-5,
-      `max diff ${maxAbsDiff(y.dataSync(), ref.data)}`,
-    );
-    tf.dispose([x, y]);
-    layer.dispose();
-  });
+for (const path of PATHS) {
+  for (const mode of ["gradual", "simultaneous"] as const) {
+    Deno.test(`GUNN ${mode} (${path}): forward (training mode) equals the naive float64 reference`, () =>
+      onPath(path, () => {
+        const layer = makeLayer(mode);
+        const x = input();
+        const y = layer.apply(x, { training: true }) as tf.Tensor;
+        const ref = refGunn(volume(x), refUnits(layer), mode);
+        assert.ok(
+          maxAbsDiff(y.dataSync(), ref.data) < 1e-5,
+          `max diff ${maxAbsDiff(y.dataSync(), ref.data)}`,
+        );
+        tf.dispose([x, y]);
+        layer.dispose();
+      }));
 
-  Deno.test(`GUNN ${mode}: input and parameter gradients equal finite differences of the reference`, () => {
-    const layer = makeLayer(mode, 3, 2);
-    const x = input(3);
-    const R = new Rng(5).normals(SHAPE.reduce((a, b) => a * b));
-    const Rt = tf.tensor4d(R, SHAPE);
-    const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
-    const lossOf = (t: tf.Tensor4D) =>
-      tf.sum(tf.mul(layer.apply(t, { training: true }) as tf.Tensor, Rt)) as tf.Scalar;
-    const gx = tf.grad((t: tf.Tensor) => lossOf(t as tf.Tensor4D))(x);
-    const { grads } = tf.variableGrads(() => lossOf(x), vars);
+    Deno.test(`GUNN ${mode} (${path}): input and parameter gradients equal finite differences of the reference`, () =>
+      onPath(path, () => {
+        const layer = makeLayer(mode, 3, 2);
+        const x = input(3);
+        const R = new Rng(5).normals(SHAPE.reduce((a, b) => a * b));
+        const Rt = tf.tensor4d(R, SHAPE);
+        const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+        const lossOf = (t: tf.Tensor4D) =>
+          tf.sum(tf.mul(layer.apply(t, { training: true }) as tf.Tensor, Rt)) as tf.Scalar;
+        const gx = tf.grad((t: tf.Tensor) => lossOf(t as tf.Tensor4D))(x);
+        const { grads } = tf.variableGrads(() => lossOf(x), vars);
 
-    const xv = volume(x), units = refUnits(layer);
-    const refLoss = (xx: Volume, uu: RefUnit[]) =>
-      refGunn(xx, uu, mode).data.reduce((s, v, i) => s + v * R[i], 0);
-    const h = 1e-6;
-    const fd = (set: (d: number) => void) => {
-      set(h);
-      const up = refLoss(xv, units);
-      set(-2 * h);
-      const down = refLoss(xv, units);
-      set(h);
-      return (up - down) / (2 * h);
-    };
-    const close = (a: number, b: number, what: string) =>
-      assert.ok(
-        Math.abs(a - b) <= 2e-3 * Math.max(1, Math.abs(b)),
-        `${what}: autodiff ${a} vs finite difference ${b}`,
-      );
+        const xv = volume(x), units = refUnits(layer);
+        const refLoss = (xx: Volume, uu: RefUnit[]) =>
+          refGunn(xx, uu, mode).data.reduce((s, v, i) => s + v * R[i], 0);
+        const h = 1e-6;
+        const fd = (set: (d: number) => void) => {
+          set(h);
+          const up = refLoss(xv, units);
+          set(-2 * h);
+          const down = refLoss(xv, units);
+          set(h);
+          return (up - down) / (2 * h);
+        };
+        const close = (a: number, b: number, what: string) =>
+          assert.ok(
+            Math.abs(a - b) <= 2e-3 * Math.max(1, Math.abs(b)),
+            `${what}: autodiff ${a} vs finite difference ${b}`,
+          );
 
-    const gxv = gx.dataSync();
-    for (const i of [0, 17, 44, 101, 149, 222, 311, 449]) {
-      close(gxv[i], fd((d) => (xv.data[i] += d)), `∂/∂x[${i}]`);
-    }
-    // every parameter tensor: three entries each
-    const keys: (keyof RefUnit)[] = [
-      "conv1",
-      "g1",
-      "b1",
-      "conv2",
-      "g2",
-      "b2",
-      "conv3",
-      "g3",
-      "b3",
-      "proj",
-      "gp",
-      "bp",
-    ];
-    const names = [
-      "conv1",
-      "bn1/gamma",
-      "bn1/beta",
-      "conv2",
-      "bn2/gamma",
-      "bn2/beta",
-      "conv3",
-      "bn3/gamma",
-      "bn3/beta",
-      "proj",
-      "proj_bn/gamma",
-      "proj_bn/beta",
-    ];
-    let checked = 0;
-    units.forEach((u, s) => {
-      keys.forEach((k, j) => {
-        const v = vars.find((t) => t.name.endsWith(`unit${s}/${names[j]}`));
-        assert.ok(v, `variable unit${s}/${names[j]}`);
-        const g = grads[v!.name].dataSync(), arr = u[k] as Float64Array;
-        for (const i of [0, Math.floor(arr.length / 2), arr.length - 1]) {
-          close(g[i], fd((d) => (arr[i] += d)), `∂/∂unit${s}/${names[j]}[${i}]`);
-          checked++;
+        const gxv = gx.dataSync();
+        for (const i of [0, 17, 44, 101, 149, 222, 311, 449]) {
+          close(gxv[i], fd((d) => (xv.data[i] += d)), `∂/∂x[${i}]`);
         }
-      });
-    });
-    assert.strictEqual(checked, 3 * 12 * 3);
-    tf.dispose([x, Rt, gx, ...Object.values(grads)]);
-    layer.dispose();
-  });
+        // every parameter tensor: three entries each
+        const keys: (keyof RefUnit)[] = [
+          "conv1",
+          "g1",
+          "b1",
+          "conv2",
+          "g2",
+          "b2",
+          "conv3",
+          "g3",
+          "b3",
+          "proj",
+          "gp",
+          "bp",
+        ];
+        const names = [
+          "conv1",
+          "bn1/gamma",
+          "bn1/beta",
+          "conv2",
+          "bn2/gamma",
+          "bn2/beta",
+          "conv3",
+          "bn3/gamma",
+          "bn3/beta",
+          "proj",
+          "proj_bn/gamma",
+          "proj_bn/beta",
+        ];
+        let checked = 0;
+        units.forEach((u, s) => {
+          keys.forEach((k, j) => {
+            const v = vars.find((t) => t.name.endsWith(`unit${s}/${names[j]}`));
+            assert.ok(v, `variable unit${s}/${names[j]}`);
+            const g = grads[v!.name].dataSync(), arr = u[k] as Float64Array;
+            for (const i of [0, Math.floor(arr.length / 2), arr.length - 1]) {
+              close(g[i], fd((d) => (arr[i] += d)), `∂/∂unit${s}/${names[j]}[${i}]`);
+              checked++;
+            }
+          });
+        });
+        assert.strictEqual(checked, 3 * 12 * 3);
+        tf.dispose([x, Rt, gx, ...Object.values(grads)]);
+        layer.dispose();
+      }));
+  }
 }
 
 /**
@@ -209,51 +234,78 @@ function naiveTfGunn(x: tf.Tensor4D, w: tf.Tensor[], S: number, mode: UpdateMode
   return mode === "gradual" ? cur : tf.concat(fresh, 3) as tf.Tensor4D;
 }
 
+for (const path of PATHS) {
+  for (const mode of ["gradual", "simultaneous"] as const) {
+    Deno.test(`GUNN ${mode} (${path}): output, input and parameter gradients equal the stock-op reference (1e-5)`, () =>
+      onPath(path, () => {
+        const layer = makeLayer(mode, 3, 4);
+        const x = input(9);
+        const R = tf.tensor4d(new Rng(10).normals(SHAPE.reduce((a, b) => a * b)), SHAPE);
+        const w = layer.unitWeights().flatMap((u) => [
+          u.conv1,
+          u.bn1.gamma,
+          u.bn1.beta,
+          u.conv2,
+          u.bn2.gamma,
+          u.bn2.beta,
+          u.conv3,
+          u.bn3.gamma,
+          u.bn3.beta,
+          u.projection!.conv,
+          u.projection!.bn.gamma,
+          u.projection!.bn.beta,
+        ]);
+        const ours = tf.grads((xx: tf.Tensor, ..._w: tf.Tensor[]) =>
+          tf.sum(tf.mul(layer.apply(xx, { training: true }) as tf.Tensor, R))
+        );
+        // the layer reads its own variables: their gradients come from variableGrads
+        const gx = ours([x, ...w])[0];
+        const { grads } = tf.variableGrads(
+          () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, R)) as tf.Scalar,
+          w as tf.Variable[],
+        );
+        const ref = tf.grads((xx: tf.Tensor, ...ww: tf.Tensor[]) =>
+          tf.sum(tf.mul(naiveTfGunn(xx as tf.Tensor4D, ww, 3, mode), R))
+        )([x, ...w]);
+        const yOurs = (layer.apply(x, { training: true }) as tf.Tensor).dataSync();
+        const yRef = naiveTfGunn(x, w, 3, mode).dataSync();
+        const within = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+          const scale = Math.max(1, ...Array.from(b, Math.abs));
+          const d = maxAbsDiff(a, b);
+          assert.ok(d <= 1e-5 * scale, `${what}: max difference ${d} (scale ${scale})`);
+        };
+        within(yOurs, yRef, "output");
+        within(gx.dataSync(), ref[0].dataSync(), "∂/∂x");
+        w.forEach((t, k) =>
+          within(grads[(t as tf.Variable).name].dataSync(), ref[k + 1].dataSync(), `∂/∂w[${k}]`)
+        );
+        tf.dispose([x, R, gx, ...ref, ...Object.values(grads)]);
+        layer.dispose();
+      }));
+  }
+}
+
 for (const mode of ["gradual", "simultaneous"] as const) {
-  Deno.test(`GUNN ${mode}: output, input and parameter gradients equal the stock-op reference (1e-5)`, () => {
-    const layer = makeLayer(mode, 3, 4);
-    const x = input(9);
-    const R = tf.tensor4d(new Rng(10).normals(SHAPE.reduce((a, b) => a * b)), SHAPE);
-    const w = layer.unitWeights().flatMap((u) => [
-      u.conv1,
-      u.bn1.gamma,
-      u.bn1.beta,
-      u.conv2,
-      u.bn2.gamma,
-      u.bn2.beta,
-      u.conv3,
-      u.bn3.gamma,
-      u.bn3.beta,
-      u.projection!.conv,
-      u.projection!.bn.gamma,
-      u.projection!.bn.beta,
-    ]);
-    const ours = tf.grads((xx: tf.Tensor, ..._w: tf.Tensor[]) =>
-      tf.sum(tf.mul(layer.apply(xx, { training: true }) as tf.Tensor, R))
-    );
-    // the layer reads its own variables: their gradients come from variableGrads
-    const gx = ours([x, ...w])[0];
-    const { grads } = tf.variableGrads(
-      () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, R)) as tf.Scalar,
-      w as tf.Variable[],
-    );
-    const ref = tf.grads((xx: tf.Tensor, ...ww: tf.Tensor[]) =>
-      tf.sum(tf.mul(naiveTfGunn(xx as tf.Tensor4D, ww, 3, mode), R))
-    )([x, ...w]);
-    const yOurs = (layer.apply(x, { training: true }) as tf.Tensor).dataSync();
-    const yRef = naiveTfGunn(x, w, 3, mode).dataSync();
-    const within = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
-      const scale = Math.max(1, ...Array.from(b, Math.abs));
-      const d = maxAbsDiff(a, b);
-      assert.ok(d <= 1e-5 * scale, `${what}: max difference ${d} (scale ${scale})`);
-    };
-    within(yOurs, yRef, "output");
-    within(gx.dataSync(), ref[0].dataSync(), "∂/∂x");
-    w.forEach((t, k) =>
-      within(grads[(t as tf.Variable).name].dataSync(), ref[k + 1].dataSync(), `∂/∂w[${k}]`)
-    );
-    tf.dispose([x, R, gx, ...ref, ...Object.values(grads)]);
-    layer.dispose();
+  Deno.test(`GUNN ${mode}: fused and stock-op paths move every norm's running statistics alike`, async () => {
+    const x = input(21);
+    const stats: number[][][] = [];
+    for (const path of PATHS) {
+      await onPath(path, () => {
+        const layer = makeLayer(mode, 3, 6);
+        const y = layer.apply(x, { training: true }) as tf.Tensor;
+        // every non-trainable weight: moving mean and variance of bn1, bn2, bn3, proj_bn per unit
+        stats.push(layer.nonTrainableWeights.map((w) => Array.from(w.read().dataSync())));
+        tf.dispose(y);
+        layer.dispose();
+      });
+    }
+    assert.strictEqual(stats[0].length, 3 * 4 * 2);
+    stats[0].forEach((a, k) => {
+      assert.ok(maxAbsDiff(a, stats[1][k]) < 1e-5, `statistic ${k}: ${a} vs ${stats[1][k]}`);
+      // every statistic moved from its start (mean 0, variance 1)
+      assert.ok(a.some((v) => v !== 0 && v !== 1), `statistic ${k} did not move`);
+    });
+    x.dispose();
   });
 }
 

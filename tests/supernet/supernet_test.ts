@@ -10,7 +10,7 @@ import {
   specSize,
 } from "../../lib/supernet/networks.ts";
 import { pairTaskSet, taskLabel, versusLastTaskSet } from "../../lib/supernet/tasks.ts";
-import { adaptArm, oneHotZ } from "../../lib/supernet/train.ts";
+import { adaptArm, oneHotZ, type ZForm } from "../../lib/supernet/train.ts";
 import { syntheticImages } from "../../lib/data/synthetic.ts";
 import { subset } from "../../lib/data/dataset.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -216,6 +216,7 @@ Deno.test({
       evalEvery: 3,
       patience: 5,
       lrs: [1e-3, 1e-2],
+      zForms: ["plain", "two-vector"] as ZForm[],
       valImages: 30,
       batch: 8,
       seed: 1,
@@ -229,11 +230,20 @@ Deno.test({
     assert.equal(zOnly.generatorAfter, start);
     const pts = zOnly.valCurves[0].points;
     assert.notEqual(pts[0].val_loss, pts.at(-1)!.val_loss, "z did not move");
-    // one validation curve per learning rate; the chosen one has the lowest validation loss
-    assert.deepEqual(zOnly.valCurves.map((c) => c.lr), [1e-3, 1e-2]);
+    // one validation curve per z form and learning rate; the chosen one has the lowest
+    // validation loss
+    assert.deepEqual(
+      zOnly.valCurves.map((c) => `${c.zForm} ${c.lr}`),
+      ["plain 0.001", "plain 0.01", "two-vector 0.001", "two-vector 0.01"],
+    );
+    // both forms start from the same z (b = 0), and the two-vector form moves differently
+    // (w and b get the same gradient: twice the RMSProp step on z)
+    const [plain, , twoVector] = zOnly.valCurves;
+    assert.equal(twoVector.points[0].val_loss, plain.points[0].val_loss);
+    assert.notEqual(twoVector.points.at(-1)!.val_loss, plain.points.at(-1)!.val_loss);
     const bestOf = (c: { points: { val_loss: number }[] }) =>
       Math.min(...c.points.map((p) => p.val_loss));
-    const chosen = zOnly.valCurves.find((c) => c.lr === zOnly.lr)!;
+    const chosen = zOnly.valCurves.find((c) => c.lr === zOnly.lr && c.zForm === zOnly.zForm)!;
     assert.ok(zOnly.valCurves.every((c) => bestOf(c) >= bestOf(chosen)));
     assert.equal(
       chosen.points.find((p) => p.val_loss === bestOf(chosen))!.step,

@@ -49,6 +49,34 @@ for (const backend of ["cpu", "native"] as const) {
   });
 }
 
+Deno.test("Sgd on native updates every parameter in one kernel, each as the scalar rule", async () => {
+  await initBackend("native", { log: null });
+  const mu = 0.9, wd = 1e-2, lr = 0.1;
+  const starts = [[0.5, -1.2, 2.0], [1.5, 0.25], [-0.75]];
+  const vars = starts.map((w) => tf.variable(tf.tensor(w)));
+  const opt = new Sgd(vars, { momentum: mu, nesterov: true, weightDecay: wd });
+  const want = starts.map((w) => [...w]), vel = starts.map((w) => w.map(() => 0));
+  const kernels: string[] = [];
+  for (const [step, g] of GRADS.entries()) {
+    const grads = starts.map((w, k) => w.map((_, i) => g[(i + k) % 3] * (k + 1)));
+    want.forEach((w, k) =>
+      w.forEach((_, i) => {
+        const d = grads[k][i] + wd * w[i];
+        vel[k][i] = mu * vel[k][i] + d;
+        w[i] -= lr * (d + mu * vel[k][i]);
+      })
+    );
+    const gt = grads.map((gk) => tf.tensor(gk));
+    const profile = await tf.profile(() => opt.apply(gt, lr));
+    if (step === 0) kernels.push(...profile.kernels.map((k) => k.name));
+    tf.dispose(gt);
+  }
+  vars.forEach((v, k) => close(Array.from(v.dataSync()), want[k]));
+  assert.deepEqual(kernels.filter((k) => k.startsWith("GradlabSgd")), ["GradlabSgdUpdateMany"]);
+  opt.dispose();
+  tf.dispose(vars);
+});
+
 for (const backend of ["cpu", "native"] as const) {
   Deno.test(`RmsProp (${backend}) follows s ← ρs + (1−ρ)g²; w ← w − lr·g/√(s+ε)`, async () => {
     await initBackend(backend, { log: null });

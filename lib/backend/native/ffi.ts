@@ -43,6 +43,11 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, ...Array(12).fill(i32)],
     result: "void",
   },
+  gl_avg_pool_grad: {
+    // dy, dx, n, h, w, c, oh, ow, kh, kw, sh, sw
+    parameters: [buf, buf, ...Array(10).fill(i32)],
+    result: "void",
+  },
   gl_sum_rows: { parameters: [buf, buf, i32, i32], result: "void" },
   gl_im2col: {
     // x, out, n, h, w, c, kh, kw, oh, ow, sh, sw, pt, pl
@@ -84,6 +89,16 @@ const SYMBOLS = {
     result: "void",
   },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
+  gl_gunn_unit_forward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, o, s0, eps
+    parameters: [buf, buf, i32, i32, i32, i32, i32, i32, "f32"],
+    result: "void",
+  },
+  gl_gunn_unit_backward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, o, s0, accumulate
+    parameters: [buf, buf, i32, i32, i32, i32, i32, i32, i32],
+    result: "void",
+  },
   gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
   gl_compress_rows: {
     // rows, nrows, P, idx32, idx, val, rowStart
@@ -212,6 +227,8 @@ export interface NativeLib {
   conv2dBackpropInput(dy: Float32Array, f: Float32Array, dx: Float32Array, g: ConvGeometry): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, g: ConvGeometry): void;
   maxPoolGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
+  /** average-pool gradient for windows wholly inside the input (no padding) */
+  avgPoolGrad(dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
   /** out[cols] = Σ_rows x[rows, cols] */
   sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out[rows] = Σ_cols x[rows, cols] */
@@ -313,12 +330,51 @@ export interface NativeLib {
       biasOffset: number;
     },
   ): void;
+  /**
+   * One GUNN unit in training mode (kernels.c, gl_gunn_unit_forward): `inputs` read, base, w1, w2,
+   * w3, wp, γ1, β1, γ2, β2, γ3, β3, γp, βp; `outputs` out, h1, a1, h2, a2, h3, hp, stats.
+   */
+  gunnUnitForward(
+    inputs: Float32Array[],
+    outputs: Float32Array[],
+    g: GunnUnitGeometry,
+    epsilon: number,
+  ): void;
+  /**
+   * Its gradients (gl_gunn_unit_backward): `inputs` dout, read, w1, w2, w3, wp, γ1, γ2, γ3, γp,
+   * h1, a1, h2, a2, h3, hp, stats; `outputs` dread, dw1, dw2, dw3, dwp, dγ1, dβ1, dγ2, dβ2, dγ3,
+   * dβ3, dγp, dβp. With `accumulate` (read is also base) dread includes dout.
+   */
+  gunnUnitBackward(
+    inputs: Float32Array[],
+    outputs: Float32Array[],
+    g: GunnUnitGeometry,
+    accumulate: boolean,
+  ): void;
   close(): void;
   /**
    * Grows a scratch buffer to `floats` floats and says whether that worked; a failure is reported
    * like any other (a NativeMemoryError). For the tests of that path.
    */
   scratchProbe(floats: number): boolean;
+}
+
+/** Shape of a GUNN unit: NHWC input [n, h, w, c], segment width o, its first channel s0. */
+export interface GunnUnitGeometry {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  o: number;
+  s0: number;
+}
+
+/** A table of the arrays' addresses, for entry points that take many arrays. */
+function pointerTable(arrays: Float32Array[]): BigUint64Array<ArrayBuffer> {
+  return BigUint64Array.from(
+    arrays,
+    (a) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a as Buf))),
+  );
 }
 
 /** An allocation inside the native kernels failed; the message names its size. */
@@ -387,6 +443,24 @@ export function openNativeLib(path: string): NativeLib {
       count("conv2dBackpropFilter");
       // deno-lint-ignore no-explicit-any
       (s.gl_conv2d_backprop_filter as any)(asBuf(x), asBuf(dy), asBuf(dw), ...geometryArgs(g));
+    },
+    avgPoolGrad(dy, dx, g) {
+      count("avgPoolGrad");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_avg_pool_grad as any)(
+        asBuf(dy),
+        asBuf(dx),
+        g.n,
+        g.h,
+        g.w,
+        g.c,
+        g.oh,
+        g.ow,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+      );
     },
     maxPoolGrad(x, dy, dx, g) {
       count("maxPoolGrad");
@@ -608,6 +682,35 @@ export function openNativeLib(path: string): NativeLib {
         BigInt(o.P),
         BigInt(o.kernelOffset),
         BigInt(o.biasOffset),
+      );
+    },
+    gunnUnitForward(inputs, outputs, g, epsilon) {
+      count("gunnUnitForward");
+      // the tables hold raw addresses: keep the arrays reachable until the call returns
+      s.gl_gunn_unit_forward(
+        pointerTable(inputs),
+        pointerTable(outputs),
+        g.n,
+        g.h,
+        g.w,
+        g.c,
+        g.o,
+        g.s0,
+        epsilon,
+      );
+    },
+    gunnUnitBackward(inputs, outputs, g, accumulate) {
+      count("gunnUnitBackward");
+      s.gl_gunn_unit_backward(
+        pointerTable(inputs),
+        pointerTable(outputs),
+        g.n,
+        g.h,
+        g.w,
+        g.c,
+        g.o,
+        g.s0,
+        accumulate ? 1 : 0,
       );
     },
     close: () => lib.close(),

@@ -20,6 +20,44 @@ type KernelArgs = {
 type KernelFn = (args: KernelArgs) => tf.TensorInfo;
 type MultiKernelFn = (args: KernelArgs) => tf.TensorInfo[];
 
+/** Input names of the "GradlabGunnUnit" kernel, in the native entry point's order. */
+export const GUNN_UNIT_INPUTS = [
+  "read",
+  "base",
+  "w1",
+  "w2",
+  "w3",
+  "wp",
+  "gamma1",
+  "beta1",
+  "gamma2",
+  "beta2",
+  "gamma3",
+  "beta3",
+  "gammaP",
+  "betaP",
+] as const;
+
+/** Input names of "GradlabGunnUnitGrad", in the native entry point's order. */
+export const GUNN_UNIT_GRAD_INPUTS = [
+  "dout",
+  "read",
+  "w1",
+  "w2",
+  "w3",
+  "wp",
+  "gamma1",
+  "gamma2",
+  "gamma3",
+  "gammaP",
+  "h1p",
+  "a1",
+  "h2",
+  "a2",
+  "h3",
+  "stats",
+] as const;
+
 /** One layer of a "GradlabPerExampleGrads" call (see lib/gradients/per_example.ts). */
 export interface PerExampleLayerAttr {
   kind: "conv" | "dense";
@@ -223,6 +261,41 @@ function makeKernels(
     return out;
   }
 
+  function avgPoolGrad(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
+    if (!allFloat32(dy, input) || input.shape.length !== 4) return fallback("AvgPoolGrad")(args);
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs.filterSize,
+      attrs.strides,
+      1,
+      attrs.pad,
+    );
+    const p = info.padInfo;
+    const inside = p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 &&
+      (info.outHeight - 1) * info.strideHeight + info.filterHeight <= info.inHeight &&
+      (info.outWidth - 1) * info.strideWidth + info.filterWidth <= info.inWidth;
+    if (!inside) return fallback("AvgPoolGrad")(args);
+    const out = backend.makeOutput(input.shape, "float32");
+    if (tf.util.sizeFromShape(input.shape) === 0) return out;
+    lib.avgPoolGrad(f32View(backend, dy), f32View(backend, out), {
+      n: info.batchSize,
+      h: info.inHeight,
+      w: info.inWidth,
+      c: info.inChannels,
+      oh: info.outHeight,
+      ow: info.outWidth,
+      kh: info.filterHeight,
+      kw: info.filterWidth,
+      sh: info.strideHeight,
+      sw: info.strideWidth,
+      pt: 0,
+      pl: 0,
+    });
+    return out;
+  }
+
   // Sums over leading axes (bias gradients) or trailing axes natively; other axis sets go to wasm.
   function sum(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
@@ -345,6 +418,40 @@ function makeKernels(
     return vOut ? [pOut, vOut] : [pOut];
   }
 
+  // Every parameter of a model in one kernel: inputs p0, g0, v0, p1, …; outputs p0', v0', p1', ….
+  // A mini-GUNN step updates 377 tensors, and each kernel launch costs more than its update.
+  function sgdUpdateMany(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const count = attrs.count as number;
+    const momentum = attrs.momentum as number;
+    const outs: tf.TensorInfo[] = [];
+    for (let i = 0; i < count; i++) {
+      const p = inputs[`p${i}`]!;
+      outs.push(backend.makeOutput(p.shape, "float32"));
+      if (momentum) outs.push(backend.makeOutput(p.shape, "float32"));
+    }
+    const o = {
+      lr: attrs.lr as number,
+      momentum,
+      weightDecay: attrs.weightDecay as number,
+      nesterov: Boolean(attrs.nesterov),
+    };
+    const k = momentum ? 2 : 1;
+    for (let i = 0; i < count; i++) {
+      const p = inputs[`p${i}`]!;
+      if (tf.util.sizeFromShape(p.shape) === 0) continue;
+      lib.sgdUpdate(
+        f32View(backend, p),
+        f32View(backend, inputs[`g${i}`]!),
+        momentum ? f32View(backend, inputs[`v${i}`]!) : null,
+        f32View(backend, outs[k * i]),
+        momentum ? f32View(backend, outs[k * i + 1]) : null,
+        o,
+      );
+    }
+    return outs;
+  }
+
   function rmspropUpdate(args: KernelArgs): tf.TensorInfo[] {
     const { inputs, backend, attrs } = args;
     const { p, g, s } = inputs as Record<string, tf.TensorInfo>;
@@ -414,6 +521,95 @@ function makeKernels(
       );
     }
     return [dx, dgamma, dbeta];
+  }
+
+  // One GUNN unit, forward and backward (lib/layers/gunn_fused.ts says what goes in and out).
+  function gunnUnit(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    // without `base`, the unit updates the tensor it reads (GUNN)
+    const ins = GUNN_UNIT_INPUTS.map((k) => inputs[k] ?? inputs.read!);
+    const [read] = ins;
+    const [n, h, w, c] = read.shape;
+    const o = ins[4].shape[3]; // w3 [1, 1, 2o, o]
+    const outs = [
+      backend.makeOutput(read.shape, "float32"),
+      ...[3, 2, 2, 2, 1].map((k) => backend.makeOutput([n, h, w, k * o], "float32")),
+      backend.makeOutput([3, 6 * o], "float32"),
+    ];
+    if (n * h * w > 0) {
+      lib.gunnUnitForward(
+        ins.map((t) => f32View(backend, t)),
+        outs.map((t) => f32View(backend, t)),
+        { n, h, w, c, o, s0: attrs.segmentStart as number },
+        attrs.epsilon as number,
+      );
+    }
+    return outs;
+  }
+
+  function gunnUnitGrad(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const ins = GUNN_UNIT_GRAD_INPUTS.map((k) => inputs[k]!);
+    const read = ins[1];
+    const [n, h, w, c] = read.shape;
+    const o = ins[4].shape[3];
+    // dread, dw1, dw2, dw3, dwp, then dγ and dβ of bn1, bn2, bn3, bnp
+    const shapes = [
+      read.shape,
+      ins[2].shape,
+      ins[3].shape,
+      ins[4].shape,
+      ins[5].shape,
+      ...[2, 2, 2, 2, 1, 1, 1, 1].map((k) => [k * o]),
+    ];
+    const outs = shapes.map((sh) => backend.makeOutput(sh, "float32"));
+    if (n * h * w > 0) {
+      lib.gunnUnitBackward(
+        ins.map((t) => f32View(backend, t)),
+        outs.map((t) => f32View(backend, t)),
+        { n, h, w, c, o, s0: attrs.segmentStart as number },
+        Boolean(attrs.accumulate),
+      );
+    }
+    return outs;
+  }
+
+  // Running statistics of a GUNN unit's four norms (lib/layers/gunn_fused.ts): a few dozen
+  // numbers, so plain JavaScript on the wasm heap, in one kernel instead of about 28.
+  function gunnMovingStats(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const stats = inputs.stats!;
+    const o = stats.shape[1] / 6;
+    const m = attrs.momentum as number, count = attrs.count as number;
+    const running = Array.from({ length: 8 }, (_, k) => inputs[`running${k}`]!);
+    const outs = running.map((t) => backend.makeOutput(t.shape, "float32"));
+    const st = f32View(backend, stats);
+    // packed as bn1 (2o) | projection (o) | bn2 (2o) | bn3 (o); running stats come bn1, bn2, bn3,
+    // projection
+    const offsets = [0, 3 * o, 5 * o, 2 * o];
+    const unbias = count > 1 ? count / (count - 1) : 1;
+    for (let k = 0; k < 8; k++) {
+      const norm = k >> 1, isVar = k & 1;
+      const old = f32View(backend, running[k]), nu = f32View(backend, outs[k]);
+      const batch = st.subarray(isVar * 6 * o + offsets[norm]);
+      for (let j = 0; j < old.length; j++) {
+        // float32 steps, as the stock ops: m·old + (1 − m)·batch
+        const b = isVar ? Math.fround(batch[j] * Math.fround(unbias)) : batch[j];
+        nu[j] = Math.fround(old[j] * Math.fround(m)) + Math.fround(b * Math.fround(1 - m));
+      }
+    }
+    return outs;
+  }
+
+  // TF.js saves each tensor a gradient needs by cloning it (an Identity kernel), and wasm's
+  // Identity copies the data: a mini-GUNN step copied every activation its fused units save.
+  // Tensors are immutable, so a clone can share the data, as wasm's own Reshape and the cpu
+  // backend's Identity do.
+  function identity(args: KernelArgs): tf.TensorInfo {
+    const x = args.inputs.x!;
+    if (x.dtype === "string") return fallback("Identity")(args);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }
 
   // TF.js's wasm Tile is a scalar loop: hundreds of ms for a few million values.
@@ -494,16 +690,22 @@ function makeKernels(
 
   return {
     GradlabPerExampleGrads: perExampleGrads,
+    Identity: identity,
     Slice: slice,
     Tile: tile,
     Concat: concat,
     GradlabBatchNormTrain: bnTrain,
+    GradlabGunnUnit: gunnUnit,
+    GradlabGunnUnitGrad: gunnUnitGrad,
+    GradlabGunnMovingStats: gunnMovingStats,
     GradlabSgdUpdate: sgdUpdate,
+    GradlabSgdUpdateMany: sgdUpdateMany,
     GradlabRmsPropUpdate: rmspropUpdate,
     GradlabBatchNormTrainGrad: bnTrainGrad,
     SplitV: splitV,
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
+    AvgPoolGrad: avgPoolGrad,
     Sum: sum,
     Conv2D: (args) => conv2dImpl(args, false),
     FusedConv2D: (args) => conv2dImpl(args, true),
