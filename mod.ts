@@ -19,7 +19,7 @@ export {
 
 // Configuration and command line
 export { ConfigError, type ConfigSpec, helpText, parseConfig } from "./lib/config/parse.ts";
-export { COMMON_CHOICES, COMMON_DEFAULTS, COMMON_DOCS, runCli } from "./lib/config/cli.ts";
+export { runCli } from "./lib/config/cli.ts";
 
 // Data
 export {
@@ -105,7 +105,7 @@ export { markdown, show } from "./lib/plot/notebook.ts";
 
 // Layers and models
 export {
-  GunnLayer,
+  gunnLayer,
   type GunnLayerArgs,
   gunnLayerParamCount,
   gunnUnit,
@@ -236,3 +236,55 @@ export {
   type FeatureSvm,
   fitFeatureSvm,
 } from "./lib/lastlayer/experiment.ts";
+
+// TensorFlow.js types, under this project's names (lib/util/tf_types.ts)
+export type {
+  Layer,
+  LayersModel,
+  LayerVariable,
+  Scalar,
+  Sequential,
+  Shape,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "./lib/util/tf_types.ts";
+
+// Types the signatures above use
+export type { ConfigValue, ParseResult, Range } from "./lib/config/parse.ts";
+export type { AutoTestHooks } from "./lib/backend/select.ts";
+export type {
+  BatchNormWeights,
+  BatchStats,
+  GunnUnitWeights,
+  GunnUpdateOptions,
+} from "./lib/layers/gunn.ts";
+export type { GunnNetworkOptions } from "./lib/models/gunn.ts";
+export type { GunnTrainOptions } from "./lib/gunn/train.ts";
+export type {
+  AdaptOptions,
+  GeneratorTrainOptions,
+  Scaling,
+  SuperNetData,
+  ValPoint,
+  ZForm,
+} from "./lib/supernet/train.ts";
+export { Z_FORMS } from "./lib/supernet/train.ts";
+export type { NamedArray } from "./lib/run/bundle.ts";
+export type { GradNet, GradNetConfig } from "./lib/models/gradnet.ts";
+export type { CachedSet, CachedTrainOptions, TestRule } from "./lib/gradnet/train.ts";
+export type {
+  CurvePoint,
+  ExperimentData as GradNetExperimentData,
+  ExperimentOptions,
+  SettingResult,
+} from "./lib/gradnet/experiment.ts";
+export type { FeatureOptions } from "./lib/gradnet/features.ts";
+export type { AugmentPolicy } from "./lib/gradnet/preprocess.ts";
+export type { SessionOptions } from "./lib/train/session.ts";
+export type { LossResult } from "./lib/train/fit.ts";
+export type { OptimizerState } from "./lib/train/optimizers.ts";
+export type { ExperimentData, MetricRow } from "./lib/lastlayer/experiment.ts";

@@ -27,6 +27,7 @@ import {
   gunnNetwork,
   gunnParamCount,
   MINI_GUNN,
+  SMALL_GUNN,
   trainableCount,
 } from "../lib/models/gunn.ts";
 import type { UpdateMode } from "../lib/layers/gunn.ts";
@@ -41,7 +42,16 @@ import { UserError } from "../lib/util/errors.ts";
 // Configuration
 
 const DATASETS = ["cifar10", "cifar100", "fashion", "mnist", "synthetic"] as const;
-const ARCHS: Record<string, GunnArchitecture> = { mini: MINI_GUNN, gunn15: GUNN15 };
+const ARCHS: Record<string, GunnArchitecture> = {
+  mini: MINI_GUNN,
+  small: SMALL_GUNN,
+  gunn15: GUNN15,
+};
+const ARCH_NAMES: Record<string, string> = {
+  mini: "mini-GUNN",
+  small: "small-GUNN",
+  gunn15: "GUNN-15",
+};
 const ARMS: Record<string, UpdateMode> = { GUNN: "gradual", SUNN: "simultaneous" };
 
 const CONFIG = declareConfig({
@@ -54,8 +64,8 @@ const CONFIG = declareConfig({
   ),
   arch: key(
     "mini",
-    "mini (stem 16, widths 48/60/72, 6 channels per segment) | gunn15 (the paper's 1.6M model)",
-    { choices: ["mini", "gunn15"] as const },
+    "mini (stem 16, widths 48/60/72, 6 channels per segment) | small (widths 24/30/36) | gunn15 (the paper's 1.6M model)",
+    { choices: ["mini", "small", "gunn15"] as const },
   ),
   imageSize: key(16, "shrink images to this side by block averaging (0: as stored, 32 for CIFAR)", {
     int: true,
@@ -83,7 +93,7 @@ export type GunnConfig = typeof DEFAULTS;
 const SPEC = {
   description: "gunn — gradually (GUNN) vs simultaneously (SUNN) updated layers, equal parameters",
   usage:
-    "deno task gunn [--dataset=cifar10 --data-dir=DIR] [--preset=smoke|default|paper] [--key=value ...]",
+    "deno task gunn [--dataset=cifar10 --data-dir=DIR] [--preset=smoke|default|compare|paper] [--key=value ...]",
   ...CONFIG,
   presets: {
     smoke: {
@@ -97,6 +107,7 @@ const SPEC = {
       checkpointEvery: 2,
     },
     default: {},
+    compare: { arch: "small", trainImages: 0, testImages: 0, epochs: 30, seeds: 3 },
     paper: {
       arch: "gunn15",
       imageSize: 0,
@@ -110,6 +121,8 @@ const SPEC = {
     smoke: "seconds: synthetic 16×16 images, 2 epochs, 2 seeds (tests)",
     default:
       "mini-GUNN on 10,000 CIFAR-10 images at 16×16, 8 epochs, 3 seeds: about 40 min on 2 cores",
+    compare:
+      "the converged comparison: small-GUNN on all 50,000 / 10,000 CIFAR-10 images at 16×16, 30 epochs, 3 seeds (about 2 h on 2 cores)",
     paper: "GUNN-15 on all of CIFAR at 32×32, 300 epochs (weeks on a CPU)",
   },
 };
@@ -157,7 +170,7 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
   const view = viewOf(cfg, train);
   const arch = ARCHS[cfg.arch];
   const inputShape: [number, number, number] = [train.height, train.width, train.channels];
-  const title = `${cfg.arch === "mini" ? "mini-GUNN" : "GUNN-15"} on ${cfg.dataset} ` +
+  const title = `${ARCH_NAMES[cfg.arch]} on ${cfg.dataset} ` +
     `(${train.n} train / ${test.n} test, ${train.height}×${train.width}, ${cfg.epochs} epochs)`;
   const params = gunnParamCount(arch, train.numClasses, train.channels);
   console.error(`${title}: ${params.toLocaleString("en-US")} parameters per arm`);

@@ -32,6 +32,7 @@ import { Rng } from "../util/rng.ts";
 
 /** What a user can ask for. */
 export type BackendChoice = "auto" | "webgpu" | "native" | "wasm" | "cpu";
+/** Every value `--backend` accepts. */
 export const BACKEND_CHOICES: readonly BackendChoice[] = [
   "auto",
   "webgpu",
@@ -56,6 +57,7 @@ export interface BackendInfo {
 
 /** Thrown when a requested backend cannot start; `message` is a one-line explanation. */
 export class BackendUnavailableError extends UserError {
+  /** The error's name. */
   override name = "BackendUnavailableError";
 }
 

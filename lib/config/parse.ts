@@ -35,6 +35,7 @@ export interface ConfigSpec<C extends Record<string, ConfigValue>> {
   description: string;
   /** how to run it (default `deno task <name>`) */
   usage?: string;
+  /** the value of every key when nothing is given */
   defaults: C;
   /** one line per field: what it is, with its unit */
   docs: { [K in keyof C]: string };
@@ -55,7 +56,9 @@ export interface ConfigSpec<C extends Record<string, ConfigValue>> {
 
 /** An allowed numeric range; bounds are inclusive unless marked open. */
 export interface Range {
+  /** the smallest allowed value */
   min?: number;
+  /** the largest allowed value */
   max?: number;
   /** the minimum itself is not allowed */
   minOpen?: boolean;
@@ -107,6 +110,7 @@ export type ParseResult<C> = { help: string } | {
 
 /** A bad command line; `message` is one line meant for the user. */
 export class ConfigError extends UserError {
+  /** The error's name. */
   override name = "ConfigError";
 }
 

@@ -10,15 +10,21 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor4D } from "../util/tf_types.ts";
 import type { Rng } from "../util/rng.ts";
 import { type ImageDataset, imageValues } from "./dataset.ts";
 
 /** A batch on the host: `data` is [n, h, w, c] row-major. */
 export interface HostBatch {
+  /** pixel values, [n, h, w, c] row-major */
   data: Float32Array;
+  /** images */
   n: number;
+  /** height */
   h: number;
+  /** width */
   w: number;
+  /** channels */
   c: number;
 }
 
@@ -34,13 +40,13 @@ export function hostImages(ds: ImageDataset, idx: ArrayLike<number>, scale = 1 /
 }
 
 /** The host copy of a 4-D tensor. */
-export async function fromTensor(t: tf.Tensor4D): Promise<HostBatch> {
+export async function fromTensor(t: Tensor4D): Promise<HostBatch> {
   const [n, h, w, c] = t.shape;
   return { data: (await t.data()) as Float32Array, n, h, w, c };
 }
 
 /** A tensor of a host batch (the caller disposes it). */
-export function toTensor(b: HostBatch): tf.Tensor4D {
+export function toTensor(b: HostBatch): Tensor4D {
   return tf.tensor4d(b.data, [b.n, b.h, b.w, b.c]);
 }
 
@@ -184,8 +190,8 @@ export function cyclicShift(b: HostBatch, rng: Rng, p = 2 / 3): HostBatch {
 
 /** Applies host-side augmentations to a tensor batch; returns a new tensor (caller disposes). */
 export async function augmentTensor(
-  x: tf.Tensor4D,
+  x: Tensor4D,
   pipeline: (b: HostBatch) => HostBatch,
-): Promise<tf.Tensor4D> {
+): Promise<Tensor4D> {
   return toTensor(pipeline(await fromTensor(x)));
 }

@@ -7,30 +7,42 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor4D } from "../util/tf_types.ts";
 import { UserError } from "../util/errors.ts";
 
 /** A dataset problem the user can fix (missing or corrupt file); one-line message. */
 export class DataError extends UserError {
+  /** The error's name. */
   override name = "DataError";
 }
 
 /** Images with integer labels. */
 export interface ImageDataset {
+  /** dataset name, e.g. "mnist/train" */
   name: string;
   /** [n, height, width, channels], row-major, 0–255 */
   images: Uint8Array;
+  /** class of each image */
   labels: Int32Array;
+  /** number of images */
   n: number;
+  /** image height */
   height: number;
+  /** image width */
   width: number;
+  /** channels per pixel */
   channels: number;
+  /** number of classes */
   numClasses: number;
+  /** class names, by label */
   classNames: string[];
 }
 
 /** A train/test pair. */
 export interface DatasetSplit {
+  /** training images */
   train: ImageDataset;
+  /** test images */
   test: ImageDataset;
 }
 
@@ -73,7 +85,7 @@ export function imageBatch(
   ds: ImageDataset,
   indices: ArrayLike<number>,
   scale = 1 / 255,
-): tf.Tensor4D {
+): Tensor4D {
   return tf.tensor4d(imageValues(ds, indices, scale), [
     indices.length,
     ds.height,

@@ -48,6 +48,7 @@ export interface PairTask {
   positive: number;
   /** label 0 */
   negative: number;
+  /** short name, e.g. "3v5" */
   id: string;
 }
 

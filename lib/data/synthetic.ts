@@ -10,9 +10,13 @@ import type { ImageDataset } from "./dataset.ts";
 
 /** Points with labels: x is [n, d] row-major. */
 export interface PointSet {
+  /** coordinates [n, d], row-major */
   x: Float32Array;
+  /** class of each point */
   y: Int32Array;
+  /** number of points */
   n: number;
+  /** dimension */
   d: number;
 }
 

@@ -13,6 +13,14 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type {
+  LayersModel,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+} from "../util/tf_types.ts";
 
 /** Activations whose derivative the backward pass knows. */
 export type ActivationName = "linear" | "relu" | "tanh" | "sigmoid" | "leakyrelu" | "square";
@@ -23,8 +31,8 @@ export type NetOp =
   | {
     kind: "conv";
     name: string;
-    kernel: tf.Tensor4D;
-    bias: tf.Tensor1D | null;
+    kernel: Tensor4D;
+    bias: Tensor1D | null;
     strides: [number, number];
     pad: "same" | "valid" | [
       [number, number],
@@ -38,8 +46,8 @@ export type NetOp =
   | {
     kind: "dense";
     name: string;
-    kernel: tf.Tensor2D;
-    bias: tf.Tensor1D | null;
+    kernel: Tensor2D;
+    bias: Tensor1D | null;
     activation: ActivationName;
     alpha: number;
   }
@@ -73,7 +81,7 @@ type AnyLayer = tf.layers.Layer & Record<string, any>;
  * Converts a sequential TF.js model into operations. The kernels are the model's own variables
  * (read, not copied), so the operations follow later training of the model.
  */
-export function netFromModel(model: tf.LayersModel): NetOp[] {
+export function netFromModel(model: LayersModel): NetOp[] {
   const ops: NetOp[] = [];
   const layers = model.layers as AnyLayer[];
   layers.forEach((l, i) => {
@@ -99,12 +107,12 @@ export function netFromModel(model: tf.LayersModel): NetOp[] {
         if ((Array.isArray(d) ? d : [d]).some((v) => v !== 1)) {
           throw new UnsupportedModelError(`${where}: dilation`);
         }
-        const [kernel, bias] = l.getWeights() as tf.Tensor[];
+        const [kernel, bias] = l.getWeights() as Tensor[];
         ops.push({
           kind: "conv",
           name: l.name,
-          kernel: kernel as tf.Tensor4D,
-          bias: (cfg.useBias ? bias : null) as tf.Tensor1D | null,
+          kernel: kernel as Tensor4D,
+          bias: (cfg.useBias ? bias : null) as Tensor1D | null,
           strides: cfg.strides as [number, number],
           pad: cfg.padding === "same" ? "same" : "valid",
           activation: act(cfg.activation),
@@ -113,12 +121,12 @@ export function netFromModel(model: tf.LayersModel): NetOp[] {
         break;
       }
       case "Dense": {
-        const [kernel, bias] = l.getWeights() as tf.Tensor[];
+        const [kernel, bias] = l.getWeights() as Tensor[];
         ops.push({
           kind: "dense",
           name: l.name,
-          kernel: kernel as tf.Tensor2D,
-          bias: (cfg.useBias ? bias : null) as tf.Tensor1D | null,
+          kernel: kernel as Tensor2D,
+          bias: (cfg.useBias ? bias : null) as Tensor1D | null,
           activation: act(cfg.activation),
           alpha: 0,
         });
@@ -163,15 +171,15 @@ export function netFromModel(model: tf.LayersModel): NetOp[] {
 /** What the forward pass keeps for the backward pass and the weight gradients. */
 export interface Tape {
   /** per op: its input */
-  inputs: tf.Tensor[];
+  inputs: Tensor[];
   /** per op: its pre-activation output (conv, dense, act) or output */
-  outputs: tf.Tensor[];
+  outputs: Tensor[];
   /** per op: the activation's derivative at the pre-activation (null: linear or no activation) */
-  derivatives: (tf.Tensor | null)[];
-  logits: tf.Tensor2D;
+  derivatives: (Tensor | null)[];
+  logits: Tensor2D;
 }
 
-function applyAct(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tensor {
+function applyAct(z: Tensor, a: ActivationName, alpha: number): Tensor {
   switch (a) {
     case "linear":
       return z;
@@ -189,7 +197,7 @@ function applyAct(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tensor {
 }
 
 /** dφ/dz at pre-activation z, as a tensor broadcastable against z. */
-function actDerivative(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tensor | null {
+function actDerivative(z: Tensor, a: ActivationName, alpha: number): Tensor | null {
   switch (a) {
     case "linear":
       return null;
@@ -211,13 +219,13 @@ function actDerivative(z: tf.Tensor, a: ActivationName, alpha: number): tf.Tenso
 }
 
 /** Forward pass of the network on `x`, recording the tape. Call inside tf.tidy. */
-export function forward(ops: NetOp[], x: tf.Tensor): Tape {
-  const inputs: tf.Tensor[] = [], outputs: tf.Tensor[] = [];
-  const derivatives: (tf.Tensor | null)[] = [];
+export function forward(ops: NetOp[], x: Tensor): Tape {
+  const inputs: Tensor[] = [], outputs: Tensor[] = [];
+  const derivatives: (Tensor | null)[] = [];
   let h = x;
   for (const op of ops) {
     inputs.push(h);
-    let z: tf.Tensor;
+    let z: Tensor;
     switch (op.kind) {
       case "pad":
         z = tf.pad(h, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
@@ -225,24 +233,24 @@ export function forward(ops: NetOp[], x: tf.Tensor): Tape {
         h = z;
         break;
       case "conv":
-        z = tf.conv2d(h as tf.Tensor4D, op.kernel, op.strides, op.pad);
+        z = tf.conv2d(h as Tensor4D, op.kernel, op.strides, op.pad);
         if (op.bias) z = z.add(op.bias);
         outputs.push(z);
         h = applyAct(z, op.activation, op.alpha);
         break;
       case "dense":
-        z = tf.matMul(h as tf.Tensor2D, op.kernel);
+        z = tf.matMul(h as Tensor2D, op.kernel);
         if (op.bias) z = z.add(op.bias);
         outputs.push(z);
         h = applyAct(z, op.activation, op.alpha);
         break;
       case "maxpool":
-        z = tf.maxPool(h as tf.Tensor4D, op.pool, op.strides, op.pad);
+        z = tf.maxPool(h as Tensor4D, op.pool, op.strides, op.pad);
         outputs.push(z);
         h = z;
         break;
       case "avgpool":
-        z = tf.avgPool(h as tf.Tensor4D, op.pool, op.strides, op.pad);
+        z = tf.avgPool(h as Tensor4D, op.pool, op.strides, op.pad);
         outputs.push(z);
         h = z;
         break;
@@ -271,11 +279,11 @@ export function forward(ops: NetOp[], x: tf.Tensor): Tape {
         : null,
     );
   });
-  return { inputs, outputs, derivatives, logits: h as tf.Tensor2D };
+  return { inputs, outputs, derivatives, logits: h as Tensor2D };
 }
 
 /** Repeats each row of a tensor D times: [N, ...] → [N·D, ...] (row i·D + d = row i). */
-function repeatRows(t: tf.Tensor, d: number): tf.Tensor {
+function repeatRows(t: Tensor, d: number): Tensor {
   if (d === 1) return t;
   const [n, ...rest] = t.shape;
   // rank 3, whatever t's rank: WebGPU tiles rank ≥ 5 on the CPU through a synchronous read
@@ -284,7 +292,7 @@ function repeatRows(t: tf.Tensor, d: number): tf.Tensor {
 }
 
 /** g [N·D, ...] times m [N, ...], broadcast over the D rows of each example. */
-function mulRows(g: tf.Tensor, m: tf.Tensor, d: number): tf.Tensor {
+function mulRows(g: Tensor, m: Tensor, d: number): Tensor {
   if (d === 1) return g.mul(m);
   const [n, ...rest] = m.shape;
   const size = rest.reduce((a, b) => a * b, 1);
@@ -296,11 +304,11 @@ function mulRows(g: tf.Tensor, m: tf.Tensor, d: number): tf.Tensor {
  * label) from the logits down: returns, for every conv/dense op, the gradient with respect to its
  * pre-activation output, shaped [N·D, ...] (row i·D + d). Call inside tf.tidy.
  */
-export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<number, tf.Tensor> {
+export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number, Tensor> {
   const [n, d, k] = seeds.shape;
-  const deltas = new Map<number, tf.Tensor>();
+  const deltas = new Map<number, Tensor>();
   const firstWeight = ops.findIndex((o) => o.kind === "conv" || o.kind === "dense");
-  let g: tf.Tensor = seeds.reshape([n * d, k]); // gradient w.r.t. the current op's output
+  let g: Tensor = seeds.reshape([n * d, k]); // gradient w.r.t. the current op's output
   for (let i = ops.length - 1; i >= 0; i--) {
     const op = ops[i];
     const input = tape.inputs[i];
@@ -318,9 +326,9 @@ export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<numb
         deltas.set(i, g);
         if (i === firstWeight) return deltas; // nothing below the first weight layer needs it
         g = op.kind === "dense"
-          ? tf.matMul(g as tf.Tensor2D, op.kernel, false, true)
+          ? tf.matMul(g as Tensor2D, op.kernel, false, true)
           : tf.conv2dTranspose(
-            g as tf.Tensor4D,
+            g as Tensor4D,
             op.kernel,
             [n * d, ...(input.shape.slice(1) as [number, number, number])],
             op.strides,
@@ -334,7 +342,7 @@ export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<numb
           filterSize: op.pool,
           strides: op.strides,
           pad: op.pad,
-        }) as tf.Tensor;
+        }) as Tensor;
         break;
       }
       case "avgpool":
@@ -342,7 +350,7 @@ export function backward(ops: NetOp[], tape: Tape, seeds: tf.Tensor3D): Map<numb
           filterSize: op.pool,
           strides: op.strides,
           pad: op.pad,
-        }) as tf.Tensor;
+        }) as Tensor;
         break;
       case "reshape":
         g = g.reshape([n * d, ...input.shape.slice(1)]);

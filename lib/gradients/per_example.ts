@@ -20,6 +20,14 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type {
+  LayersModel,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+} from "../util/tf_types.ts";
 import { backward, forward, netFromModel, type NetOp, type Tape } from "./network.ts";
 
 /** Where one weight tensor's gradient sits in a row. */
@@ -58,13 +66,13 @@ export interface PerExampleOptions {
   biasLast?: boolean;
 }
 
-function resolveOps(model: tf.LayersModel | NetOp[]): NetOp[] {
+function resolveOps(model: LayersModel | NetOp[]): NetOp[] {
   return Array.isArray(model) ? model : netFromModel(model);
 }
 
 /** The layout of gradient rows for `model`. */
 export function gradientLayout(
-  model: tf.LayersModel | NetOp[],
+  model: LayersModel | NetOp[],
   o: PerExampleOptions = {},
 ): GradientLayout {
   const ops = resolveOps(model);
@@ -109,18 +117,18 @@ export function gradientLayout(
 
 /** Patches of an NHWC input for a conv: [N, OH·OW, KH·KW·C], columns ordered (kh, kw, c). */
 export function im2col(
-  a: tf.Tensor4D,
+  a: Tensor4D,
   kernelShape: [number, number, number, number],
   strides: [number, number],
   pad: "same" | "valid",
-): tf.Tensor3D {
+): Tensor3D {
   // The native and wasm backends have a kernel for it; others compose it from slices.
   if (tf.getKernel("GradlabIm2Col", tf.getBackend())) {
     return tf.engine().runKernel("GradlabIm2Col", { x: a }, {
       kernelShape,
       strides,
       pad,
-    }) as tf.Tensor3D;
+    }) as Tensor3D;
   }
   const info = tf.backend_util.computeConv2DInfo(a.shape, kernelShape, strides, 1, pad);
   const { top, bottom, left, right } = info.padInfo;
@@ -129,7 +137,7 @@ export function im2col(
     ? tf.pad(a, [[0, 0], [top, bottom], [left, right], [0, 0]])
     : a;
   const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
-  const slices: tf.Tensor[] = [];
+  const slices: Tensor[] = [];
   for (let ky = 0; ky < kernelShape[0]; ky++) {
     for (let kx = 0; kx < kernelShape[1]; kx++) {
       slices.push(
@@ -149,8 +157,8 @@ export function im2col(
 }
 
 /** Patches of every conv block's input, computed once per forward pass. Call inside tf.tidy. */
-function convPatches(ops: NetOp[], tape: Tape, layout: GradientLayout): Map<number, tf.Tensor3D> {
-  const patches = new Map<number, tf.Tensor3D>();
+function convPatches(ops: NetOp[], tape: Tape, layout: GradientLayout): Map<number, Tensor3D> {
+  const patches = new Map<number, Tensor3D>();
   if (hasFusedKernel()) return patches; // the fused kernel reads patches in place
   for (const b of layout.blocks) {
     const op = ops[b.op];
@@ -158,7 +166,7 @@ function convPatches(ops: NetOp[], tape: Tape, layout: GradientLayout): Map<numb
     patches.set(
       b.op,
       im2col(
-        tape.inputs[b.op] as tf.Tensor4D,
+        tape.inputs[b.op] as Tensor4D,
         op.kernel.shape,
         op.strides,
         op.pad as "same" | "valid",
@@ -172,10 +180,10 @@ function convPatches(ops: NetOp[], tape: Tape, layout: GradientLayout): Map<numb
 function gradientsForSeeds(
   ops: NetOp[],
   tape: Tape,
-  seeds: tf.Tensor3D,
+  seeds: Tensor3D,
   layout: GradientLayout,
-  patchCache: Map<number, tf.Tensor3D>,
-): tf.Tensor3D {
+  patchCache: Map<number, Tensor3D>,
+): Tensor3D {
   const [n, d] = seeds.shape;
   const deltas = backward(ops, tape, seeds);
   if (hasFusedKernel()) return fusedGradients(ops, tape, deltas, layout, n, d);
@@ -202,12 +210,12 @@ function gradientsForSeeds(
     const dT = d === 1
       ? delta.reshape([n, pix, co])
       : delta.reshape([n, d, pix, co]).transpose([0, 2, 1, 3]).reshape([n, pix, d * co]);
-    const g = tf.matMul(patches, dT as tf.Tensor3D, true, false); // [N, Kp, D·Co]
+    const g = tf.matMul(patches, dT as Tensor3D, true, false); // [N, Kp, D·Co]
     return d === 1
       ? g.reshape([n, 1, b.size])
       : g.reshape([n, -1, d, co]).transpose([0, 2, 1, 3]).reshape([n, d, b.size]);
   });
-  return (parts.length === 1 ? parts[0] : tf.concat(parts, 2)) as tf.Tensor3D;
+  return (parts.length === 1 ? parts[0] : tf.concat(parts, 2)) as Tensor3D;
 }
 
 function hasFusedKernel(): boolean {
@@ -218,12 +226,12 @@ function hasFusedKernel(): boolean {
 function fusedGradients(
   ops: NetOp[],
   tape: Tape,
-  deltas: Map<number, tf.Tensor>,
+  deltas: Map<number, Tensor>,
   layout: GradientLayout,
   n: number,
   d: number,
-): tf.Tensor3D {
-  const inputs: Record<string, tf.Tensor> = {};
+): Tensor3D {
+  const inputs: Record<string, Tensor> = {};
   const layers: Record<string, unknown>[] = [];
   for (const b of layout.blocks) {
     if (b.part !== "kernel") continue;
@@ -242,14 +250,14 @@ function fusedGradients(
     });
   }
   const attrs = { layers, D: d, P: layout.size } as unknown as tf.NamedAttrMap;
-  const out = tf.engine().runKernel("GradlabPerExampleGrads", inputs, attrs) as tf.Tensor;
+  const out = tf.engine().runKernel("GradlabPerExampleGrads", inputs, attrs) as Tensor;
   return out.reshape([n, d, layout.size]);
 }
 
-function labelTensor(labels: ArrayLike<number> | tf.Tensor1D, n: number, k: number): tf.Tensor2D {
+function labelTensor(labels: ArrayLike<number> | Tensor1D, n: number, k: number): Tensor2D {
   const t = labels instanceof tf.Tensor ? labels.toInt() : tf.tensor1d(Array.from(labels), "int32");
   if (t.shape[0] !== n) throw new RangeError(`${t.shape[0]} labels for ${n} examples`);
-  return tf.oneHot(t as tf.Tensor1D, k) as tf.Tensor2D;
+  return tf.oneHot(t as Tensor1D, k) as Tensor2D;
 }
 
 /**
@@ -275,11 +283,11 @@ function labelTensor(labels: ArrayLike<number> | tf.Tensor1D, n: number, k: numb
  * @param labels N integer labels
  */
 export function perExampleGradients(
-  model: tf.LayersModel | NetOp[],
-  x: tf.Tensor,
-  labels: ArrayLike<number> | tf.Tensor1D,
+  model: LayersModel | NetOp[],
+  x: Tensor,
+  labels: ArrayLike<number> | Tensor1D,
   o: PerExampleOptions = {},
-): { gradients: tf.Tensor2D; layout: GradientLayout } {
+): { gradients: Tensor2D; layout: GradientLayout } {
   const ops = resolveOps(model);
   const layout = gradientLayout(ops, o);
   const gradients = tf.tidy(() => {
@@ -289,9 +297,9 @@ export function perExampleGradients(
       n,
       1,
       k,
-    ]) as tf.Tensor3D;
+    ]) as Tensor3D;
     return gradientsForSeeds(ops, tape, seeds, layout, convPatches(ops, tape, layout))
-      .reshape([n, layout.size]) as tf.Tensor2D;
+      .reshape([n, layout.size]) as Tensor2D;
   });
   return { gradients, layout };
 }
@@ -302,15 +310,15 @@ export function perExampleGradients(
  * Each yielded tensor belongs to the caller; the forward pass is freed when the generator ends.
  */
 export function* labelGradientBlocks(
-  model: tf.LayersModel | NetOp[],
-  x: tf.Tensor,
+  model: LayersModel | NetOp[],
+  x: Tensor,
   o: PerExampleOptions & { labelChunk?: number } = {},
 ): Generator<
   {
-    gradients: tf.Tensor3D;
+    gradients: Tensor3D;
     labels: [number, number];
     layout: GradientLayout;
-    probabilities: tf.Tensor2D;
+    probabilities: Tensor2D;
   }
 > {
   const ops = resolveOps(model);
@@ -321,7 +329,7 @@ export function* labelGradientBlocks(
     return {
       inputs: tape.inputs,
       outputs: tape.outputs,
-      derivatives: tape.derivatives.filter((t): t is tf.Tensor => t !== null),
+      derivatives: tape.derivatives.filter((t): t is Tensor => t !== null),
       derivativeAt: tape.derivatives.map((t) => t !== null),
       logits: tape.logits,
       p: tf.softmax(tape.logits),
@@ -329,11 +337,11 @@ export function* labelGradientBlocks(
       patchTensors: [...pm.values()],
     };
   }) as unknown as Omit<Tape, "derivatives"> & {
-    derivatives: tf.Tensor[];
+    derivatives: Tensor[];
     derivativeAt: boolean[];
-    p: tf.Tensor2D;
+    p: Tensor2D;
     patchOps: number[];
-    patchTensors: tf.Tensor3D[];
+    patchTensors: Tensor3D[];
   };
   // tf.tidy returns tensors only: put the nulls of the derivative list back.
   let next = 0;
@@ -348,7 +356,7 @@ export function* labelGradientBlocks(
       const gradients = tf.tidy(() => {
         // seeds[i, j, :] = p_i − e_{k0+j}
         const eye = tf.oneHot(tf.range(k0, k0 + kk, 1, "int32"), k).reshape([1, kk, k]);
-        const seeds = kept.p.reshape([n, 1, k]).sub(eye) as tf.Tensor3D;
+        const seeds = kept.p.reshape([n, 1, k]).sub(eye) as Tensor3D;
         return gradientsForSeeds(ops, kept.tape, seeds, layout, patches);
       });
       yield { gradients, labels: [k0, k0 + kk], layout, probabilities: kept.p };
@@ -373,13 +381,13 @@ export function* labelGradientBlocks(
  * (`labelChunk` at a time). Also returns p = softmax(f(x)).
  */
 export function allLabelGradients(
-  model: tf.LayersModel | NetOp[],
-  x: tf.Tensor,
+  model: LayersModel | NetOp[],
+  x: Tensor,
   o: PerExampleOptions & { labelChunk?: number } = {},
-): { gradients: tf.Tensor3D; layout: GradientLayout; probabilities: tf.Tensor2D } {
-  const parts: tf.Tensor3D[] = [];
+): { gradients: Tensor3D; layout: GradientLayout; probabilities: Tensor2D } {
+  const parts: Tensor3D[] = [];
   let layout: GradientLayout | null = null;
-  let probabilities: tf.Tensor2D | null = null;
+  let probabilities: Tensor2D | null = null;
   for (const b of labelGradientBlocks(model, x, o)) {
     parts.push(b.gradients);
     layout = b.layout;
@@ -399,10 +407,10 @@ export function allLabelGradients(
  * @param o.labels `"all"` for every label, or `"given"` to use each batch's labels
  */
 export async function* gradientStream(
-  model: tf.LayersModel | NetOp[],
+  model: LayersModel | NetOp[],
   batches:
-    | Iterable<{ x: tf.Tensor; labels?: ArrayLike<number> }>
-    | AsyncIterable<{ x: tf.Tensor; labels?: ArrayLike<number> }>,
+    | Iterable<{ x: Tensor; labels?: ArrayLike<number> }>
+    | AsyncIterable<{ x: Tensor; labels?: ArrayLike<number> }>,
   o: PerExampleOptions & { labels: "all" | "given"; labelChunk?: number },
 ): AsyncGenerator<
   { gradients: Float32Array; shape: [number, number, number]; layout: GradientLayout }

@@ -28,7 +28,9 @@ export function featureChunk(chunk: number, P: number, classes: number): number 
 
 /** The stored entries of one feature row: ascending indices and their values. */
 export interface SparseRow {
+  /** ascending feature indices of the stored entries */
   index: Uint16Array | Uint32Array;
+  /** their values */
   value: Float32Array;
 }
 
@@ -176,6 +178,7 @@ export class FeatureCache {
     for (const c of this.chunks) FeatureCache.normalizeChunk(c, f);
   }
 
+  /** The chunk holding example `i`. */
   private chunkOf(i: number): Chunk {
     if (!(i >= 0 && i < this.n)) throw new RangeError(`example ${i} outside 0 … ${this.n - 1}`);
     return this.chunks[Math.floor(i / this.chunkSize)];

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
+import type { LayersModel } from "../util/tf_types.ts";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { GradNet, parseStructure } from "../models/gradnet.ts";
@@ -46,29 +46,47 @@ import { Progress } from "../util/progress.ts";
 
 /** One GradNet setting (the method, or one variant of a study). */
 export interface Setting {
+  /** row name in the table */
   name: string;
+  /** hidden units of the blocks, e.g. "5+100+25" */
   structure: string;
+  /** optimizer and its settings */
   optimizer: OptimizerConfig;
+  /** learning rate */
   lr: number;
+  /** dropout rate of the hidden layer */
   dropout: number;
+  /** batch normalisation of the hidden layer */
   batchNorm: boolean;
+  /** keep only the largest entries of each block */
   sparsify: boolean;
+  /** percent of entries kept per block */
   selectionPercent: number;
+  /** how features are normalised */
   normalization: Normalization;
+  /** exponent of the power normalisations (0: their default) */
   exponent: number;
 }
 
 /** What a GradNet run needs from the script's configuration. */
 export interface ExperimentOptions {
+  /** seed of initialisation, batches and augmentation */
   seed: number;
+  /** GradNet epochs */
   epochs: number;
+  /** GradNet batch size */
   batch: number;
+  /** examples per all-label gradient batch (at most) */
   chunk: number;
+  /** how training views are augmented */
   policy: AugmentPolicy;
+  /** crop size of the views (pixels) */
   crop: number;
+  /** how test predictions combine the label rows */
   testRule: TestRule;
   /** validation images for the learning curve */
   curveValImages: number;
+  /** checkpoint every this many GradNet steps */
   checkpointEvery: number;
   /** "auto": cache the training features when views are fixed and they fit; "off": never */
   cache: "auto" | "off";
@@ -76,17 +94,25 @@ export interface ExperimentOptions {
 
 /** The data of one GradNet run. */
 export interface ExperimentData {
+  /** GradNet's training images */
   gnTrain: ImageDataset;
+  /** validation images (snapshots and the learning curve) */
   val: ImageDataset;
+  /** test images, scored once */
   test: ImageDataset;
 }
 
 /** A learning-curve point: after `step` GradNet iterations. */
 export interface CurvePoint {
+  /** epoch (1-based) */
   epoch: number;
+  /** GradNet steps so far */
   step: number;
+  /** validation accuracy */
   val_acc: number;
+  /** mean training loss of the epoch */
   train_loss: number;
+  /** training accuracy of the epoch */
   train_acc: number;
 }
 
@@ -94,7 +120,9 @@ export interface CurvePoint {
 export interface SettingResult {
   /** sum-rule (or the chosen rule's) accuracy on the test set, measured once */
   acc: number;
+  /** validation curve, one point per measured epoch */
   curve: CurvePoint[];
+  /** how the features were trained: cached rows, recomputed augmented rows, or TF.js layers */
   path: "cached" | "augmented" | "tfjs";
   /** bytes of cached features */
   cacheBytes: number;
@@ -157,7 +185,7 @@ export function curveEpochs(epochs: number): (epoch: number) => boolean {
 /** Trains one GradNet setting on the base network as it stands; scores it once on the test set. */
 export async function gradNetOnSnapshot(
   run: RunDir,
-  base: tf.LayersModel,
+  base: LayersModel,
   data: ExperimentData,
   s: Setting,
   o: ExperimentOptions,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "../util/tf_types.ts";
 import {
   type GradientLayout,
   gradientLayout,
@@ -27,7 +27,9 @@ import {
 export interface FeatureOptions {
   /** sparsify to the top `selectionPercent` % per layer (false: keep every entry) */
   sparsify: boolean;
+  /** percent of entries kept per layer */
   selectionPercent: number;
+  /** how the kept entries are normalised */
   normalization: Normalization;
   /** power exponent (default: 0.125 for power, 0.5 for scale_power) */
   exponent?: number;
@@ -35,9 +37,12 @@ export interface FeatureOptions {
 
 /** Turns base-network gradients into GradNet features. */
 export class Featurizer {
+  /** coordinate statistics for the normalisation (null until computed or loaded) */
   stats: CoordinateStats | null = null;
+  /** where each layer's gradient lies in a feature row */
   readonly layout: GradientLayout;
 
+  /** Features of the network `ops` with options `o`; `gradients` tunes the per-example gradient computation. */
   constructor(
     readonly ops: NetOp[],
     readonly o: FeatureOptions,
@@ -53,7 +58,7 @@ export class Featurizer {
   }
 
   /** Sparsified (not normalised) rows for one label per example — the statistics pass. */
-  async rawRows(x: tf.Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
+  async rawRows(x: Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
     const { gradients } = perExampleGradients(this.ops, x, labels, this.gradients);
     const rows = (await gradients.data()) as Float32Array;
     gradients.dispose();
@@ -83,6 +88,7 @@ export class Featurizer {
     });
   }
 
+  /** Throws unless the normalisation statistics are there. */
   private needStats(): void {
     if (this.o.normalization !== "none" && this.o.normalization !== "power" && !this.stats) {
       throw new Error("Featurizer: statistics are needed before normalising");
@@ -90,7 +96,7 @@ export class Featurizer {
   }
 
   /** Feature rows [N, P] for one label per example. */
-  async rows(x: tf.Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
+  async rows(x: Tensor, labels: ArrayLike<number>): Promise<Float32Array> {
     return this.normalize(await this.rawRows(x, labels));
   }
 
@@ -100,7 +106,7 @@ export class Featurizer {
    * statistics are known).
    */
   async allLabelRows(
-    x: tf.Tensor,
+    x: Tensor,
     labelChunk = 10,
     o: { normalize?: boolean } = {},
   ): Promise<{ rows: Float32Array; classes: number }> {

@@ -24,13 +24,37 @@ import { loadedNativeLib } from "../backend/select.ts";
 import type { GradNetNativeArgs, NativeLib } from "../backend/native/ffi.ts";
 import type { SparseRow } from "./cache.ts";
 
-/** GradNet's parameters on the host, with sparse forward, SGD step and the sum test rule. */
+/**
+ * GradNet's parameters on the host, with sparse forward, SGD step and the sum test rule.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SparseGradNet } from "./sparse.ts";
+ * // two blocks of 2 inputs with 2 hidden units each, 2 classes; small fixed starting weights
+ * const w = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => 0.1 * ((i + k) % 3 - 1));
+ * const net = new SparseGradNet([2, 2], [2, 2], 2, [w(4, 0), w(2, 1), w(4, 2), w(2, 0), w(8, 1), w(2, 2)]);
+ * // class 0 lights input 0 (block 1), class 1 input 2 (block 2): rows store only their nonzeros
+ * const row = (at: number) => ({ index: Uint16Array.of(at), value: Float32Array.of(1) });
+ * let first = 0, last = 0;
+ * for (let s = 0; s < 200; s++) {
+ *   const { loss } = net.step([row(0), row(2)], [0, 1], 0.5);
+ *   if (s === 0) first = loss;
+ *   last = loss;
+ * }
+ * assert.ok(last < first / 10);
+ * assert.equal(net.predictSum([row(0)]), 0);
+ * assert.equal(net.predictSum([row(2)]), 1);
+ * ```
+ */
 export class SparseGradNet {
   /** block weights [d_i, h_i] row-major, as the TF.js variables */
   readonly W: Float32Array[];
+  /** block biases [h_i] */
   readonly b: Float32Array[];
   /** output weights [H, C] and biases [C] */
   readonly Wo: Float32Array;
+  /** output biases [C] */
   readonly bo: Float32Array;
   /** every parameter, back to back (the arrays above are views into it) */
   readonly theta: Float32Array;
@@ -38,7 +62,9 @@ export class SparseGradNet {
   private readonly bounds: number[];
   /** first hidden unit of each block */
   private readonly hOff: number[];
+  /** hidden units in all */
   readonly H: number;
+  /** classes */
   readonly C: number;
   private readonly lib: NativeLib | null;
   private readonly layout: Omit<GradNetNativeArgs, "idx" | "val" | "rowStart" | "rows">;
@@ -55,6 +81,7 @@ export class SparseGradNet {
   };
 
   /**
+   * GradNet with blocks of `blockSizes` inputs and `hidden` units each, for `classes` classes.
    * @param values the parameter arrays in GradNet's variable order (copied)
    * @param o.native false: the TypeScript loops even when the native library is loaded
    */
@@ -181,6 +208,7 @@ export class SparseGradNet {
     net.loadArrays(new Map(arrays.map((a) => [a.name, a])));
   }
 
+  /** Makes room for a batch of `rows` rows in the scratch arrays. */
   private grow(rows: number): void {
     if (this.hid.length >= rows * this.H) return;
     this.hid = new Float64Array(rows * this.H);

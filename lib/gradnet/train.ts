@@ -233,7 +233,9 @@ export async function trainGradNet(
 
 /** Labelled cached features: a feature cache and the true label of each of its examples. */
 export interface CachedSet {
+  /** features of every example and label */
   cache: FeatureCache;
+  /** true label of each example */
   labels: ArrayLike<number>;
 }
 
@@ -242,10 +244,13 @@ export interface CachedSet {
  * label labels[q]; `rows` returns the rows of positions [from, to).
  */
 export interface TrainRows {
+  /** examples */
   n: number;
+  /** classes */
   classes: number;
   /** true labels */
   targets: ArrayLike<number>;
+  /** The feature rows of positions [from, to) of an epoch visiting `order` with `labels`. */
   rows(
     epoch: number,
     order: Int32Array,
@@ -321,9 +326,13 @@ export function sumRuleAccuracy(net: SparseGradNet, set: CachedSet, count = set.
 
 /** How {@link trainGradNetSparse} trains. */
 export interface CachedTrainOptions {
+  /** seed of initialisation and batch order */
   seed: number;
+  /** epochs */
   epochs: number;
+  /** examples per step (each with all its label rows) */
   batch: number;
+  /** learning rate (plain SGD) */
   lr: number;
   /** epochs (1-based) after which the validation curve is measured (default: every epoch) */
   evalAt?: (epoch: number) => boolean;
@@ -331,6 +340,7 @@ export interface CachedTrainOptions {
   checkpointSeconds?: number;
   /** checkpoint and metrics file prefix in the run folder */
   name: string;
+  /** no progress line */
   quiet?: boolean;
 }
 

@@ -10,7 +10,7 @@
  */
 
 import { UserError } from "../util/errors.ts";
-import * as tf from "@tensorflow/tfjs";
+import type { Tensor4D } from "../util/tf_types.ts";
 import { type ImageDataset, imageSize } from "../data/dataset.ts";
 import {
   cyclicShift,
@@ -24,6 +24,7 @@ import type { Rng } from "../util/rng.ts";
 
 /** CIFAR-10 channel means and standard deviations on 0–255 (the authors' cifar10.lua). */
 export const CIFAR_MEAN = [125.3, 123.0, 113.9];
+/** CIFAR-10 channel standard deviations on 0–255. */
 export const CIFAR_STD = [63.0, 62.1, 66.7];
 /** CIFAR-100's (the authors' cifar100.lua). */
 export const CIFAR100_MEAN = [129.3, 124.1, 112.4];
@@ -31,7 +32,9 @@ export const CIFAR100_STD = [68.2, 65.4, 70.4];
 
 /** How images become network inputs. */
 export interface GunnView {
+  /** channel means subtracted (0–255 scale) */
   mean: number[];
+  /** channel standard deviations divided by */
   std: number[];
   /** mirror left–right in training (off for digits) */
   flip: boolean;
@@ -92,7 +95,7 @@ export function gunnTrainBatch(
   idx: ArrayLike<number>,
   rng: Rng,
   view: GunnView,
-): tf.Tensor4D {
+): Tensor4D {
   // Normalising first makes the crop's zero padding the mean colour, as in the authors' code.
   let b = normalizeChannels(hostImages(ds, idx, 1), view.mean, view.std);
   if (view.flip) b = randomFlip(b, rng);
@@ -106,7 +109,7 @@ export function gunnTestBatch(
   ds: ImageDataset,
   idx: ArrayLike<number>,
   view: GunnView,
-): tf.Tensor4D {
+): Tensor4D {
   return toTensor(normalizeChannels(hostImages(ds, idx, 1), view.mean, view.std));
 }
 

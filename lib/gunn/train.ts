@@ -10,6 +10,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { LayersModel, Tensor, Variable } from "../util/tf_types.ts";
 import { UserError } from "../util/errors.ts";
 import type { ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
@@ -21,32 +22,45 @@ import { gunnTestBatch, gunnTrainBatch, type GunnView } from "./data.ts";
 
 /** Recipe of one arm. */
 export interface GunnTrainOptions {
+  /** seed of initialisation, batch order and augmentation */
   seed: number;
+  /** epochs */
   epochs: number;
+  /** batch size */
   batch: number;
+  /** initial learning rate (÷10 at 50 % and 75 % of the epochs) */
   lr: number;
+  /** Nesterov momentum */
   momentum: number;
+  /** weight decay (added to the gradient) */
   weightDecay: number;
+  /** normalisation and augmentation of the images */
   view: GunnView;
+  /** checkpoint every this many steps */
   checkpointEvery: number;
   /** prefix of the checkpoint and metrics files in the run folder */
   tag: string;
+  /** name in the progress line */
   label: string;
+  /** no progress line */
   quiet?: boolean;
 }
 
 /** What an arm ends with. */
 export interface ArmResult {
+  /** accuracy on the test images */
   testAcc: number;
+  /** one record per epoch */
   history: EpochRecord[];
   /** training images per second (optimizer steps only, no evaluation) */
   imagesPerSecond: number;
+  /** seconds spent in optimizer steps */
   trainSeconds: number;
 }
 
 /** Top-1 accuracy of `model` (inference mode: running batch-norm statistics). */
 export async function testAccuracy(
-  model: tf.LayersModel,
+  model: LayersModel,
   ds: ImageDataset,
   view: GunnView,
   batch = 250,
@@ -55,7 +69,7 @@ export async function testAccuracy(
   for (let s = 0; s < ds.n; s += batch) {
     const idx = Array.from({ length: Math.min(batch, ds.n - s) }, (_, i) => s + i);
     const c = tf.tidy(() => {
-      const logits = model.apply(gunnTestBatch(ds, idx, view), { training: false }) as tf.Tensor;
+      const logits = model.apply(gunnTestBatch(ds, idx, view), { training: false }) as Tensor;
       const labels = tf.tensor1d(idx.map((i) => ds.labels[i]), "int32");
       return logits.argMax(-1).equal(labels).sum();
     });
@@ -68,12 +82,12 @@ export async function testAccuracy(
 /** Trains `model` on `train` (or resumes it from the run folder); reports test accuracy per epoch. */
 export async function trainGunnArm(
   run: RunDir,
-  model: tf.LayersModel,
+  model: LayersModel,
   train: ImageDataset,
   test: ImageDataset,
   o: GunnTrainOptions,
 ): Promise<ArmResult> {
-  const params = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const params = model.trainableWeights.map((w) => (w as unknown as { val: Variable }).val);
   const stepsPerEpoch = Math.floor(train.n / o.batch);
   if (stepsPerEpoch < 1) {
     throw new UserError(`--batch=${o.batch}: more than the ${train.n} training images`);
@@ -105,7 +119,7 @@ export async function trainGunnArm(
       return { x, y: oneHotLabels(train, idx), size: idx.length };
     },
     lossFn(b) {
-      return softmaxClassification(model.apply(b.x, { training: true }) as tf.Tensor, b.y);
+      return softmaxClassification(model.apply(b.x, { training: true }) as Tensor, b.y);
     },
     async evaluate() {
       return { test_acc: await testAccuracy(model, test, o.view) };

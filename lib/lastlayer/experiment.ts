@@ -14,6 +14,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, Tensor2D } from "../util/tf_types.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { type Callback, epochOrder, type EpochRecord, type TrainState } from "../train/fit.ts";
 import { Sgd } from "../train/optimizers.ts";
@@ -33,11 +34,17 @@ import {
 
 /** The data of an experiment: inputs stay tensors for the whole run. */
 export interface ExperimentData {
-  x: tf.Tensor;
+  /** training inputs */
+  x: Tensor;
+  /** training labels */
   y: Int32Array;
-  xTest?: tf.Tensor;
+  /** test inputs, if any */
+  xTest?: Tensor;
+  /** test labels, if any */
   yTest?: Int32Array;
+  /** number of classes */
   classes: number;
+  /** class names, by label */
   classNames: string[];
 }
 
@@ -64,10 +71,15 @@ export interface ExperimentSettings {
 
 /** One row of the metric history. */
 export interface MetricRow {
+  /** "train", or "reinit" (last layer retrained from a fresh start) */
   phase: "train" | "reinit";
+  /** training step */
   step: number;
+  /** mean training loss of the segment */
   train_loss: number;
+  /** training accuracy of the segment */
   train_acc: number | null;
+  /** test accuracy (null without test data) */
   test_acc: number | null;
   /** binary: angle between w1 − w0 and the SVM's w; multi-class: mean over class pairs */
   angle_deg: number;
@@ -85,7 +97,9 @@ export interface MetricRow {
   train_ce: number;
   /** 1 when φ is separable (the reference is the hard-margin SVM), 0 for the large-C limit */
   svm_separable: number;
+  /** the SVM solver's duality-gap bound at exit */
   svm_gap: number;
+  /** per class pair a, c: the offset and the angle */
   [pair: `${"offset" | "angle"}_${number}_${number}`]: number;
 }
 
@@ -97,7 +111,7 @@ export interface ArmSnapshot {
   svm: Linear2;
 }
 
-async function chunkedPhi(net: TwoDNet, x: tf.Tensor, batch = 2048): Promise<Float32Array> {
+async function chunkedPhi(net: TwoDNet, x: Tensor, batch = 2048): Promise<Float32Array> {
   const n = x.shape[0];
   const out = new Float32Array(n * 2);
   for (let s = 0; s < n; s += batch) {
@@ -238,7 +252,7 @@ function comparisonOf(h: EpochRecord): Omit<
   return Object.fromEntries(keep) as unknown as ReturnType<typeof comparisonOf>;
 }
 
-async function accuracy(net: TwoDNet, x: tf.Tensor, y: Int32Array): Promise<number> {
+async function accuracy(net: TwoDNet, x: Tensor, y: Int32Array): Promise<number> {
   const phiHost = await chunkedPhi(net, x);
   const pred = tf.tidy(() => {
     const phi = tf.tensor2d(phiHost, [x.shape[0], 2]);
@@ -308,7 +322,7 @@ export async function runExperiment(
     return r;
   };
 
-  type Batch = { x: tf.Tensor; y: tf.Tensor; size: number; owned: boolean };
+  type Batch = { x: Tensor; y: Tensor; size: number; owned: boolean };
   const state = await trainInRun<Batch>({
     run,
     name: `${name}-checkpoint.bin`,
@@ -347,8 +361,8 @@ export async function runExperiment(
     lossFn(b) {
       const z = lastLayer(net, net.phi(b.x, true));
       return {
-        loss: tf.losses.softmaxCrossEntropy(b.y, z) as tf.Scalar,
-        correct: z.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
+        loss: tf.losses.softmaxCrossEntropy(b.y, z) as Scalar,
+        correct: z.argMax(-1).equal(b.y.argMax(-1)).sum() as Scalar,
       };
     },
     async evaluate() {
@@ -400,10 +414,10 @@ export async function runExperiment(
     makeBatch: () => ({ x: phiFixed, y: yOneHot, size: n, owned: false }),
     disposeBatch() {},
     lossFn(b) {
-      const z = lastLayer(net, b.x as tf.Tensor2D);
+      const z = lastLayer(net, b.x as Tensor2D);
       return {
-        loss: tf.losses.softmaxCrossEntropy(b.y, z) as tf.Scalar,
-        correct: z.argMax(-1).equal(b.y.argMax(-1)).sum() as tf.Scalar,
+        loss: tf.losses.softmaxCrossEntropy(b.y, z) as Scalar,
+        correct: z.argMax(-1).equal(b.y.argMax(-1)).sum() as Scalar,
       };
     },
     async evaluate() {

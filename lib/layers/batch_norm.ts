@@ -12,17 +12,18 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Shape, Tensor, Tensor1D, Tensor4D } from "../util/tf_types.ts";
 
 /** One way of computing the op: forward with what backward needs saved, and backward. */
 interface BatchNormImpl {
   forward(
-    x: tf.Tensor,
-    gamma: tf.Tensor,
-    beta: tf.Tensor,
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
     epsilon: number,
-  ): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor; saved: tf.Tensor[] };
+  ): { y: Tensor; mean: Tensor; variance: Tensor; saved: Tensor[] };
   /** [dx, dγ, dβ] */
-  backward(dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[];
+  backward(dy: Tensor, saved: Tensor[]): Tensor[];
 }
 
 // Composed from TF.js ops (every backend).
@@ -55,7 +56,7 @@ const fused: BatchNormImpl = {
       "GradlabBatchNormTrain",
       { x, gamma, beta },
       { epsilon } as unknown as tf.NamedAttrMap,
-    ) as tf.Tensor[];
+    ) as Tensor[];
     return { y, mean, variance, saved: [x, gamma, mean, rstd] };
   },
   backward(dy, [x, gamma, mean, rstd]) {
@@ -63,7 +64,7 @@ const fused: BatchNormImpl = {
       "GradlabBatchNormTrainGrad",
       { x, dy, gamma, mean, rstd },
       {},
-    ) as tf.Tensor[];
+    ) as Tensor[];
   },
 };
 
@@ -73,26 +74,25 @@ const fused: BatchNormImpl = {
  * (dispose them; they are outside any tidy)
  */
 export function batchNormTrain(
-  x: tf.Tensor4D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
+  x: Tensor4D,
+  gamma: Tensor1D,
+  beta: Tensor1D,
   epsilon: number,
-): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+): { y: Tensor4D; mean: Tensor1D; variance: Tensor1D } {
   const impl = tf.getKernel("GradlabBatchNormTrain", tf.getBackend()) ? fused : composed;
-  let mean: tf.Tensor1D | null = null, variance: tf.Tensor1D | null = null;
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, g, b] = args as tf.Tensor[];
+  let mean: Tensor1D | null = null, variance: Tensor1D | null = null;
+  const op = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b] = args as Tensor[];
     const f = impl.forward(xi, g, b, epsilon);
-    mean = tf.keep(f.mean) as tf.Tensor1D;
-    variance = tf.keep(f.variance) as tf.Tensor1D;
+    mean = tf.keep(f.mean) as Tensor1D;
+    variance = tf.keep(f.variance) as Tensor1D;
     (args[3] as tf.GradSaveFunc)(f.saved);
     return {
       value: f.y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
-        impl.backward(dy as tf.Tensor, saved),
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => impl.backward(dy as Tensor, saved),
     };
   });
-  const y = op(x, gamma, beta) as tf.Tensor4D;
+  const y = op(x, gamma, beta) as Tensor4D;
   return { y, mean: mean!, variance: variance! };
 }
 
@@ -102,7 +102,7 @@ export interface BatchNormArgs {
   momentum?: number;
   epsilon?: number;
   name?: string;
-  inputShape?: tf.Shape;
+  inputShape?: Shape;
   trainable?: boolean;
 }
 
@@ -139,8 +139,8 @@ export class BatchNorm extends tf.layers.Layer {
     this.epsilon = args.epsilon ?? 1e-5;
   }
 
-  override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const c = shape[shape.length - 1] as number;
     const one = tf.initializers.ones(), zero = tf.initializers.zeros();
     this.vars = [
@@ -152,14 +152,14 @@ export class BatchNorm extends tf.layers.Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+  override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor {
     return tf.tidy(() => {
-      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-      const [gamma, beta, mm, mv] = this.vars.map((v) => v.read() as tf.Tensor1D);
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as Tensor4D;
+      const [gamma, beta, mm, mv] = this.vars.map((v) => v.read() as Tensor1D);
       if (kwargs.training !== true) return tf.batchNorm(x, mm, mv, beta, gamma, this.epsilon);
       const { y, mean, variance } = batchNormTrain(x, gamma, beta, this.epsilon);
       const count = x.size / x.shape[3], m = this.momentum;

@@ -20,6 +20,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Layer, Shape, Tensor, Tensor1D, Tensor4D } from "../util/tf_types.ts";
 import { tfSeed } from "../util/rng.ts";
 import { batchNormTrain } from "./batch_norm.ts";
 import { fusedGunnUnitsActive, fusedGunnUpdate, movedGunnStats } from "./gunn_fused.ts";
@@ -29,45 +30,60 @@ export type UpdateMode = "gradual" | "simultaneous";
 
 /** One batch normalisation: scale, shift and running statistics, per channel. */
 export interface BatchNormWeights {
-  gamma: tf.Tensor1D;
-  beta: tf.Tensor1D;
-  movingMean: tf.Tensor1D;
-  movingVariance: tf.Tensor1D;
+  /** scale γ */
+  gamma: Tensor1D;
+  /** shift β */
+  beta: Tensor1D;
+  /** running mean */
+  movingMean: Tensor1D;
+  /** running variance */
+  movingVariance: Tensor1D;
 }
 
 /** The weights of one segment's unit. Kernels are [kh, kw, in, out] (TF layout). */
 export interface GunnUnitWeights {
-  conv1: tf.Tensor4D;
+  /** 1×1 convolution C → 2o */
+  conv1: Tensor4D;
+  /** its batch norm */
   bn1: BatchNormWeights;
-  conv2: tf.Tensor4D;
+  /** 3×3 convolution 2o → 2o */
+  conv2: Tensor4D;
+  /** its batch norm */
   bn2: BatchNormWeights;
-  conv3: tf.Tensor4D;
+  /** 1×1 convolution 2o → o */
+  conv3: Tensor4D;
+  /** its batch norm */
   bn3: BatchNormWeights;
-  projection?: { conv: tf.Tensor4D; bn: BatchNormWeights };
+  /** the projection branch: 1×1 convolution C → o and its batch norm */
+  projection?: { conv: Tensor4D; bn: BatchNormWeights };
 }
 
 /** Batch statistics a training-mode pass used, to update the running ones. */
 export interface BatchStats {
-  mean: tf.Tensor1D;
-  variance: tf.Tensor1D;
+  /** batch mean per channel */
+  mean: Tensor1D;
+  /** biased batch variance per channel */
+  variance: Tensor1D;
   /** values per channel that went into them (N·H·W) */
   count: number;
 }
 
 /** How {@link gunnUpdate} runs. */
 export interface GunnUpdateOptions {
+  /** gradual (GUNN) or simultaneous (SUNN) */
   mode: UpdateMode;
   /** batch statistics (true) or running statistics (false) in the batch norms */
   training: boolean;
+  /** batch-norm ε */
   epsilon: number;
 }
 
 function batchNorm(
-  x: tf.Tensor4D,
+  x: Tensor4D,
   w: BatchNormWeights,
   o: GunnUpdateOptions,
   stats: BatchStats[],
-): tf.Tensor4D {
+): Tensor4D {
   if (!o.training) {
     return tf.batchNorm(x, w.movingMean, w.movingVariance, w.beta, w.gamma, o.epsilon);
   }
@@ -78,11 +94,11 @@ function batchNorm(
 
 /** unit_i(state); pushes the batch statistics of its norms in the order bn1, bn2, bn3, projection. */
 export function gunnUnit(
-  state: tf.Tensor4D,
+  state: Tensor4D,
   u: GunnUnitWeights,
   o: GunnUpdateOptions,
   stats: BatchStats[] = [],
-): tf.Tensor4D {
+): Tensor4D {
   let h = tf.relu(batchNorm(tf.conv2d(state, u.conv1, 1, "same"), u.bn1, o, stats));
   h = tf.relu(batchNorm(tf.conv2d(h, u.conv2, 1, "same"), u.bn2, o, stats));
   h = batchNorm(tf.conv2d(h, u.conv3, 1, "same"), u.bn3, o, stats);
@@ -99,10 +115,10 @@ export function gunnUnit(
  * unit, in {@link gunnUnit}'s order)
  */
 export function gunnUpdate(
-  x: tf.Tensor4D,
+  x: Tensor4D,
   units: GunnUnitWeights[],
   o: GunnUpdateOptions,
-): { y: tf.Tensor4D; stats: BatchStats[] } {
+): { y: Tensor4D; stats: BatchStats[] } {
   const S = units.length, C = x.shape[3];
   if (C % S !== 0) throw new RangeError(`GUNN: ${C} channels do not split into ${S} segments`);
   const width = C / S;
@@ -110,7 +126,7 @@ export function gunnUpdate(
   // concatenations (the stock-op reference test in tests/layers/gunn_test.ts checks gradients).
   const old = Array.from(
     { length: S },
-    (_, i) => tf.slice(x, [0, 0, 0, i * width], [-1, -1, -1, width]) as tf.Tensor4D,
+    (_, i) => tf.slice(x, [0, 0, 0, i * width], [-1, -1, -1, width]) as Tensor4D,
   );
   const segments = [...old];
   const stats: BatchStats[] = [];
@@ -132,17 +148,23 @@ export function gunnLayerParamCount(channels: number, segments: number, projecti
 
 /** Configuration of {@link GunnLayer}. */
 export interface GunnLayerArgs {
+  /** segments S (channels must divide by S) */
   segments: number;
+  /** "gradual" (GUNN, default) or "simultaneous" (SUNN) */
   mode?: UpdateMode;
   /** the 1×1 projection branch of the CIFAR models (default true) */
   projection?: boolean;
+  /** batch-norm ε (default 1e-5, Torch's) */
   epsilon?: number;
   /** weight of the old running statistic per update (Torch's momentum 0.1 → 0.9) */
   momentum?: number;
   /** seed of the kernel initialisers */
   seed?: number;
+  /** layer name */
   name?: string;
-  inputShape?: tf.Shape;
+  /** input shape, for a first layer */
+  inputShape?: Shape;
+  /** whether the weights train (default true) */
   trainable?: boolean;
 }
 
@@ -163,15 +185,23 @@ interface UnitVars {
  * (unbiased variance, as Torch).
  */
 export class GunnLayer extends tf.layers.Layer {
+  /** Name under which the class is registered for serialisation. */
   static className = "GunnLayer";
+  /** segments S */
   readonly segments: number;
+  /** gradual (GUNN) or simultaneous (SUNN) */
   readonly mode: UpdateMode;
+  /** whether units have the projection branch */
   readonly projection: boolean;
+  /** batch-norm ε */
   readonly epsilon: number;
+  /** weight of the old running statistic per update */
   readonly momentum: number;
+  /** seed of the kernel initialisers */
   readonly seed: number;
   private units: UnitVars[] = [];
 
+  /** A layer with `args.segments` segments. */
   constructor(args: GunnLayerArgs) {
     super(args);
     this.segments = args.segments;
@@ -182,8 +212,9 @@ export class GunnLayer extends tf.layers.Layer {
     this.seed = args.seed ?? 0;
   }
 
-  override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+  /** Creates the weights for the input shape. */
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const C = shape[3] as number, S = this.segments;
     if (C % S !== 0) {
       throw new RangeError(`GunnLayer ${this.name}: ${C} channels do not split into ${S} segments`);
@@ -235,34 +266,36 @@ export class GunnLayer extends tf.layers.Layer {
     this.built = true;
   }
 
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+  /** The output shape: the input's. */
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
     return inputShape;
   }
 
   /** The current weights as tensors (for {@link gunnUpdate}). */
   unitWeights(): GunnUnitWeights[] {
     const bn = (v: LayerVar[]): BatchNormWeights => ({
-      gamma: v[0].read() as tf.Tensor1D,
-      beta: v[1].read() as tf.Tensor1D,
-      movingMean: v[2].read() as tf.Tensor1D,
-      movingVariance: v[3].read() as tf.Tensor1D,
+      gamma: v[0].read() as Tensor1D,
+      beta: v[1].read() as Tensor1D,
+      movingMean: v[2].read() as Tensor1D,
+      movingVariance: v[3].read() as Tensor1D,
     });
     return this.units.map((u) => ({
-      conv1: u.conv1.read() as tf.Tensor4D,
+      conv1: u.conv1.read() as Tensor4D,
       bn1: bn(u.bn1),
-      conv2: u.conv2.read() as tf.Tensor4D,
+      conv2: u.conv2.read() as Tensor4D,
       bn2: bn(u.bn2),
-      conv3: u.conv3.read() as tf.Tensor4D,
+      conv3: u.conv3.read() as Tensor4D,
       bn3: bn(u.bn3),
       projection: u.projection
-        ? { conv: u.projection.conv.read() as tf.Tensor4D, bn: bn(u.projection.bn) }
+        ? { conv: u.projection.conv.read() as Tensor4D, bn: bn(u.projection.bn) }
         : undefined,
     }));
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+  /** The update of `inputs`; `kwargs.training` picks batch (true) or running statistics. */
+  override call(inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor {
     return tf.tidy(() => {
-      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as Tensor4D;
       const training = kwargs.training === true;
       if (training && this.projection && fusedGunnUnitsActive()) {
         // one native kernel per unit each way (gunn_fused.ts), the same math
@@ -271,7 +304,7 @@ export class GunnLayer extends tf.layers.Layer {
         stats.forEach((packed, i) => {
           const u = this.units[i];
           const norms = [u.bn1, u.bn2, u.bn3, u.projection!.bn];
-          const running = norms.flatMap((v) => [v[2].read(), v[3].read()]) as tf.Tensor1D[];
+          const running = norms.flatMap((v) => [v[2].read(), v[3].read()]) as Tensor1D[];
           const moved = movedGunnStats(packed, running, this.momentum, count);
           norms.forEach((v, k) => {
             v[2].write(moved[2 * k]);
@@ -291,6 +324,7 @@ export class GunnLayer extends tf.layers.Layer {
     });
   }
 
+  /** Moves the running statistics toward the batch's. */
   private updateRunningStats(stats: BatchStats[]): void {
     const norms = this.units.flatMap((
       u,
@@ -304,6 +338,7 @@ export class GunnLayer extends tf.layers.Layer {
     });
   }
 
+  /** The configuration to rebuild the layer. */
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
@@ -317,3 +352,30 @@ export class GunnLayer extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(GunnLayer);
+
+/**
+ * A GUNN layer ({@link GunnLayer}): `args.segments` segments updated one after another (or, with
+ * `mode: "simultaneous"`, all from the input — SUNN). Use it like any TF.js layer.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * import { gunnLayer } from "./gunn.ts";
+ * const x = tf.randomNormal([2, 4, 4, 6], 0, 1, "float32", 1);
+ * const layer = gunnLayer({ segments: 3, seed: 1 });
+ * const y = layer.apply(x, { training: true }) as tf.Tensor;
+ * assert.deepEqual(y.shape, [2, 4, 4, 6]);
+ * // unit 3 runs last: changing its weights leaves segments 1 and 2 (channels 0–3) as they were
+ * const w = layer.trainableWeights.find((v) => v.name.includes("unit2/conv1"))!;
+ * w.write(tf.add(w.read(), 0.1));
+ * const y2 = layer.apply(x, { training: true }) as tf.Tensor;
+ * const part = (t: tf.Tensor, from: number) =>
+ *   Array.from(t.slice([0, 0, 0, from], [-1, -1, -1, 2]).dataSync());
+ * assert.deepEqual([part(y2, 0), part(y2, 2)], [part(y, 0), part(y, 2)]);
+ * assert.notDeepEqual(part(y2, 4), part(y, 4));
+ * ```
+ */
+export function gunnLayer(args: GunnLayerArgs): Layer {
+  return new GunnLayer(args);
+}

@@ -12,6 +12,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor2D, Variable } from "../util/tf_types.ts";
 import { variableFrom } from "../util/tensors.ts";
 import { Rng } from "../util/rng.ts";
 import type { NamedArray } from "../run/bundle.ts";
@@ -33,11 +34,13 @@ export interface GradNetConfig {
   blockSizes: number[];
   /** hidden units per block */
   hidden: number[];
+  /** number of classes */
   classes: number;
   /** dropout rate on the concatenated hidden layer (0: off) */
   dropout: number;
   /** batch normalisation (no γ) of the concatenated hidden layer */
   batchNorm: boolean;
+  /** seed of the initial weights */
   seed: number;
 }
 
@@ -52,12 +55,14 @@ export function gradNetParamCount(
 
 /** A GradNet with its variables. */
 export class GradNet {
-  readonly params: tf.Variable[];
+  /** every trainable weight */
+  readonly params: Variable[];
   /** batch-norm running statistics (not trained) */
-  readonly stats: tf.Variable[];
+  readonly stats: Variable[];
   private readonly offsets: number[];
   private readonly totalHidden: number;
 
+  /** A GradNet built from `config`. */
   constructor(readonly config: GradNetConfig) {
     const { blockSizes, hidden, classes } = config;
     if (blockSizes.length !== hidden.length) {
@@ -109,14 +114,14 @@ export class GradNet {
   }
 
   /** The concatenated hidden layer [B, Σh] (after ReLU). */
-  hiddenLayer(x: tf.Tensor2D): tf.Tensor2D {
+  hiddenLayer(x: Tensor2D): Tensor2D {
     return tf.tidy(() => {
       const b = x.shape[0];
       const parts = this.config.blockSizes.map((d, i) => {
         const xi = x.slice([0, this.offsets[i]], [b, d]);
         return tf.relu(tf.matMul(xi, this.params[2 * i]).add(this.params[2 * i + 1]));
       });
-      return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
+      return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as Tensor2D;
     });
   }
 
@@ -124,12 +129,12 @@ export class GradNet {
    * Logits [B, classes]. In training mode batch norm uses (and updates, momentum 0.9) batch
    * statistics and dropout draws its mask from `dropoutSeed`.
    */
-  apply(x: tf.Tensor2D, o: { training: boolean; dropoutSeed?: number }): tf.Tensor2D {
+  apply(x: Tensor2D, o: { training: boolean; dropoutSeed?: number }): Tensor2D {
     return tf.tidy(() => {
       if (x.shape[1] !== this.inputSize) {
         throw new RangeError(`GradNet expects rows of ${this.inputSize}, got ${x.shape[1]}`);
       }
-      let h: tf.Tensor2D = this.hiddenLayer(x);
+      let h: Tensor2D = this.hiddenLayer(x);
       const nb = this.config.blockSizes.length;
       let next = 2 * nb;
       if (this.config.batchNorm) {
@@ -141,20 +146,20 @@ export class GradNet {
           const m = tf.moments(h, 0);
           mean.assign(mean.mul(0.9).add(m.mean.mul(0.1)));
           variance.assign(variance.mul(0.9).add(m.variance.mul(0.1)));
-          h = tf.batchNorm(h, m.mean, m.variance, beta, one, 1e-5) as tf.Tensor2D;
+          h = tf.batchNorm(h, m.mean, m.variance, beta, one, 1e-5) as Tensor2D;
         } else {
-          h = tf.batchNorm(h, mean, variance, beta, one, 1e-5) as tf.Tensor2D;
+          h = tf.batchNorm(h, mean, variance, beta, one, 1e-5) as Tensor2D;
         }
       }
       if (o.training && this.config.dropout > 0) {
-        h = tf.dropout(h, this.config.dropout, undefined, o.dropoutSeed ?? 0) as tf.Tensor2D;
+        h = tf.dropout(h, this.config.dropout, undefined, o.dropoutSeed ?? 0) as Tensor2D;
       }
-      return tf.matMul(h, this.params[next]).add(this.params[next + 1]) as tf.Tensor2D;
+      return tf.matMul(h, this.params[next]).add(this.params[next + 1]) as Tensor2D;
     });
   }
 
   /** Every variable (trainable first, then statistics), for checkpoints. */
-  variables(): tf.Variable[] {
+  variables(): Variable[] {
     return [...this.params, ...this.stats];
   }
 
@@ -182,6 +187,7 @@ export class GradNet {
     });
   }
 
+  /** Frees the weights. */
   dispose(): void {
     tf.dispose(this.variables());
   }

@@ -8,16 +8,21 @@
 
 /** A plotly figure. */
 export interface Figure {
+  /** plotly traces */
   // deno-lint-ignore no-explicit-any
   data: Record<string, any>[];
+  /** plotly layout */
   // deno-lint-ignore no-explicit-any
   layout: Record<string, any>;
 }
 
 /** One curve of a line plot. */
 export interface Series {
+  /** legend name */
   name: string;
+  /** x values */
   x: number[];
+  /** y values (null: a gap) */
   y: (number | null)[];
   /** dash style, e.g. "dot" for the train curve next to the test one */
   dash?: string;

@@ -10,8 +10,11 @@
 
 /** A named tensor on the host. */
 export interface NamedArray {
+  /** array name */
   name: string;
+  /** its shape */
   shape: number[];
+  /** its values, row-major */
   values: Float32Array;
 }
 

@@ -7,11 +7,12 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { LayersModel, Variable } from "../util/tf_types.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
 import type { NamedArray } from "./bundle.ts";
 
 /** Saves `model` (topology + weights) next to `pathPrefix`. */
-export async function saveModel(model: tf.LayersModel, pathPrefix: string): Promise<void> {
+export async function saveModel(model: LayersModel, pathPrefix: string): Promise<void> {
   await model.save(tf.io.withSaveHandler(async (a) => {
     const weights = a.weightData instanceof ArrayBuffer
       ? new Uint8Array(a.weightData)
@@ -30,7 +31,7 @@ export async function saveModel(model: tf.LayersModel, pathPrefix: string): Prom
 }
 
 /** Loads a model saved by {@link saveModel}. */
-export async function loadModel(pathPrefix: string): Promise<tf.LayersModel> {
+export async function loadModel(pathPrefix: string): Promise<LayersModel> {
   const json = JSON.parse(await Deno.readTextFile(`${pathPrefix}.model.json`));
   const bin = await Deno.readFile(`${pathPrefix}.weights.bin`);
   return await tf.loadLayersModel(
@@ -47,7 +48,7 @@ export async function loadModel(pathPrefix: string): Promise<tf.LayersModel> {
  * carry a process-wide counter and differ between the run and its resumption.
  */
 export function variablesToArrays(
-  vars: tf.Variable[] | tf.LayerVariable[],
+  vars: Variable[] | tf.LayerVariable[],
   prefix: string,
 ): Promise<NamedArray[]> {
   return Promise.all(vars.map(async (v, i) => {
@@ -58,7 +59,7 @@ export function variablesToArrays(
 
 /** Restores variables from {@link variablesToArrays}'s names; throws on a missing or misshapen one. */
 export function arraysToVariables(
-  vars: tf.Variable[] | tf.LayerVariable[],
+  vars: Variable[] | tf.LayerVariable[],
   prefix: string,
   arrays: Map<string, NamedArray>,
 ): void {

@@ -28,6 +28,7 @@ export class RunDir {
     return this.before + (performance.now() - this.since) / 1000;
   }
 
+  /** Adds the time since the last record to the folder's elapsed-time file. */
   private async recordElapsed(): Promise<void> {
     await this.writeJson("elapsed.json", { seconds: this.elapsed() });
   }
@@ -114,14 +115,17 @@ export class RunDir {
     return join(this.path, name);
   }
 
+  /** Writes `value` as JSON to `name`, atomically. */
   writeJson(name: string, value: unknown): Promise<void> {
     return writeJsonAtomic(this.file(name), value);
   }
 
+  /** Writes `text` to `name`, atomically. */
   writeText(name: string, text: string): Promise<void> {
     return writeFileAtomic(this.file(name), text);
   }
 
+  /** Writes `bytes` to `name`, atomically. */
   writeBytes(name: string, bytes: Uint8Array): Promise<void> {
     return writeFileAtomic(this.file(name), bytes);
   }
@@ -206,6 +210,7 @@ export class RunDir {
     return v;
   }
 
+  /** Whether the run finished (its `completed` marker exists). */
   async isCompleted(): Promise<boolean> {
     try {
       await Deno.stat(this.file("completed"));

@@ -11,12 +11,15 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor4D, Variable } from "../util/tf_types.ts";
 import { variableFrom } from "../util/tensors.ts";
 import { Rng } from "../util/rng.ts";
 
 /** One tensor of the classifier. */
 export interface TensorSpec {
+  /** tensor name, e.g. "conv1/kernel" */
   name: string;
+  /** tensor shape */
   shape: number[];
 }
 
@@ -52,24 +55,24 @@ export function specSize(spec: TensorSpec[]): number {
 }
 
 /** C's logits [N] for images x [N, h, w, c] on the weights `w` (in {@link classifierSpec}'s order). */
-export function classifierLogits(x: tf.Tensor4D, w: tf.Tensor[]): tf.Tensor1D {
+export function classifierLogits(x: Tensor4D, w: Tensor[]): Tensor1D {
   return tf.tidy(() => {
-    let h: tf.Tensor = x;
+    let h: Tensor = x;
     for (let i = 0; i < 4; i++) {
-      const conv = tf.conv2d(h as tf.Tensor4D, w[2 * i] as tf.Tensor4D, 2, "same");
+      const conv = tf.conv2d(h as Tensor4D, w[2 * i] as Tensor4D, 2, "same");
       h = tf.leakyRelu(tf.add(conv, w[2 * i + 1]), 0.2);
     }
     h = h.reshape([x.shape[0], -1]); // HWC order, as TF's flatten
     for (let j = 0; j < 3; j++) {
-      h = tf.add(tf.matMul(h as tf.Tensor2D, w[8 + 2 * j] as tf.Tensor2D), w[9 + 2 * j]);
+      h = tf.add(tf.matMul(h as Tensor2D, w[8 + 2 * j] as Tensor2D), w[9 + 2 * j]);
     }
-    return h.reshape([x.shape[0]]) as tf.Tensor1D;
+    return h.reshape([x.shape[0]]) as Tensor1D;
   });
 }
 
 /** Mean sigmoid cross-entropy of logits against 0/1 labels. */
-export function binaryLoss(logits: tf.Tensor1D, labels: tf.Tensor1D): tf.Scalar {
-  return tf.losses.sigmoidCrossEntropy(labels, logits) as tf.Scalar;
+export function binaryLoss(logits: Tensor1D, labels: Tensor1D): Scalar {
+  return tf.losses.sigmoidCrossEntropy(labels, logits) as Scalar;
 }
 
 function glorot(rng: Rng, fanIn: number, fanOut: number, n: number): Float32Array {
@@ -78,7 +81,7 @@ function glorot(rng: Rng, fanIn: number, fanOut: number, n: number): Float32Arra
 }
 
 /** Ordinary (not generated) weights for C: Glorot-uniform kernels, zero biases — the scratch arm. */
-export function initClassifierWeights(spec: TensorSpec[], seed: number): tf.Variable[] {
+export function initClassifierWeights(spec: TensorSpec[], seed: number): Variable[] {
   const rng = new Rng(seed);
   return spec.map((t) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
@@ -92,11 +95,30 @@ export function initClassifierWeights(spec: TensorSpec[], seed: number): tf.Vari
 /**
  * The generator: per classifier tensor, a dense head z → |T| (Glorot-uniform kernel [zDim, |T|],
  * zero bias) followed by tanh.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * import { classifierSpec, Generator } from "./networks.ts";
+ * import { oneHotZ } from "./train.ts";
+ * const spec = classifierSpec([8, 8, 1], 4); // a binary CNN for 8×8 grey images
+ * const G = new Generator(spec, 3, 0);
+ * const [a, b] = [G.generate(oneHotZ(0, 3)), G.generate(oneHotZ(1, 3))];
+ * // one tensor per classifier weight, in tanh's range; two tasks, two different networks
+ * assert.deepEqual(a.map((t) => t.shape), spec.map((t) => t.shape));
+ * assert.ok(a.every((t) => tf.max(tf.abs(t)).dataSync()[0] <= 1));
+ * assert.ok(tf.max(tf.abs(tf.sub(a[0], b[0]))).dataSync()[0] > 0);
+ * G.dispose();
+ * ```
  */
 export class Generator {
-  readonly kernels: tf.Variable[];
-  readonly biases: tf.Variable[];
+  /** one dense head per classifier tensor: z → its kernel */
+  readonly kernels: Variable[];
+  /** and its bias */
+  readonly biases: Variable[];
 
+  /** A generator for the classifier tensors `spec` from z of length `zDim`; weights drawn from `seed`. */
   constructor(readonly spec: TensorSpec[], readonly zDim: number, seed: number) {
     const rng = new Rng(seed);
     this.kernels = spec.map((t) => {
@@ -109,7 +131,7 @@ export class Generator {
   }
 
   /** Every trainable variable (kernels, then biases). */
-  get variables(): tf.Variable[] {
+  get variables(): Variable[] {
     return [...this.kernels, ...this.biases];
   }
 
@@ -119,11 +141,11 @@ export class Generator {
   }
 
   /** The classifier's tensors for task vector z [zDim]. */
-  generate(z: tf.Tensor1D): tf.Tensor[] {
+  generate(z: Tensor1D): Tensor[] {
     return tf.tidy(() => {
-      const z2 = z.reshape([1, this.zDim]) as tf.Tensor2D;
+      const z2 = z.reshape([1, this.zDim]) as Tensor2D;
       return this.spec.map((t, i) =>
-        tf.tanh(tf.add(tf.matMul(z2, this.kernels[i] as tf.Tensor2D), this.biases[i])).reshape(
+        tf.tanh(tf.add(tf.matMul(z2, this.kernels[i] as Tensor2D), this.biases[i])).reshape(
           t.shape,
         )
       );
@@ -147,6 +169,7 @@ export class Generator {
     return Promise.all(this.variables.map(async (v) => (await v.data()).slice() as Float32Array));
   }
 
+  /** Sets every weight to a {@link Generator.snapshot} copy. */
   restore(s: Float32Array[]): void {
     this.variables.forEach((v, i) => {
       const t = tf.tensor(s[i], v.shape);
@@ -155,6 +178,7 @@ export class Generator {
     });
   }
 
+  /** Frees the weights. */
   dispose(): void {
     tf.dispose(this.variables);
   }

@@ -18,11 +18,13 @@ import { indicesByClass, type PairTask, pairTasks } from "../data/splits.ts";
 export interface Task extends PairTask {
   /** position in the task list */
   index: number;
+  /** short name, e.g. "8 vs 9" */
   name: string;
   /** index of the task with the same images and swapped labels, or −1 */
   twin: number;
   /** indices into the training and test datasets (both classes, stored order) */
   train: Int32Array;
+  /** indices into the test dataset */
   test: Int32Array;
 }
 

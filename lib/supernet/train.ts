@@ -16,6 +16,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, Tensor1D, Tensor4D, Variable } from "../util/tf_types.ts";
 import { imageBatch, type ImageDataset } from "../data/dataset.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import type { EpochRecord } from "../train/fit.ts";
@@ -37,8 +38,11 @@ export type Scaling = "unit" | "raw";
 
 /** Train and test images. */
 export interface SuperNetData {
+  /** training images */
   train: ImageDataset;
+  /** test images */
   test: ImageDataset;
+  /** how pixels are scaled */
   scaling: Scaling;
 }
 
@@ -48,7 +52,7 @@ export function taskBatch(
   task: Task,
   idx: ArrayLike<number>,
   scaling: Scaling,
-): { x: tf.Tensor4D; y: tf.Tensor1D } {
+): { x: Tensor4D; y: Tensor1D } {
   return {
     x: imageBatch(ds, idx, scaling === "unit" ? 1 / 255 : 1),
     y: tf.tensor1d(Array.from(idx, (i) => taskLabel(task, ds, i))),
@@ -57,7 +61,7 @@ export function taskBatch(
 
 /** Accuracy and loss of weights `w` on images `idx` of `ds` (labels from `task`). */
 async function metricsOn(
-  w: () => tf.Tensor[],
+  w: () => Tensor[],
   task: Task,
   ds: ImageDataset,
   idx: ArrayLike<number>,
@@ -84,7 +88,7 @@ async function metricsOn(
 
 /** Test accuracy and loss of the classifier on weights `w` over (up to `limit` of) a task's test images. */
 export function taskTestMetrics(
-  w: () => tf.Tensor[],
+  w: () => Tensor[],
   task: Task,
   data: SuperNetData,
   limit = 0,
@@ -94,23 +98,30 @@ export function taskTestMetrics(
 }
 
 /** One-hot task vector. */
-export function oneHotZ(k: number, zDim: number): tf.Tensor1D {
+export function oneHotZ(k: number, zDim: number): Tensor1D {
   if (k < 0 || k >= zDim) throw new RangeError(`task index ${k} outside z's ${zDim} dimensions`);
-  return tf.tidy(() => tf.oneHot(tf.tensor1d([k], "int32"), zDim).reshape([zDim]) as tf.Tensor1D);
+  return tf.tidy(() => tf.oneHot(tf.tensor1d([k], "int32"), zDim).reshape([zDim]) as Tensor1D);
 }
 
 /** Options of {@link trainGenerator}. */
 export interface GeneratorTrainOptions {
+  /** generator training steps */
   steps: number;
+  /** evaluate every this many steps */
   evalEvery: number;
+  /** images per step */
   batch: number;
+  /** RMSProp learning rate */
   lr: number;
+  /** seed of the task and image draws */
   seed: number;
+  /** checkpoint every this many steps */
   checkpointEvery: number;
   /** test images per task in the periodic evaluation (0: all) */
   evalImages: number;
   /** prefix of the checkpoint and metrics files */
   tag: string;
+  /** no progress line */
   quiet?: boolean;
 }
 
@@ -150,7 +161,7 @@ export async function trainGenerator(
       const logits = classifierLogits(b.x, G.generate(zs[b.k]));
       return {
         loss: binaryLoss(logits, b.y),
-        correct: tf.equal(tf.greater(logits, 0).toFloat(), b.y).sum() as tf.Scalar,
+        correct: tf.equal(tf.greater(logits, 0).toFloat(), b.y).sum() as Scalar,
       };
     },
     async evaluate() {
@@ -167,6 +178,7 @@ export async function trainGenerator(
 
 /** The adaptation arms. */
 export const ARMS = ["z-only", "z+G", "scratch", "random-z", "twin-z"] as const;
+/** One adaptation arm. */
 export type Arm = typeof ARMS[number];
 
 /** Options of {@link adaptArm}. */
@@ -177,6 +189,7 @@ export interface AdaptOptions {
   evalEvery: number;
   /** stop after this many validations without a lower validation loss */
   patience: number;
+  /** images per step */
   batch: number;
   /** learning rates tried for the arms that train (RMSProp), the best chosen on validation */
   lrs: number[];
@@ -184,9 +197,11 @@ export interface AdaptOptions {
   zForms: ZForm[];
   /** validation images carved from the task's training images (at most a fifth of them) */
   valImages: number;
+  /** seed of the split, the batches and the initial z */
   seed: number;
   /** z index of the held-out task's flipped twin among the trained tasks, or −1 */
   twinIndex: number;
+  /** no progress line */
   quiet?: boolean;
 }
 
@@ -195,17 +210,22 @@ export interface AdaptOptions {
  * z = Dense(1 → zDim)(1) = w + b (w Glorot-uniform, b = 0), whose RMSProp step on z is twice as long.
  */
 export const Z_FORMS = ["plain", "two-vector"] as const;
+/** One form of z (see {@link Z_FORMS}). */
 export type ZForm = typeof Z_FORMS[number];
 
 /** One validation point of an adaptation run. */
 export interface ValPoint {
+  /** adaptation step */
   step: number;
+  /** validation accuracy */
   val_acc: number;
+  /** validation loss */
   val_loss: number;
 }
 
 /** What an arm reports. */
 export interface ArmOutcome {
+  /** the arm */
   arm: Arm;
   /** the learning rate chosen on validation (null: the arm does not train) */
   lr: number | null;
@@ -217,12 +237,15 @@ export interface ArmOutcome {
   stopped: "patience" | "budget" | "no training";
   /** the test images scored once, with the chosen weights */
   testAcc: number;
+  /** test loss of the chosen weights */
   testLoss: number;
   /** validation curve of every learning rate (and z form) tried */
   valCurves: { lr: number | null; zForm: ZForm | null; points: ValPoint[] }[];
+  /** wall time of the arm, every learning rate */
   seconds: number;
   /** G's checksum before and after (z-only must leave it unchanged) */
   generatorBefore: string;
+  /** G's checksum after the arm */
   generatorAfter: string;
 }
 
@@ -270,13 +293,13 @@ export async function adaptArm(
   // the original's bias vector b of z = w + b (trained only in the two-vector form)
   const zBias = variableFrom(tf.zeros([G.zDim]));
   let form: ZForm = "plain";
-  const zNow = (): tf.Tensor1D => (form === "plain" ? z : tf.add(z, zBias)) as tf.Tensor1D;
+  const zNow = (): Tensor1D => (form === "plain" ? z : tf.add(z, zBias)) as Tensor1D;
   const snapshot = arm === "z+G" ? await G.snapshot() : null;
   const own = arm === "scratch" ? initClassifierWeights(spec, o.seed + 11) : null;
   const ownInit = own ? await Promise.all(own.map((v) => v.data() as Promise<Float32Array>)) : null;
   const twinZ = arm === "twin-z" ? oneHotZ(o.twinIndex, G.zDim) : null;
-  const weights = () => own ? own as tf.Tensor[] : G.generate(twinZ ?? zNow());
-  const paramsOf = (f: ZForm): tf.Variable[] | null =>
+  const weights = () => own ? own as Tensor[] : G.generate(twinZ ?? zNow());
+  const paramsOf = (f: ZForm): Variable[] | null =>
     arm === "z-only"
       ? (f === "plain" ? [z] : [z, zBias])
       : arm === "z+G"
@@ -284,9 +307,9 @@ export async function adaptArm(
       : own;
   const val = () => metricsOn(weights, task, data.train, split.val, data.scaling);
   // the weights a run trains, copied to the host (the best of each run, then of all runs)
-  const save = (params: tf.Variable[]): Promise<Float32Array[]> =>
+  const save = (params: Variable[]): Promise<Float32Array[]> =>
     Promise.all(params.map(async (p) => Float32Array.from(await p.data())));
-  const load = (params: tf.Variable[], w: Float32Array[]) =>
+  const load = (params: Variable[], w: Float32Array[]) =>
     tf.tidy(() => params.forEach((p, i) => p.assign(tf.tensor(w[i], p.shape))));
   const valCurves: ArmOutcome["valCurves"] = [];
   let best:

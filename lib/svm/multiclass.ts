@@ -71,7 +71,22 @@ export interface CrammerSingerOptions {
   seed?: number;
 }
 
-/** Crammer–Singer multi-class SVM (see the module doc). */
+/**
+ * Crammer–Singer multi-class SVM (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fitCrammerSinger, predictMulticlass } from "./multiclass.ts";
+ * // three classes around (4, 0), (−4, 0) and (0, 4): a point and two neighbours each
+ * const centres = [[4, 0], [-4, 0], [0, 4]];
+ * const x = centres.flatMap(([a, b]) => [a, b, a + 0.5, b, a, b + 0.5]);
+ * const y = [0, 0, 0, 1, 1, 1, 2, 2, 2];
+ * const svm = fitCrammerSinger(x, y, 9, 2, 3, { C: 10 });
+ * assert.ok(svm.converged);
+ * assert.deepEqual(Array.from(predictMulticlass(svm, x, 9, 2)), y);
+ * ```
+ */
 export function fitCrammerSinger(
   x: ArrayLike<number>,
   y: ArrayLike<number>,

@@ -9,9 +9,13 @@ import type { Callback, EpochRecord } from "./fit.ts";
 
 /** A rung of a ladder: the target and what was reached. */
 export interface Rung {
+  /** accuracy the rung asks for */
   target: number;
+  /** accuracy reached when it was met */
   reached: number;
+  /** epoch it was met in */
   epoch: number;
+  /** global step it was met at */
   step: number;
 }
 

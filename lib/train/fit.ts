@@ -8,6 +8,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, Tensor2D, Variable } from "../util/tf_types.ts";
 import type { Optimizer } from "./optimizers.ts";
 import { lrAt, type Schedule } from "./schedule.ts";
 import { Rng, type RngState } from "../util/rng.ts";
@@ -17,12 +18,19 @@ import { UserError } from "../util/errors.ts";
 
 /** One epoch's record: training averages plus whatever `evaluate` returned. */
 export interface EpochRecord {
+  /** epochs completed (1-based) */
   epoch: number;
+  /** global step at the end of the epoch */
   step: number;
+  /** learning rate of the epoch's last step */
   lr: number;
+  /** mean training loss over the epoch */
   train_loss: number;
+  /** training accuracy over the epoch (null without a notion of accuracy) */
   train_acc: number | null;
+  /** wall time of the epoch's steps */
   seconds: number;
+  /** whatever `evaluate` returned */
   [metric: string]: number | null;
 }
 
@@ -32,40 +40,53 @@ export interface TrainState {
   epoch: number;
   /** steps done in the current epoch */
   stepInEpoch: number;
+  /** optimizer steps since the start */
   globalStep: number;
+  /** the batch sampler's state */
   rng: RngState;
+  /** every finished epoch's record */
   history: EpochRecord[];
   /** partial-epoch sums */
   running: { loss: number; correct: number; counted: number; examples: number; seconds: number };
   /** callbacks' own state (e.g. which ladder rungs were reached) */
   extra: Record<string, unknown>;
+  /** training ended (all epochs, or a callback's stop) */
   finished: boolean;
 }
 
 /** A step's result in a loss function. */
 export interface LossResult {
-  loss: tf.Scalar;
+  /** the batch's mean loss */
+  loss: Scalar;
   /** number of correct predictions in the batch, if it has a notion of accuracy */
-  correct?: tf.Scalar;
+  correct?: Scalar;
 }
 
 /** Called after each epoch's evaluation; return "stop" to end training early. */
 export interface Callback {
+  /** Called after each epoch's evaluation. */
   onEpochEnd?(record: EpochRecord, state: TrainState): Promise<"stop" | void> | "stop" | void;
 }
 
 /** Training stopped on a non-finite loss or weight. */
 export class DivergenceError extends UserError {
+  /** The error's name. */
   override name = "DivergenceError";
 }
 
 /** What {@link fit} trains and how. */
 export interface FitOptions<B extends { size: number }> {
-  params: tf.Variable[];
+  /** the weights trained */
+  params: Variable[];
+  /** the optimizer that updates them */
   optimizer: Optimizer;
+  /** learning rate before the schedule */
   baseLr: number;
+  /** how the learning rate changes */
   schedule: Schedule;
+  /** epochs to train */
   epochs: number;
+  /** steps per epoch */
   stepsPerEpoch: number;
   /** builds batch `step` of `epoch` (examples, augmentation drawn from `rng`) */
   makeBatch(epoch: number, step: number, rng: Rng): B | Promise<B>;
@@ -77,13 +98,17 @@ export interface FitOptions<B extends { size: number }> {
   clipNorm?: number;
   /** metrics after each epoch (e.g. test accuracy); must not leak tensors */
   evaluate?(epoch: number): Promise<Record<string, number>>;
+  /** draws batches and augmentation (saved in checkpoints) */
   rng: Rng;
+  /** run after each epoch */
   callbacks?: Callback[];
   /** checkpoint every `everySteps` steps and at each epoch end */
   checkpoint?: { everySteps: number; save(state: TrainState): Promise<void> };
   /** a state to resume from */
   state?: TrainState;
+  /** name in the progress line */
   label?: string;
+  /** no progress line */
   quiet?: boolean;
 }
 
@@ -102,7 +127,7 @@ export function initialState(rng: Rng): TrainState {
 }
 
 function disposeTensors(b: unknown): void {
-  const ts: tf.Tensor[] = [];
+  const ts: Tensor[] = [];
   const walk = (v: unknown) => {
     if (v instanceof tf.Tensor) ts.push(v);
     else if (Array.isArray(v)) v.forEach(walk);
@@ -113,7 +138,7 @@ function disposeTensors(b: unknown): void {
 }
 
 /** Throws DivergenceError if any parameter holds NaN or ±Inf. */
-export async function checkFiniteWeights(params: tf.Variable[], step: number): Promise<void> {
+export async function checkFiniteWeights(params: Variable[], step: number): Promise<void> {
   for (const p of params) {
     const flag = tf.tidy(() => tf.logicalNot(tf.isFinite(p)).any());
     const bad = (await flag.data())[0];
@@ -150,7 +175,7 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
     for (let step = state.stepInEpoch; step < o.stepsPerEpoch; step++) {
       const lr = lrAt(o.schedule, o.baseLr, epoch + step / o.stepsPerEpoch, o.epochs);
       const b = await o.makeBatch(epoch, step, o.rng);
-      let correctT: tf.Scalar | undefined;
+      let correctT: Scalar | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const r = o.lossFn(b);
         if (r.correct) correctT = tf.keep(r.correct);
@@ -244,7 +269,7 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
 }
 
 /** Gradients scaled by min(1, maxNorm / ‖g‖) (‖g‖ over all of them together). */
-export async function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Promise<tf.Tensor[]> {
+export async function clipByGlobalNorm(grads: Tensor[], maxNorm: number): Promise<Tensor[]> {
   const normT = tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt());
   const norm = (await normT.data())[0];
   normT.dispose();
@@ -262,16 +287,16 @@ export function epochOrder(seed: number, epoch: number, n: number): Int32Array {
 export function oneHotLabels(
   ds: { labels: ArrayLike<number>; numClasses: number },
   idx: ArrayLike<number>,
-): tf.Tensor2D {
+): Tensor2D {
   return tf.tidy(() =>
     tf.oneHot(tf.tensor1d(Array.from(idx, (i) => ds.labels[i]), "int32"), ds.numClasses)
-  ) as tf.Tensor2D;
+  ) as Tensor2D;
 }
 
 /** Softmax cross-entropy of logits against one-hot labels, and the count of argmax hits. */
-export function softmaxClassification(logits: tf.Tensor, oneHot: tf.Tensor): LossResult {
+export function softmaxClassification(logits: Tensor, oneHot: Tensor): LossResult {
   return {
-    loss: tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar,
-    correct: logits.argMax(-1).equal(oneHot.argMax(-1)).sum() as tf.Scalar,
+    loss: tf.losses.softmaxCrossEntropy(oneHot, logits) as Scalar,
+    correct: logits.argMax(-1).equal(oneHot.argMax(-1)).sum() as Scalar,
   };
 }

@@ -12,11 +12,15 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "../util/tf_types.ts";
 
 /** Saved optimizer state: named float arrays plus the step count. */
 export interface OptimizerState {
+  /** optimizer kind ("sgd", "rmsprop", "adam") */
   kind: string;
+  /** updates applied */
   step: number;
+  /** state tensors by "<position>/<name>" */
   slots: Record<string, { shape: number[]; values: Float32Array }>;
 }
 
@@ -24,18 +28,21 @@ export interface OptimizerState {
 export abstract class Optimizer {
   /** number of updates applied */
   step = 0;
-  protected slots = new Map<string, tf.Variable>();
+  /** state tensors per parameter, by "<position>/<name>" */
+  protected slots = new Map<string, Variable>();
 
-  private readonly index = new Map<tf.Variable, number>();
+  private readonly index = new Map<Variable, number>();
 
-  constructor(protected readonly params: tf.Variable[], readonly kind: string) {
+  /** An optimizer of `params`; `kind` names its state. */
+  constructor(protected readonly params: Variable[], readonly kind: string) {
     params.forEach((p, i) => this.index.set(p, i));
     if (this.index.size !== params.length) throw new Error("optimizer got a parameter twice");
   }
 
   // Slots are keyed by parameter position, not name: TF.js names carry a process-wide counter,
   // so a resumed run's variables have other names.
-  protected slot(name: string, p: tf.Variable, init: () => tf.Tensor): tf.Variable {
+  /** The state tensor `name` of `p`, created from `init` on first use. */
+  protected slot(name: string, p: Variable, init: () => Tensor): Variable {
     const key = `${this.index.get(p)}/${name}`;
     let v = this.slots.get(key);
     if (!v) {
@@ -46,7 +53,7 @@ export abstract class Optimizer {
   }
 
   /** Applies one update with learning rate `lr`; `grads[i]` belongs to `params[i]`. */
-  apply(grads: tf.Tensor[], lr: number): void {
+  apply(grads: Tensor[], lr: number): void {
     if (grads.length !== this.params.length) {
       throw new Error(
         `optimizer got ${grads.length} gradients for ${this.params.length} parameters`,
@@ -60,7 +67,8 @@ export abstract class Optimizer {
     });
   }
 
-  protected abstract update(p: tf.Variable, g: tf.Tensor, lr: number): void;
+  /** Applies one update to `p` from its gradient `g`. */
+  protected abstract update(p: Variable, g: Tensor, lr: number): void;
 
   /** A copy of the state. */
   async getState(): Promise<OptimizerState> {
@@ -88,6 +96,7 @@ export abstract class Optimizer {
     }
   }
 
+  /** Frees the state tensors. */
   dispose(): void {
     for (const v of this.slots.values()) v.dispose();
     this.slots.clear();
@@ -96,15 +105,16 @@ export abstract class Optimizer {
 
 /** Stochastic gradient descent with optional momentum, Nesterov and weight decay. */
 export class Sgd extends Optimizer {
+  /** SGD of `params` with options `o`. */
   constructor(
-    params: tf.Variable[],
+    params: Variable[],
     readonly o: { momentum?: number; nesterov?: boolean; weightDecay?: number } = {},
   ) {
     super(params, "sgd");
   }
 
   /** One kernel for every parameter where the backend has it (the native one). */
-  override apply(grads: tf.Tensor[], lr: number): void {
+  override apply(grads: Tensor[], lr: number): void {
     const all = this.params.every((p, i) => p.dtype === "float32" && grads[i]);
     if (!all || !tf.getKernel("GradlabSgdUpdateMany", tf.getBackend())) {
       return super.apply(grads, lr);
@@ -113,7 +123,7 @@ export class Sgd extends Optimizer {
     this.step++;
     const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
     tf.tidy(() => {
-      const inputs: Record<string, tf.Tensor> = {};
+      const inputs: Record<string, Tensor> = {};
       this.params.forEach((p, i) => {
         inputs[`p${i}`] = p;
         inputs[`g${i}`] = grads[i];
@@ -125,16 +135,17 @@ export class Sgd extends Optimizer {
         momentum: mu,
         weightDecay: wd,
         nesterov: Boolean(this.o.nesterov),
-      }) as tf.Tensor[];
+      }) as Tensor[];
       const k = mu ? 2 : 1;
       this.params.forEach((p, i) => {
         p.assign(outs[k * i]);
-        if (mu) (inputs[`v${i}`] as tf.Variable).assign(outs[k * i + 1]);
+        if (mu) (inputs[`v${i}`] as Variable).assign(outs[k * i + 1]);
       });
     });
   }
 
-  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+  /** One SGD update of `p`. */
+  protected update(p: Variable, g: Tensor, lr: number): void {
     const mu = this.o.momentum ?? 0, wd = this.o.weightDecay ?? 0;
     if (tf.getKernel("GradlabSgdUpdate", tf.getBackend()) && p.dtype === "float32") {
       // the native backend does the whole step in one kernel (same formula)
@@ -143,7 +154,7 @@ export class Sgd extends Optimizer {
         "GradlabSgdUpdate",
         v ? { p, g, v } : { p, g },
         { lr, momentum: mu, weightDecay: wd, nesterov: Boolean(this.o.nesterov) },
-      ) as tf.Tensor[];
+      ) as Tensor[];
       p.assign(np);
       if (v) v.assign(nv);
       return;
@@ -161,14 +172,16 @@ export class Sgd extends Optimizer {
 
 /** RMSProp (TensorFlow's form); `initialMeanSquare` 1 reproduces TF1's slot initialisation. */
 export class RmsProp extends Optimizer {
+  /** RMSProp of `params` with options `o`. */
   constructor(
-    params: tf.Variable[],
+    params: Variable[],
     readonly o: { rho?: number; epsilon?: number; initialMeanSquare?: number } = {},
   ) {
     super(params, "rmsprop");
   }
 
-  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+  /** One RMSProp update of `p`. */
+  protected update(p: Variable, g: Tensor, lr: number): void {
     const rho = this.o.rho ?? 0.9, eps = this.o.epsilon ?? 1e-10;
     const init = this.o.initialMeanSquare ?? 0;
     const s = this.slot("ms", p, () => tf.fill(p.shape, init));
@@ -177,7 +190,7 @@ export class RmsProp extends Optimizer {
         lr,
         rho,
         epsilon: eps,
-      }) as tf.Tensor[];
+      }) as Tensor[];
       p.assign(np);
       s.assign(nsv);
       return;
@@ -190,14 +203,16 @@ export class RmsProp extends Optimizer {
 
 /** Adam, with optional (coupled) weight decay. */
 export class Adam extends Optimizer {
+  /** Adam of `params` with options `o`. */
   constructor(
-    params: tf.Variable[],
+    params: Variable[],
     readonly o: { beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number } = {},
   ) {
     super(params, "adam");
   }
 
-  protected update(p: tf.Variable, g: tf.Tensor, lr: number): void {
+  /** One Adam update of `p`. */
+  protected update(p: Variable, g: Tensor, lr: number): void {
     const b1 = this.o.beta1 ?? 0.9, b2 = this.o.beta2 ?? 0.999, eps = this.o.epsilon ?? 1e-7;
     const wd = this.o.weightDecay ?? 0;
     const d = wd ? g.add(p.mul(wd)) : g;
@@ -219,7 +234,7 @@ export type OptimizerConfig =
   | { kind: "adam"; beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number };
 
 /** Builds an optimizer from its config. */
-export function makeOptimizer(params: tf.Variable[], c: OptimizerConfig): Optimizer {
+export function makeOptimizer(params: Variable[], c: OptimizerConfig): Optimizer {
   switch (c.kind) {
     case "sgd":
       return new Sgd(params, c);

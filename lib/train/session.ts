@@ -6,7 +6,7 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
+import type { LayerVariable, Variable } from "../util/tf_types.ts";
 import type { RunDir } from "../run/run_dir.ts";
 import { checkpointer, restoreCheckpoint } from "./checkpoint.ts";
 import { type Callback, fit, type FitOptions, type TrainState } from "./fit.ts";
@@ -15,11 +15,13 @@ import type { Optimizer } from "./optimizers.ts";
 /** Options of {@link trainInRun}. */
 export interface SessionOptions<B extends { size: number }>
   extends Omit<FitOptions<B>, "checkpoint" | "state" | "params" | "optimizer"> {
+  /** the run folder holding checkpoints and metrics */
   run: RunDir;
   /** trainable parameters */
-  params: tf.Variable[];
+  params: Variable[];
   /** every variable to checkpoint (trainable and not, e.g. batch-norm statistics) */
-  variables?: tf.Variable[] | tf.LayerVariable[];
+  variables?: Variable[] | LayerVariable[];
+  /** the optimizer (its state is checkpointed too) */
   optimizer: Optimizer;
   /** checkpoint every this many steps (and at every epoch end) */
   checkpointEvery: number;

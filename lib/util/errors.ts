@@ -8,6 +8,7 @@
 
 /** Base class of every expected, user-facing error. */
 export class UserError extends Error {
+  /** The error's name. */
   override name = "UserError";
 }
 

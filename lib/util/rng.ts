@@ -7,6 +7,7 @@
 
 /** Saved state of an {@link Rng}. */
 export interface RngState {
+  /** the xoshiro128** state */
   s: [number, number, number, number];
   /** the spare normal deviate of the Box–Muller pair, if one is pending */
   spare: number | null;
@@ -32,6 +33,7 @@ export class Rng {
   private spare: number | null = null;
 
   /** @param seed any integer (or float: its bits are mixed) */
+  /** A generator seeded with `seed` (any integer). */
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be finite, got ${seed}`);
     const mix = splitmix32(Math.floor(seed) ^ Math.floor(seed / 2 ** 32));

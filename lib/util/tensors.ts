@@ -5,6 +5,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 
 /**
  * A variable initialised from `init`, which is disposed: `tf.variable` shares the tensor's data
@@ -23,7 +24,7 @@ import * as tf from "@tensorflow/tfjs";
  * v.dispose();
  * ```
  */
-export function variableFrom(init: tf.Tensor, trainable = true, name?: string): tf.Variable {
+export function variableFrom(init: Tensor, trainable = true, name?: string): Variable {
   const v = tf.variable(init, trainable, name);
   init.dispose();
   return v;

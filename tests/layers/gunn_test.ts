@@ -16,6 +16,7 @@ import {
   gunnNetwork,
   gunnParamCount,
   MINI_GUNN,
+  SMALL_GUNN,
   trainableCount,
 } from "../../lib/models/gunn.ts";
 import { loadModel, saveModel } from "../../lib/run/model_io.ts";
@@ -415,6 +416,7 @@ Deno.test("GUNN running statistics: a training pass moves them 10 % toward the b
 Deno.test("GUNN-15 has 1,585,746 parameters (CIFAR-10) and 1,618,236 (CIFAR-100); built models agree", () => {
   assert.strictEqual(gunnParamCount(GUNN15, 10), 1585746);
   assert.strictEqual(gunnParamCount(GUNN15, 100), 1618236);
+  assert.strictEqual(gunnParamCount(SMALL_GUNN, 10), 34482);
   const full = gunnNetwork({
     arch: GUNN15,
     classes: 10,
@@ -424,15 +426,20 @@ Deno.test("GUNN-15 has 1,585,746 parameters (CIFAR-10) and 1,618,236 (CIFAR-100)
   });
   assert.strictEqual(trainableCount(full), 1585746);
   full.dispose();
-  for (const mode of ["gradual", "simultaneous"] as const) {
+  for (
+    const [arch, mode] of [[MINI_GUNN, "gradual"], [MINI_GUNN, "simultaneous"], [
+      SMALL_GUNN,
+      "gradual",
+    ]] as const
+  ) {
     const mini = gunnNetwork({
-      arch: MINI_GUNN,
+      arch,
       classes: 10,
       inputShape: [16, 16, 3],
       mode,
       seed: 0,
     });
-    assert.strictEqual(trainableCount(mini), gunnParamCount(MINI_GUNN, 10));
+    assert.strictEqual(trainableCount(mini), gunnParamCount(arch, 10));
     mini.dispose();
   }
 });
