@@ -33,7 +33,8 @@ import {
 import type { UpdateMode } from "../lib/layers/gunn.ts";
 import { shrink, viewOf } from "../lib/gunn/data.ts";
 import { type ArmResult, trainGunnArm } from "../lib/gunn/train.ts";
-import { type ArmSummary, curveFigures, meanSd, summaryMarkdown } from "../lib/gunn/report.ts";
+import { type ArmSummary, curveFigures, summaryMarkdown } from "../lib/gunn/report.ts";
+import { meanSd } from "../lib/util/stats.ts";
 import { barFigure, type Figure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
 import { UserError } from "../lib/util/errors.ts";

@@ -7,15 +7,7 @@
 import { type Figure, lineFigure } from "../plot/figures.ts";
 import type { UpdateMode } from "../layers/gunn.ts";
 import type { ArmResult } from "./train.ts";
-
-/** Mean and sample standard deviation. */
-export function meanSd(v: number[]): { mean: number; sd: number } {
-  const mean = v.reduce((s, x) => s + x, 0) / v.length;
-  const sd = v.length > 1
-    ? Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / (v.length - 1))
-    : NaN;
-  return { mean, sd };
-}
+import { interval95, meanSd } from "../util/stats.ts";
 
 /** One arm's summary over seeds. */
 export interface ArmSummary {
@@ -37,7 +29,7 @@ export function summaryMarkdown(
   seeds: number[],
 ): string {
   const pct = (v: number) => (100 * v).toFixed(2);
-  const d = meanSd(diffs);
+  const d = meanSd(diffs), ci = interval95(diffs);
   return [
     `### ${title}`,
     "",
@@ -52,7 +44,10 @@ export function summaryMarkdown(
     ),
     "",
     `GUNN − SUNN per seed (${seeds.join(", ")}): ${diffs.map((v) => pct(v)).join(", ")} points; ` +
-    `mean ${pct(d.mean)} ± ${Number.isNaN(d.sd) ? "—" : pct(d.sd)} points.`,
+    `mean ${pct(d.mean)} ± ${Number.isNaN(d.sd) ? "—" : pct(d.sd)} points (sd)` +
+    (diffs.length > 1
+      ? `, 95 % interval of the paired difference [${pct(ci.low)}, ${pct(ci.high)}] points.`
+      : "."),
     "",
   ].join("\n");
 }

@@ -5,6 +5,7 @@
  */
 
 import { type Figure, lineFigure, tableFigure } from "../plot/figures.ts";
+import { meanSd } from "../util/stats.ts";
 import type { Arm, ArmOutcome, ZForm } from "./train.ts";
 import type { Task } from "./tasks.ts";
 
@@ -23,15 +24,6 @@ export interface ArmRow {
   zForm: (ZForm | null)[];
   /** step of the kept weights, per seed */
   step: number[];
-}
-
-/** Mean and sample standard deviation (NaN for one value). */
-export function meanSd(xs: number[]): { mean: number; sd: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1
-    ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
-    : NaN;
-  return { mean, sd };
 }
 
 /** The summary: the arms table, the generator's ceiling and the claim against the numbers. */
