@@ -382,6 +382,11 @@ export class NativeMemoryError extends UserError {
   override name = "NativeMemoryError";
 }
 
+// n, h, w, c, oh, ow, kh, kw, sh, sw: the pooling entry points' leading sizes
+function poolArgs(g: PoolGeometry): number[] {
+  return [g.n, g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw];
+}
+
 function geometryArgs(g: ConvGeometry): number[] {
   return [g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.oh, g.ow, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl];
 }
@@ -447,41 +452,12 @@ export function openNativeLib(path: string): NativeLib {
     avgPoolGrad(dy, dx, g) {
       count("avgPoolGrad");
       // deno-lint-ignore no-explicit-any
-      (s.gl_avg_pool_grad as any)(
-        asBuf(dy),
-        asBuf(dx),
-        g.n,
-        g.h,
-        g.w,
-        g.c,
-        g.oh,
-        g.ow,
-        g.kh,
-        g.kw,
-        g.sh,
-        g.sw,
-      );
+      (s.gl_avg_pool_grad as any)(asBuf(dy), asBuf(dx), ...poolArgs(g));
     },
     maxPoolGrad(x, dy, dx, g) {
       count("maxPoolGrad");
       // deno-lint-ignore no-explicit-any
-      (s.gl_max_pool_grad as any)(
-        asBuf(x),
-        asBuf(dy),
-        asBuf(dx),
-        g.n,
-        g.h,
-        g.w,
-        g.c,
-        g.oh,
-        g.ow,
-        g.kh,
-        g.kw,
-        g.sh,
-        g.sw,
-        g.pt,
-        g.pl,
-      );
+      (s.gl_max_pool_grad as any)(asBuf(x), asBuf(dy), asBuf(dx), ...poolArgs(g), g.pt, g.pl);
     },
     sumRows(x, out, rows, cols) {
       count("sumRows");

@@ -9,7 +9,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { f32View, type WasmBackendLike } from "../wasm_memory.ts";
-import { type ConvGeometry, NativeActivation, type NativeLib } from "./ffi.ts";
+import { type ConvGeometry, NativeActivation, type NativeLib, type PoolGeometry } from "./ffi.ts";
 
 type KernelArgs = {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -230,10 +230,8 @@ function makeKernels(
     return out;
   }
 
-  function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
-    const { inputs, backend, attrs } = args;
-    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
-    if (!allFloat32(dy, input) || input.shape.length !== 4) return fallback("MaxPoolGrad")(args);
+  // The pooling geometry of a MaxPoolGrad / AvgPoolGrad call.
+  function poolGeometry(input: tf.TensorInfo, attrs: KernelArgs["attrs"]): PoolGeometry {
     const info = tf.backend_util.computePool2DInfo(
       input.shape as [number, number, number, number],
       attrs.filterSize,
@@ -242,9 +240,7 @@ function makeKernels(
       attrs.pad,
       attrs.dimRoundingMode,
     );
-    const out = backend.makeOutput(input.shape, "float32");
-    if (tf.util.sizeFromShape(input.shape) === 0) return out;
-    lib.maxPoolGrad(f32View(backend, input), f32View(backend, dy), f32View(backend, out), {
+    return {
       n: info.batchSize,
       h: info.inHeight,
       w: info.inWidth,
@@ -257,7 +253,17 @@ function makeKernels(
       sw: info.strideWidth,
       pt: info.padInfo.top,
       pl: info.padInfo.left,
-    });
+    };
+  }
+
+  function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
+    if (!allFloat32(dy, input) || input.shape.length !== 4) return fallback("MaxPoolGrad")(args);
+    const g = poolGeometry(input, attrs);
+    const out = backend.makeOutput(input.shape, "float32");
+    if (tf.util.sizeFromShape(input.shape) === 0) return out;
+    lib.maxPoolGrad(f32View(backend, input), f32View(backend, dy), f32View(backend, out), g);
     return out;
   }
 
@@ -265,34 +271,14 @@ function makeKernels(
     const { inputs, backend, attrs } = args;
     const { dy, input } = inputs as Record<string, tf.TensorInfo>;
     if (!allFloat32(dy, input) || input.shape.length !== 4) return fallback("AvgPoolGrad")(args);
-    const info = tf.backend_util.computePool2DInfo(
-      input.shape as [number, number, number, number],
-      attrs.filterSize,
-      attrs.strides,
-      1,
-      attrs.pad,
-    );
-    const p = info.padInfo;
-    const inside = p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 &&
-      (info.outHeight - 1) * info.strideHeight + info.filterHeight <= info.inHeight &&
-      (info.outWidth - 1) * info.strideWidth + info.filterWidth <= info.inWidth;
+    const g = poolGeometry(input, attrs);
+    // the native kernel spreads each window evenly: only windows wholly inside the input
+    const inside = g.pt === 0 && g.pl === 0 && (g.oh - 1) * g.sh + g.kh <= g.h &&
+      (g.ow - 1) * g.sw + g.kw <= g.w;
     if (!inside) return fallback("AvgPoolGrad")(args);
     const out = backend.makeOutput(input.shape, "float32");
     if (tf.util.sizeFromShape(input.shape) === 0) return out;
-    lib.avgPoolGrad(f32View(backend, dy), f32View(backend, out), {
-      n: info.batchSize,
-      h: info.inHeight,
-      w: info.inWidth,
-      c: info.inChannels,
-      oh: info.outHeight,
-      ow: info.outWidth,
-      kh: info.filterHeight,
-      kw: info.filterWidth,
-      sh: info.strideHeight,
-      sw: info.strideWidth,
-      pt: 0,
-      pl: 0,
-    });
+    lib.avgPoolGrad(f32View(backend, dy), f32View(backend, out), g);
     return out;
   }
 
