@@ -377,6 +377,12 @@ function pointerTable(arrays: Float32Array[]): BigUint64Array<ArrayBuffer> {
   );
 }
 
+// The GUNN unit entry points' leading arguments: pointer tables (their arrays must stay reachable
+// until the call returns), then n, h, w, C, o, s0.
+function unitArgs(inputs: Float32Array[], outputs: Float32Array[], g: GunnUnitGeometry) {
+  return [pointerTable(inputs), pointerTable(outputs), g.n, g.h, g.w, g.c, g.o, g.s0] as const;
+}
+
 /** An allocation inside the native kernels failed; the message names its size. */
 export class NativeMemoryError extends UserError {
   override name = "NativeMemoryError";
@@ -662,32 +668,11 @@ export function openNativeLib(path: string): NativeLib {
     },
     gunnUnitForward(inputs, outputs, g, epsilon) {
       count("gunnUnitForward");
-      // the tables hold raw addresses: keep the arrays reachable until the call returns
-      s.gl_gunn_unit_forward(
-        pointerTable(inputs),
-        pointerTable(outputs),
-        g.n,
-        g.h,
-        g.w,
-        g.c,
-        g.o,
-        g.s0,
-        epsilon,
-      );
+      s.gl_gunn_unit_forward(...unitArgs(inputs, outputs, g), epsilon);
     },
     gunnUnitBackward(inputs, outputs, g, accumulate) {
       count("gunnUnitBackward");
-      s.gl_gunn_unit_backward(
-        pointerTable(inputs),
-        pointerTable(outputs),
-        g.n,
-        g.h,
-        g.w,
-        g.c,
-        g.o,
-        g.s0,
-        accumulate ? 1 : 0,
-      );
+      s.gl_gunn_unit_backward(...unitArgs(inputs, outputs, g), accumulate ? 1 : 0);
     },
     close: () => lib.close(),
     scratchProbe: (floats) => s.gl_scratch_probe(floats) === 1,
