@@ -491,3 +491,37 @@ Deno.test("GUNN network: stage shapes, save → load gives the same outputs, eve
   model.dispose();
   loaded.dispose();
 });
+
+Deno.test("GUNN fused on a batch large enough for the threaded native paths equals the stock ops", async () => {
+  // rows·C = 8,192·24 and the products pass the kernels' thresholds for threads
+  const shape: [number, number, number, number] = [32, 16, 16, 24];
+  const x = tf.tensor4d(new Rng(31).normals(shape.reduce((a, b) => a * b)), shape);
+  const R = tf.tensor4d(new Rng(32).normals(shape.reduce((a, b) => a * b)), shape);
+  const results: { y: Float32Array; grads: Float32Array[] }[] = [];
+  for (const path of PATHS) {
+    await onPath(path, () => {
+      const layer = new GunnLayer({ segments: 4, seed: 5 });
+      layer.apply(tf.zeros([1, 16, 16, 24]), { training: false });
+      const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, R)) as tf.Scalar,
+        vars,
+      );
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      results.push({
+        y: y.dataSync() as Float32Array,
+        grads: vars.map((v) => grads[v.name].dataSync() as Float32Array),
+      });
+      tf.dispose([value, y, ...Object.values(grads)]);
+      layer.dispose();
+    });
+  }
+  const [fused, stock] = results;
+  const rel = (a: Float32Array, b: Float32Array) =>
+    maxAbsDiff(a, b) / Math.max(1, b.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+  assert.ok(rel(fused.y, stock.y) < 1e-5, `output: ${rel(fused.y, stock.y)}`);
+  fused.grads.forEach((g, k) =>
+    assert.ok(rel(g, stock.grads[k]) < 1e-4, `gradient ${k}: ${rel(g, stock.grads[k])}`)
+  );
+  tf.dispose([x, R]);
+});
