@@ -33,7 +33,12 @@ import {
 import type { UpdateMode } from "../lib/layers/gunn.ts";
 import { shrink, viewOf } from "../lib/gunn/data.ts";
 import { type ArmResult, trainGunnArm } from "../lib/gunn/train.ts";
-import { type ArmSummary, curveFigures, summaryMarkdown } from "../lib/gunn/report.ts";
+import {
+  type ArmSummary,
+  curveFigures,
+  summarizeArms,
+  summaryMarkdown,
+} from "../lib/gunn/report.ts";
 import { meanSd } from "../lib/util/stats.ts";
 import { barFigure, type Figure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
@@ -215,24 +220,7 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
   }
 
   // report
-  const arms: ArmSummary[] = Object.entries(ARMS).map(([arm, mode]) => {
-    const rs = seeds.map((s) => results.get(`${arm}-seed${s}`)!);
-    const acc = rs.map((r) => r.testAcc);
-    const seconds = rs.reduce((s, r) => s + r.trainSeconds, 0);
-    const images = rs.reduce((s, r) => s + r.imagesPerSecond * r.trainSeconds, 0);
-    return {
-      arm,
-      mode,
-      params,
-      testAcc: acc,
-      ...meanSd(acc),
-      imagesPerSecond: images / seconds,
-      trainSeconds: seconds,
-    };
-  });
-  const differences = seeds.map((s) =>
-    results.get(`GUNN-seed${s}`)!.testAcc - results.get(`SUNN-seed${s}`)!.testAcc
-  );
+  const { arms, differences } = summarizeArms(results, ARMS, seeds, params);
   const markdown = summaryMarkdown(title, arms, differences, seeds);
   const figures = [
     barFigure(

@@ -21,6 +21,37 @@ export interface ArmSummary {
   trainSeconds: number;
 }
 
+/**
+ * Both arms over the seeds (`results` keyed "<arm>-seed<seed>", arms named as in `modes`) and the
+ * per-seed GUNN − SUNN test-accuracy differences.
+ */
+export function summarizeArms(
+  results: Map<string, ArmResult>,
+  modes: Record<string, UpdateMode>,
+  seeds: number[],
+  params: number,
+): { arms: ArmSummary[]; differences: number[] } {
+  const arms = Object.entries(modes).map(([arm, mode]) => {
+    const rs = seeds.map((s) => results.get(`${arm}-seed${s}`)!);
+    const acc = rs.map((r) => r.testAcc);
+    const seconds = rs.reduce((s, r) => s + r.trainSeconds, 0);
+    const images = rs.reduce((s, r) => s + r.imagesPerSecond * r.trainSeconds, 0);
+    return {
+      arm,
+      mode,
+      params,
+      testAcc: acc,
+      ...meanSd(acc),
+      imagesPerSecond: images / seconds,
+      trainSeconds: seconds,
+    };
+  });
+  const differences = seeds.map((s) =>
+    results.get(`GUNN-seed${s}`)!.testAcc - results.get(`SUNN-seed${s}`)!.testAcc
+  );
+  return { arms, differences };
+}
+
 /** The summary: both arms over the seeds and the paired GUNN − SUNN differences. */
 export function summaryMarkdown(
   title: string,
