@@ -15,6 +15,7 @@
 import { benchGunnBlock, benchGunnStep } from "./bench/w4_gunn.ts";
 import { join } from "node:path";
 import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
+import { declareConfig, key } from "../lib/config/declare.ts";
 import { initBackend } from "../lib/backend/select.ts";
 import { benchInfer, benchTrain } from "./bench/w1_w2.ts";
 import { benchConvLayers } from "./bench/conv_layers.ts";
@@ -51,64 +52,62 @@ const WORKLOADS = [
 ] as const;
 const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];
 
+const W3_VARIANTS = [
+  "baseline",
+  "labels1/batched",
+  "labels1/batched_copy",
+  "labels10/batched",
+  "labels1/loop",
+] as const;
+
 const spec = {
   description: "bench — throughput of the shared benchmark workloads on each backend (JSON lines)",
   usage: "deno task bench [--quick] [--workload=W1,W2] [--backends=native,wasm] [--peer]",
-  defaults: {
-    workload: DEFAULT_WORKLOADS,
-    backends: ["native", "wasm"] as string[],
-    threads: [1, 2],
-    model: ["cifar_cnn", "mnist_cnn"] as string[],
-    w3Variants: [
-      "baseline",
-      "labels1/batched",
-      "labels1/batched_copy",
-      "labels10/batched",
-      "labels1/loop",
-    ] as string[],
-    w3gModel: ["gradnet_base_h16", "gradnet_base_h64"] as string[],
-    blas: ["openblas", "blis"] as string[],
-    streamN: [10000, 50000],
-    streamH: 16,
-    quick: false,
-    peer: false,
-    rounds: 2,
-    peerDir: "../shared/bench/peer",
-    python: "/usr/bin/python3",
-    out: "",
-  },
-  docs: {
-    workload: "workloads to run",
-    backends: "backends to measure (cpu is very slow)",
-    threads: "thread counts for the native backend (wasm, cpu, webgpu run one)",
-    model: "models for W1/W1conv/W2/W3",
-    w3Variants: "W3/W3g variants",
-    w3gModel: "GradNet base networks for W3g",
-    blas: "Wgemm: system BLAS libraries to time the native kernels against",
-    streamN: "W3stream: examples streamed to a gradient file, per measurement",
-    streamH: "W3stream: width h of the GradNet base network",
-    quick: "one brief window per workload (a smoke check)",
-    peer: "also run the PyTorch peer scripts, interleaved, and print ratios",
-    rounds: "interleaved rounds (ours, peer, ours, peer, ...) with --peer",
-    peerDir: "folder of the peer scripts (relative to the project root)",
-    python: "interpreter with torch for the peer",
-    out: "JSONL file to append results to [default: results/bench/<time>.jsonl]",
-  },
-  choices: {
-    workload: WORKLOADS,
-    backends: COMMON_CHOICES.backend.filter((b) => b !== "auto"),
-    model: ["cifar_cnn", "mnist_cnn"],
-    w3Variants: [
-      "baseline",
-      "labels1/batched",
-      "labels1/batched_copy",
-      "labels10/batched",
-      "labels1/loop",
-    ],
-    w3gModel: ["gradnet_base_h16", "gradnet_base_h64"],
-    blas: ["openblas", "blis"],
-  },
-  integers: ["threads", "rounds", "streamN", "streamH"] as const,
+  ...declareConfig({
+    workload: key(DEFAULT_WORKLOADS, "workloads to run", { choices: WORKLOADS }),
+    backends: key(["native", "wasm"] as string[], "backends to measure (cpu is very slow)", {
+      choices: COMMON_CHOICES.backend.filter((b) => b !== "auto"),
+    }),
+    threads: key([1, 2], "thread counts for the native backend (wasm, cpu, webgpu run one)", {
+      int: true,
+      min: 1,
+    }),
+    model: key(["cifar_cnn", "mnist_cnn"] as string[], "models for W1/W1conv/W2/W3", {
+      choices: ["cifar_cnn", "mnist_cnn"] as const,
+    }),
+    w3Variants: key([...W3_VARIANTS] as string[], "W3/W3g variants", { choices: W3_VARIANTS }),
+    w3gModel: key(
+      ["gradnet_base_h16", "gradnet_base_h64"] as string[],
+      "GradNet base networks for W3g",
+      { choices: ["gradnet_base_h16", "gradnet_base_h64"] as const },
+    ),
+    blas: key(
+      ["openblas", "blis"] as string[],
+      "Wgemm: system BLAS libraries to time the native kernels against",
+      { choices: ["openblas", "blis"] as const },
+    ),
+    streamN: key(
+      [10000, 50000],
+      "W3stream: examples streamed to a gradient file, per measurement",
+      {
+        int: true,
+        min: 1,
+      },
+    ),
+    streamH: key(16, "W3stream: width h of the GradNet base network", { int: true, min: 1 }),
+    quick: key(false, "one brief window per workload (a smoke check)"),
+    peer: key(false, "also run the PyTorch peer scripts, interleaved, and print ratios"),
+    rounds: key(2, "interleaved rounds (ours, peer, ours, peer, ...) with --peer", {
+      int: true,
+      min: 1,
+    }),
+    peerDir: key(
+      "../shared/bench/peer",
+      "folder of the peer scripts (relative to the project root)",
+    ),
+    python: key("/usr/bin/python3", "interpreter with torch for the peer"),
+    out: key("", "JSONL file to append results to (empty: results/bench/<time>.jsonl)"),
+  }),
 };
 
 type Config = typeof spec.defaults;
@@ -230,7 +229,9 @@ async function peerLines(p: PeerSetup, threads: number, cfg: Config): Promise<Be
     if (s) {
       const obj = await runPeerScript(p, s.script, threads);
       lines.push(
-        ...peerModelLines(obj, s.workload, threads).filter((l) => cfg.model.includes(l.model)),
+        ...peerModelLines(obj, s.workload, threads).filter((l) =>
+          (cfg.model as string[]).includes(l.model)
+        ),
       );
     }
     if (w === "W4") {
