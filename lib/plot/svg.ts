@@ -56,6 +56,11 @@ function fmt(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
+// 10^t as a tick label: plain for 0.001 … 1000, "1e<t>" beyond
+function decadeLabel(t: number): string {
+  return Math.abs(t) <= 3 ? fmt(10 ** t) : `1e${t}`;
+}
+
 /**
  * A line chart as an SVG document. Series with a `dash` are drawn dashed; null or non-finite y
  * values break a line. Colours cycle per series, or per group of `colorGroup` consecutive
@@ -73,6 +78,8 @@ export function lineChartSvg(
     colorGroup?: number;
     /** logarithmic x axis (points with x ≤ 0 are left out) */
     logX?: boolean;
+    /** logarithmic y axis (points with y ≤ 0 are left out; `yRange` in data units) */
+    logY?: boolean;
   },
 ): string {
   const W = o.width ?? 760, H = o.height ?? 440;
@@ -82,11 +89,12 @@ export function lineChartSvg(
   const pw = W - m.l - m.r, ph = H - m.t - m.b;
   const tx = (v: number) => (o.logX ? (v > 0 ? Math.log10(v) : NaN) : v);
   const xs = series.flatMap((s) => s.x).map(tx).filter(Number.isFinite);
-  const ys = series.flatMap((s) => s.y).filter((v): v is number =>
-    v !== null && Number.isFinite(v)
-  );
+  const ty = (v: number | null) => v === null ? NaN : o.logY ? (v > 0 ? Math.log10(v) : NaN) : v;
+  const ys = series.flatMap((s) => s.y).map(ty).filter(Number.isFinite);
   const x0 = xs.length ? Math.min(...xs) : 0, x1 = xs.length ? Math.max(...xs) : 1;
-  let [y0, y1] = o.yRange ?? [ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1];
+  let [y0, y1] = o.yRange
+    ? [ty(o.yRange[0]), ty(o.yRange[1])]
+    : [ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1];
   if (!(y1 > y0)) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   const pad = o.yRange ? 0 : 0.04 * (y1 - y0);
   y0 -= pad;
@@ -98,10 +106,20 @@ export function lineChartSvg(
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(o.title)}</text>`,
   ];
-  for (const t of ticks(y0, y1)) {
+  // decades, thinned to at most about 8 labels
+  const decadeStep = Math.max(1, Math.ceil((Math.floor(y1) - Math.ceil(y0) + 1) / 8));
+  const yTicks = o.logY
+    ? Array.from(
+      { length: Math.floor((Math.floor(y1) - Math.ceil(y0)) / decadeStep) + 1 },
+      (_, k) => Math.ceil(y0) + k * decadeStep,
+    )
+    : ticks(y0, y1);
+  for (const t of yTicks) {
     parts.push(
       `<line x1="${m.l}" x2="${m.l + pw}" y1="${Y(t)}" y2="${Y(t)}" stroke="#e5e5e5"/>`,
-      `<text x="${m.l - 6}" y="${Y(t) + 4}" text-anchor="end">${fmt(t)}</text>`,
+      `<text x="${m.l - 6}" y="${Y(t) + 4}" text-anchor="end">${
+        o.logY ? decadeLabel(t) : fmt(t)
+      }</text>`,
     );
   }
   const xTicks = o.logX
@@ -114,7 +132,7 @@ export function lineChartSvg(
     parts.push(
       `<line x1="${X(t)}" x2="${X(t)}" y1="${m.t + ph}" y2="${m.t + ph + 4}" stroke="#333"/>`,
       `<text x="${X(t)}" y="${m.t + ph + 17}" text-anchor="middle">${
-        o.logX ? fmt(10 ** t) : fmt(t)
+        o.logX ? decadeLabel(t) : fmt(t)
       }</text>`,
     );
   }
@@ -140,8 +158,8 @@ export function lineChartSvg(
       run = [];
     };
     s.x.forEach((xRaw, j) => {
-      const y = s.y[j], x = tx(xRaw);
-      if (y === null || !Number.isFinite(y) || !Number.isFinite(x)) flush();
+      const y = ty(s.y[j]), x = tx(xRaw);
+      if (!Number.isFinite(y) || !Number.isFinite(x)) flush();
       else run.push(`${X(x).toFixed(1)},${Y(Math.min(Math.max(y, y0), y1)).toFixed(1)}`);
     });
     flush();
@@ -172,7 +190,7 @@ export function lineFigureSvg(fig: Figure, o: { width?: number; height?: number 
   const layout = fig.layout as {
     title?: { text?: string };
     xaxis?: { title?: { text?: string }; type?: string };
-    yaxis?: { title?: { text?: string } };
+    yaxis?: { title?: { text?: string }; type?: string };
   };
   return lineChartSvg(
     traces.map((t) => ({
@@ -186,6 +204,7 @@ export function lineFigureSvg(fig: Figure, o: { width?: number; height?: number 
       xTitle: layout.xaxis?.title?.text ?? "",
       yTitle: layout.yaxis?.title?.text ?? "",
       logX: layout.xaxis?.type === "log",
+      logY: layout.yaxis?.type === "log",
       ...o,
     },
   );

@@ -90,3 +90,22 @@ Deno.test("SVG line chart with a log x axis: decade ticks, points placed by log1
   // equal steps in log10(x): 1 → 10 → 100 are equally spaced
   assert.ok(Math.abs((pts[1] - pts[0]) - (pts[2] - pts[1])) < 0.2, `positions ${pts}`);
 });
+
+Deno.test("SVG line chart with a log y axis: decade ticks, points placed by log10(y), y ≤ 0 left out", () => {
+  const svg = lineChartSvg([{ name: "a", x: [0, 1, 2, 3], y: [0, 0.01, 0.1, 1e11] }], {
+    title: "t",
+    xTitle: "step",
+    yTitle: "loss",
+    logY: true,
+    width: 400,
+    height: 300,
+  });
+  // 14 decades, labelled every second one
+  for (const label of [">0.01<", ">1<", ">1e10<"]) assert.ok(svg.includes(label), `tick ${label}`);
+  assert.ok(!svg.includes(">0.1<"), "every decade labelled");
+  const pts = svg.match(/points="([^"]+)"/)![1].split(" ").map((p) => Number(p.split(",")[1]));
+  assert.equal(pts.length, 3, "the y = 0 point is dropped");
+  // one decade 0.01 → 0.1 is 1/13 of the span 0.01 → 1e11 (13 decades)
+  const ratio = (pts[0] - pts[1]) / (pts[0] - pts[2]);
+  assert.ok(Math.abs(ratio - 1 / 13) < 0.01, `ratio ${ratio}`);
+});
