@@ -301,15 +301,12 @@ export class GunnLayer extends tf.layers.Layer {
         // one native kernel per unit each way (gunn_fused.ts), the same math
         const { y, stats } = fusedGunnUpdate(x, this.unitWeights(), this.mode, this.epsilon);
         const count = x.shape[0] * x.shape[1] * x.shape[2];
-        stats.forEach((packed, i) => {
-          const u = this.units[i];
-          const norms = [u.bn1, u.bn2, u.bn3, u.projection!.bn];
-          const running = norms.flatMap((v) => [v[2].read(), v[3].read()]) as Tensor1D[];
-          const moved = movedGunnStats(packed, running, this.momentum, count);
-          norms.forEach((v, k) => {
-            v[2].write(moved[2 * k]);
-            v[3].write(moved[2 * k + 1]);
-          });
+        const norms = this.units.flatMap((u) => [u.bn1, u.bn2, u.bn3, u.projection!.bn]);
+        const running = norms.flatMap((v) => [v[2].read(), v[3].read()]) as Tensor1D[];
+        const moved = movedGunnStats(stats, running, this.momentum, count);
+        norms.forEach((v, k) => {
+          v[2].write(moved[2 * k]);
+          v[3].write(moved[2 * k + 1]);
         });
         return y;
       }

@@ -17,7 +17,7 @@ import { timeWindows } from "./timing.ts";
 import { gunnNetwork, MINI_GUNN } from "../../lib/models/gunn.ts";
 import { Sgd } from "../../lib/train/optimizers.ts";
 import { softmaxClassification } from "../../lib/train/fit.ts";
-import { allowFusedGunnUnits } from "../../lib/layers/gunn_fused.ts";
+import { allowFusedGunnUnits, fusedGunnUnitsActive } from "../../lib/layers/gunn_fused.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 
 /** The block's parameters: one kernel, γ and β per update. */
@@ -132,7 +132,7 @@ export async function benchGunnStep(ctx: BenchContext): Promise<BenchLine[]> {
   const x = tf.tensor4d(new Rng(2).normals(N * S * S * 3), [N, S, S, 3]);
   const y = tf.oneHot(tf.tensor1d(Array.from({ length: N }, (_, i) => i % 10), "int32"), 10);
   const lines: BenchLine[] = [];
-  const paths = tf.getKernel("GradlabGunnUnit", tf.getBackend()) ? [true, false] : [false];
+  const paths = fusedGunnUnitsActive() ? [true, false] : [false];
   for (const fused of paths) {
     for (const mode of ["gradual", "simultaneous"] as const) {
       const was = allowFusedGunnUnits(fused);

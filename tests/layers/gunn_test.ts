@@ -54,14 +54,14 @@ function makeLayer(mode: UpdateMode, segments = 3, seed = 1): GunnLayer {
  */
 async function onPath(path: GunnPath, body: () => void | Promise<void>): Promise<void> {
   const lib = loadedNativeLib()!;
-  const before = lib.calls.gunnUnitForward ?? 0;
+  const before = lib.calls.gunnLayerForward ?? 0;
   const was = allowFusedGunnUnits(path === "fused");
   try {
     await body();
   } finally {
     allowFusedGunnUnits(was);
   }
-  const ran = (lib.calls.gunnUnitForward ?? 0) > before;
+  const ran = (lib.calls.gunnLayerForward ?? 0) > before;
   assert.strictEqual(ran, path === "fused", `fused GUNN kernels ${ran ? "ran" : "did not run"}`);
 }
 type GunnPath = "fused" | "stock ops";

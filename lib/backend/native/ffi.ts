@@ -89,14 +89,14 @@ const SYMBOLS = {
     result: "void",
   },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
-  gl_gunn_unit_forward: {
-    // inputs (pointer table), outputs (pointer table), n, h, w, C, o, s0, eps
+  gl_gunn_layer_forward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, S, gradual, eps
     parameters: [buf, buf, i32, i32, i32, i32, i32, i32, "f32"],
     result: "void",
   },
-  gl_gunn_unit_backward: {
-    // inputs (pointer table), outputs (pointer table), n, h, w, C, o, s0, accumulate
-    parameters: [buf, buf, i32, i32, i32, i32, i32, i32, i32],
+  gl_gunn_layer_backward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, S, gradual
+    parameters: [buf, buf, i32, i32, i32, i32, i32, i32],
     result: "void",
   },
   gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
@@ -331,26 +331,21 @@ export interface NativeLib {
     },
   ): void;
   /**
-   * One GUNN unit in training mode (kernels.c, gl_gunn_unit_forward): `inputs` read, base, w1, w2,
-   * w3, wp, γ1, β1, γ2, β2, γ3, β3, γp, βp; `outputs` out, h1, a1, h2, a2, h3, hp, stats.
+   * A whole GUNN layer in training mode, its state updated in place (kernels.c,
+   * gl_gunn_layer_forward): `inputs` x, then 12 weights per unit; `outputs` y, then h1p, a1, h2,
+   * a2, h3, stats per unit.
    */
-  gunnUnitForward(
+  gunnLayerForward(
     inputs: Float32Array[],
     outputs: Float32Array[],
-    g: GunnUnitGeometry,
+    g: GunnLayerGeometry,
     epsilon: number,
   ): void;
   /**
-   * Its gradients (gl_gunn_unit_backward): `inputs` dout, read, w1, w2, w3, wp, γ1, γ2, γ3, γp,
-   * h1, a1, h2, a2, h3, hp, stats; `outputs` dread, dw1, dw2, dw3, dwp, dγ1, dβ1, dγ2, dβ2, dγ3,
-   * dβ3, dγp, dβp. With `accumulate` (read is also base) dread includes dout.
+   * Its gradients (gl_gunn_layer_backward): `inputs` dy, x, y, then 14 per unit; `outputs` dx,
+   * then 12 weight gradients per unit.
    */
-  gunnUnitBackward(
-    inputs: Float32Array[],
-    outputs: Float32Array[],
-    g: GunnUnitGeometry,
-    accumulate: boolean,
-  ): void;
+  gunnLayerBackward(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry): void;
   close(): void;
   /**
    * Grows a scratch buffer to `floats` floats and says whether that worked; a failure is reported
@@ -359,14 +354,29 @@ export interface NativeLib {
   scratchProbe(floats: number): boolean;
 }
 
-/** Shape of a GUNN unit: NHWC input [n, h, w, c], segment width o, its first channel s0. */
-export interface GunnUnitGeometry {
+/** Shape of a GUNN layer: NHWC input [n, h, w, c] in `segments` segments, gradual or not. */
+export interface GunnLayerGeometry {
   n: number;
   h: number;
   w: number;
   c: number;
-  o: number;
-  s0: number;
+  segments: number;
+  gradual: boolean;
+}
+
+// The GUNN layer entry points' leading arguments: pointer tables (their arrays must stay
+// reachable until the call returns), then n, h, w, C, S, gradual.
+function layerArgs(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry) {
+  return [
+    pointerTable(inputs),
+    pointerTable(outputs),
+    g.n,
+    g.h,
+    g.w,
+    g.c,
+    g.segments,
+    g.gradual ? 1 : 0,
+  ] as const;
 }
 
 /** A table of the arrays' addresses, for entry points that take many arrays. */
@@ -375,12 +385,6 @@ function pointerTable(arrays: Float32Array[]): BigUint64Array<ArrayBuffer> {
     arrays,
     (a) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a as Buf))),
   );
-}
-
-// The GUNN unit entry points' leading arguments: pointer tables (their arrays must stay reachable
-// until the call returns), then n, h, w, C, o, s0.
-function unitArgs(inputs: Float32Array[], outputs: Float32Array[], g: GunnUnitGeometry) {
-  return [pointerTable(inputs), pointerTable(outputs), g.n, g.h, g.w, g.c, g.o, g.s0] as const;
 }
 
 /** An allocation inside the native kernels failed; the message names its size. */
@@ -666,13 +670,13 @@ export function openNativeLib(path: string): NativeLib {
         BigInt(o.biasOffset),
       );
     },
-    gunnUnitForward(inputs, outputs, g, epsilon) {
-      count("gunnUnitForward");
-      s.gl_gunn_unit_forward(...unitArgs(inputs, outputs, g), epsilon);
+    gunnLayerForward(inputs, outputs, g, epsilon) {
+      count("gunnLayerForward");
+      s.gl_gunn_layer_forward(...layerArgs(inputs, outputs, g), epsilon);
     },
-    gunnUnitBackward(inputs, outputs, g, accumulate) {
-      count("gunnUnitBackward");
-      s.gl_gunn_unit_backward(...unitArgs(inputs, outputs, g), accumulate ? 1 : 0);
+    gunnLayerBackward(inputs, outputs, g) {
+      count("gunnLayerBackward");
+      s.gl_gunn_layer_backward(...layerArgs(inputs, outputs, g));
     },
     close: () => lib.close(),
     scratchProbe: (floats) => s.gl_scratch_probe(floats) === 1,

@@ -1993,6 +1993,8 @@ enum { GU_OUT, GU_H1P, GU_A1, GU_H2, GU_A2, GU_H3, GU_STATS };
 // The units' temporaries, kept between calls: fresh megabytes per call cost their page faults.
 static float* g_gunn_buf;
 static size_t g_gunn_cap;
+static float* g_gunn_state;  // the layer backward's rebuilt input state
+static size_t g_gunn_state_cap;
 
 static void relu_inplace(float* x, size_t n) {
   int threads = n < 100000 ? 1 : g_threads;
@@ -2017,8 +2019,8 @@ static void join_columns(const float* a, int ca, const float* b, int cb, float* 
   }
 }
 
-void gl_gunn_unit_forward(const float* const* in, float* const* out, int n, int h, int w, int C,
-                          int o, int s0, float eps) {
+static void gunn_unit_forward(const float* const* in, float* const* out, int n, int h, int w,
+                              int C, int o, int s0, float eps) {
   SERIALIZED;
   const long rows = (long)n * h * w;
   const int o2 = 2 * o, o3 = 3 * o;
@@ -2061,16 +2063,16 @@ void gl_gunn_unit_forward(const float* const* in, float* const* out, int n, int 
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < rows; r++) {
     float* yr = y + (size_t)r * C;
-    memcpy(yr, base + (size_t)r * C, (size_t)C * sizeof(float));
+    if (yr != base + (size_t)r * C) memcpy(yr, base + (size_t)r * C, (size_t)C * sizeof(float));
     const float* u3 = y3 + (size_t)r * o;
     const float* up = y1p + (size_t)r * o3 + o2;
     for (int k = 0; k < o; k++) yr[s0 + k] += u3[k] + up[k];
   }
 }
 
-// Backward of gl_gunn_unit_forward for the gradient dout of `out`. The gradient of `base` is dout
-// itself: with `accumulate` (read and base the same tensor) dread includes it, otherwise the
-// caller passes dout on.
+// Backward of gunn_unit_forward for the gradient dout of `out`. The gradient of `base` is dout
+// itself (the caller passes it on); with `accumulate` the gradient of `read` is added to what
+// dread holds (dout itself when read and base are one tensor and dread is dout).
 // in:  dout, read, w1, w2, w3, wp, γ1, γ2, γ3, γp, h1p, a1, h2, a2, h3, stats
 // out: dread [rows,C], dw1, dw2, dw3, dwp, dγ1, dβ1, dγ2, dβ2, dγ3, dβ3, dγp, dβp
 enum { GB_DOUT, GB_READ, GB_W1, GB_W2, GB_W3, GB_WP, GB_G1, GB_G2, GB_G3, GB_GP, GB_H1P, GB_A1,
@@ -2078,8 +2080,8 @@ enum { GB_DOUT, GB_READ, GB_W1, GB_W2, GB_W3, GB_WP, GB_G1, GB_G2, GB_G3, GB_GP,
 enum { GD_READ, GD_W1, GD_W2, GD_W3, GD_WP, GD_G1, GD_B1, GD_G2, GD_B2, GD_G3, GD_B3, GD_GP,
        GD_BP };
 
-void gl_gunn_unit_backward(const float* const* in, float* const* out, int n, int h, int w, int C,
-                           int o, int s0, int accumulate) {
+static void gunn_unit_backward(const float* const* in, float* const* out, int n, int h, int w,
+                               int C, int o, int s0, int accumulate) {
   SERIALIZED;
   const long rows = (long)n * h * w;
   const int o2 = 2 * o, o3 = 3 * o;
@@ -2129,10 +2131,83 @@ void gl_gunn_unit_backward(const float* const* in, float* const* out, int n, int
     memcpy(out[GD_WP] + (size_t)c * o, dw1p + (size_t)c * o3 + o2, o * sizeof(float));
   }
   join_columns(in[GB_W1], o2, in[GB_WP], o, w1p, C);
-  // dread = dh1p·[w1 | wp]ᵀ (+ dout when `read` is also `base`, the GUNN case)
-  if (accumulate) gl_copy_block(in[GB_DOUT], C, out[GD_READ], C, rows, C);
+  // dread = dh1p·[w1 | wp]ᵀ, or with `accumulate` dread += it
   matrix_t A = {dh1p, o3, 0};
   matrix_t B = {w1p, o3, 1};
   gemm(rows, C, o3, pack_a_matrix, &A, pack_b_matrix, &B, out[GD_READ], C, accumulate, NULL,
        (double)rows * C * o3 < 1e6 ? 1 : g_threads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole GUNN layer (S units) in one call each way, the state updated in place: no copy of the
+// full state per unit, and one TF.js kernel per layer instead of one per unit.
+// in:  x, then per unit the 12 weights of gunn_unit_forward (w1, w2, w3, wp, γ1, β1, γ2, β2, γ3,
+//      β3, γp, βp)
+// out: y [rows, C]; acts: per unit h1p [rows,3o], a1, h2, a2 [rows,2o], h3 [rows,o] back to back
+//      (10o·rows floats a unit); stats: per unit [3, 6o] (as gunn_unit_forward). gradual: unit i
+//      reads the state as updated so far; otherwise (SUNN) every unit reads x.
+static void unit_acts(float* acts, long rows, int o, int i, float* p[5]) {
+  float* a = acts + (size_t)i * rows * 10 * o;
+  const int width[5] = {3, 2, 2, 2, 1};
+  for (int k = 0; k < 5; k++) {
+    p[k] = a;
+    a += (size_t)rows * width[k] * o;
+  }
+}
+
+void gl_gunn_layer_forward(const float* const* in, float* const* out, int n, int h, int w, int C,
+                           int S, int gradual, float eps) {
+  SERIALIZED;
+  const long rows = (long)n * h * w;
+  const int o = C / S;
+  float* y = out[0];
+  gl_copy_block(in[0], C, y, C, rows, C);
+  for (int i = 0; i < S; i++) {
+    const float* uin[14];
+    float* uout[7];
+    uin[GU_READ] = gradual ? y : in[0];
+    uin[GU_BASE] = y;
+    for (int k = 0; k < 12; k++) uin[GU_W1 + k] = in[1 + 12 * i + k];
+    uout[GU_OUT] = y;
+    unit_acts(out[1], rows, o, i, uout + GU_H1P);
+    uout[GU_STATS] = out[2] + (size_t)i * 18 * o;
+    gunn_unit_forward(uin, uout, n, h, w, C, o, i * o, eps);
+  }
+}
+
+// Backward of gl_gunn_layer_forward for the gradient dy of y.
+// in:  dy, x, y, acts, stats, then per unit w1, w2, w3, wp, γ1, γ2, γ3, γp (8)
+// out: dx, then per unit dw1, dw2, dw3, dwp, dγ1, dβ1, dγ2, dβ2, dγ3, dβ3, dγp, dβp (12)
+void gl_gunn_layer_backward(const float* const* in, float* const* out, int n, int h, int w, int C,
+                            int S, int gradual) {
+  SERIALIZED;
+  const long rows = (long)n * h * w;
+  const int o = C / S;
+  // GUNN: dx is the gradient of the state after unit i, then before it (in place); SUNN: the
+  // state's gradient stays dy (every unit reads x), and dx = dy + Σ the units' read gradients
+  float* dx = out[0];
+  gl_copy_block(in[0], C, dx, C, rows, C);
+  // gradual: unit i read [new segments < i | old segments ≥ i]; rebuilt from y backwards, one
+  // segment at a time
+  float* cur = NULL;
+  if (gradual) {
+    cur = grow(&g_gunn_state, &g_gunn_state_cap, (size_t)rows * C);
+    if (!cur) return;
+    gl_copy_block(in[2], C, cur, C, rows, C);
+  }
+  for (int i = S - 1; i >= 0; i--) {
+    if (gradual) gl_copy_block(in[1] + i * o, C, cur + i * o, C, rows, o);
+    const float* uin[16];
+    float* uout[13];
+    float* acts[5];
+    uin[GB_DOUT] = gradual ? dx : in[0];
+    uin[GB_READ] = gradual ? cur : in[1];
+    for (int k = 0; k < 8; k++) uin[GB_W1 + k] = in[5 + 8 * i + k];
+    unit_acts((float*)in[3], rows, o, i, acts);
+    for (int k = 0; k < 5; k++) uin[GB_H1P + k] = acts[k];
+    uin[GB_STATS] = in[4] + (size_t)i * 18 * o;
+    uout[GD_READ] = dx;
+    for (int k = 0; k < 12; k++) uout[GD_W1 + k] = out[1 + 12 * i + k];
+    gunn_unit_backward(uin, uout, n, h, w, C, o, i * o, 1);
+  }
 }

@@ -20,44 +20,6 @@ type KernelArgs = {
 type KernelFn = (args: KernelArgs) => tf.TensorInfo;
 type MultiKernelFn = (args: KernelArgs) => tf.TensorInfo[];
 
-/** Input names of the "GradlabGunnUnit" kernel, in the native entry point's order. */
-export const GUNN_UNIT_INPUTS = [
-  "read",
-  "base",
-  "w1",
-  "w2",
-  "w3",
-  "wp",
-  "gamma1",
-  "beta1",
-  "gamma2",
-  "beta2",
-  "gamma3",
-  "beta3",
-  "gammaP",
-  "betaP",
-] as const;
-
-/** Input names of "GradlabGunnUnitGrad", in the native entry point's order. */
-export const GUNN_UNIT_GRAD_INPUTS = [
-  "dout",
-  "read",
-  "w1",
-  "w2",
-  "w3",
-  "wp",
-  "gamma1",
-  "gamma2",
-  "gamma3",
-  "gammaP",
-  "h1p",
-  "a1",
-  "h2",
-  "a2",
-  "h3",
-  "stats",
-] as const;
-
 /** One layer of a "GradlabPerExampleGrads" call (see lib/gradients/per_example.ts). */
 export interface PerExampleLayerAttr {
   kind: "conv" | "dense";
@@ -509,75 +471,76 @@ function makeKernels(
     return [dx, dgamma, dbeta];
   }
 
-  // One GUNN unit, forward and backward (lib/layers/gunn_fused.ts says what goes in and out).
-  function gunnUnit(args: KernelArgs): tf.TensorInfo[] {
+  // A whole GUNN layer each way (lib/layers/gunn_fused.ts): inputs x, p0 … p(12S−1); outputs
+  // y, the units' activations [S, rows·10o] and statistics [S, 18o].
+  function gunnLayer(args: KernelArgs): tf.TensorInfo[] {
     const { inputs, backend, attrs } = args;
-    // without `base`, the unit updates the tensor it reads (GUNN)
-    const ins = GUNN_UNIT_INPUTS.map((k) => inputs[k] ?? inputs.read!);
-    const [read] = ins;
-    const [n, h, w, c] = read.shape;
-    const o = ins[4].shape[3]; // w3 [1, 1, 2o, o]
+    const S = attrs.segments as number;
+    const x = inputs.x!;
+    const [n, h, w, c] = x.shape;
+    const o = c / S;
+    const ins = [x, ...Array.from({ length: 12 * S }, (_, k) => inputs[`p${k}`]!)];
     const outs = [
-      backend.makeOutput(read.shape, "float32"),
-      ...[3, 2, 2, 2, 1].map((k) => backend.makeOutput([n, h, w, k * o], "float32")),
-      backend.makeOutput([3, 6 * o], "float32"),
+      backend.makeOutput(x.shape, "float32"),
+      backend.makeOutput([S, n * h * w * 10 * o], "float32"),
+      backend.makeOutput([S, 18 * o], "float32"),
     ];
     if (n * h * w > 0) {
-      lib.gunnUnitForward(
+      lib.gunnLayerForward(
         ins.map((t) => f32View(backend, t)),
         outs.map((t) => f32View(backend, t)),
-        { n, h, w, c, o, s0: attrs.segmentStart as number },
+        { n, h, w, c, segments: S, gradual: Boolean(attrs.gradual) },
         attrs.epsilon as number,
       );
     }
     return outs;
   }
 
-  function gunnUnitGrad(args: KernelArgs): tf.TensorInfo[] {
+  // inputs dy, x, y, acts, stats, w0 … w(8S−1); outputs dx and 12 weight gradients per unit.
+  function gunnLayerGrad(args: KernelArgs): tf.TensorInfo[] {
     const { inputs, backend, attrs } = args;
-    const ins = GUNN_UNIT_GRAD_INPUTS.map((k) => inputs[k]!);
-    const read = ins[1];
-    const [n, h, w, c] = read.shape;
-    const o = ins[4].shape[3];
-    // dread, dw1, dw2, dw3, dwp, then dγ and dβ of bn1, bn2, bn3, bnp
-    const shapes = [
-      read.shape,
-      ins[2].shape,
-      ins[3].shape,
-      ins[4].shape,
-      ins[5].shape,
-      ...[2, 2, 2, 2, 1, 1, 1, 1].map((k) => [k * o]),
-    ];
-    const outs = shapes.map((sh) => backend.makeOutput(sh, "float32"));
+    const S = attrs.segments as number;
+    const x = inputs.x!;
+    const [n, h, w, c] = x.shape;
+    const o = c / S;
+    const weights = Array.from({ length: 8 * S }, (_, k) => inputs[`w${k}`]!);
+    const ins = [inputs.dy!, x, inputs.y!, inputs.acts!, inputs.stats!, ...weights];
+    const outs = [backend.makeOutput(x.shape, "float32")];
+    for (let i = 0; i < S; i++) {
+      for (const t of weights.slice(8 * i, 8 * i + 4)) {
+        outs.push(backend.makeOutput(t.shape, "float32"));
+      }
+      for (const k of [2, 2, 2, 2, 1, 1, 1, 1]) outs.push(backend.makeOutput([k * o], "float32"));
+    }
     if (n * h * w > 0) {
-      lib.gunnUnitBackward(
+      lib.gunnLayerBackward(
         ins.map((t) => f32View(backend, t)),
         outs.map((t) => f32View(backend, t)),
-        { n, h, w, c, o, s0: attrs.segmentStart as number },
-        Boolean(attrs.accumulate),
+        { n, h, w, c, segments: S, gradual: Boolean(attrs.gradual) },
       );
     }
     return outs;
   }
 
-  // Running statistics of a GUNN unit's four norms (lib/layers/gunn_fused.ts): a few dozen
-  // numbers, so plain JavaScript on the wasm heap, in one kernel instead of about 28.
+  // Running statistics of a GUNN layer's norms (lib/layers/gunn_fused.ts), four per unit: a few
+  // hundred numbers, so plain JavaScript on the wasm heap, one kernel instead of about 28 a unit.
   function gunnMovingStats(args: KernelArgs): tf.TensorInfo[] {
     const { inputs, backend, attrs } = args;
-    const stats = inputs.stats!;
-    const o = stats.shape[1] / 6;
+    const stats = inputs.stats!; // [S, 18o]: per unit mean | variance | rstd, each 6o
+    const [S, width] = stats.shape;
+    const o = width / 18;
     const m = attrs.momentum as number, count = attrs.count as number;
-    const running = Array.from({ length: 8 }, (_, k) => inputs[`running${k}`]!);
+    const running = Array.from({ length: 8 * S }, (_, k) => inputs[`running${k}`]!);
     const outs = running.map((t) => backend.makeOutput(t.shape, "float32"));
     const st = f32View(backend, stats);
     // packed as bn1 (2o) | projection (o) | bn2 (2o) | bn3 (o); running stats come bn1, bn2, bn3,
     // projection
     const offsets = [0, 3 * o, 5 * o, 2 * o];
     const unbias = count > 1 ? count / (count - 1) : 1;
-    for (let k = 0; k < 8; k++) {
-      const norm = k >> 1, isVar = k & 1;
+    for (let k = 0; k < 8 * S; k++) {
+      const unit = k >> 3, norm = (k & 7) >> 1, isVar = k & 1;
       const old = f32View(backend, running[k]), nu = f32View(backend, outs[k]);
-      const batch = st.subarray(isVar * 6 * o + offsets[norm]);
+      const batch = st.subarray(unit * 18 * o + isVar * 6 * o + offsets[norm]);
       for (let j = 0; j < old.length; j++) {
         // float32 steps, as the stock ops: m·old + (1 − m)·batch
         const b = isVar ? Math.fround(batch[j] * Math.fround(unbias)) : batch[j];
@@ -588,9 +551,9 @@ function makeKernels(
   }
 
   // TF.js saves each tensor a gradient needs by cloning it (an Identity kernel), and wasm's
-  // Identity copies the data: a mini-GUNN step copied every activation its fused units save.
+  // Identity copies the data: a mini-GUNN step copied every activation its fused layers save.
   // Tensors are immutable, so a clone can share the data, as wasm's own Reshape and the cpu
-  // backend's Identity do.
+  // backend's Identity do (measured: 118 → 106 ms per mini-GUNN step at 1 thread).
   function identity(args: KernelArgs): tf.TensorInfo {
     const x = args.inputs.x!;
     if (x.dtype === "string") return fallback("Identity")(args);
@@ -681,9 +644,9 @@ function makeKernels(
     Tile: tile,
     Concat: concat,
     GradlabBatchNormTrain: bnTrain,
-    GradlabGunnUnit: gunnUnit,
-    GradlabGunnUnitGrad: gunnUnitGrad,
     GradlabGunnMovingStats: gunnMovingStats,
+    GradlabGunnLayer: gunnLayer,
+    GradlabGunnLayerGrad: gunnLayerGrad,
     GradlabSgdUpdate: sgdUpdate,
     GradlabSgdUpdateMany: sgdUpdateMany,
     GradlabRmsPropUpdate: rmspropUpdate,
