@@ -163,9 +163,19 @@ export class BatchNorm extends tf.layers.Layer {
       if (kwargs.training !== true) return tf.batchNorm(x, mm, mv, beta, gamma, this.epsilon);
       const { y, mean, variance } = batchNormTrain(x, gamma, beta, this.epsilon);
       const count = x.size / x.shape[3], m = this.momentum;
-      const unbiased = count > 1 ? variance.mul(count / (count - 1)) : variance;
-      this.vars[2].write(tf.add(mm.mul(m), mean.mul(1 - m)));
-      this.vars[3].write(tf.add(mv.mul(m), unbiased.mul(1 - m)));
+      if (tf.getKernel("GradlabMovingStats", tf.getBackend())) {
+        const [nm, nv] = tf.engine().runKernel(
+          "GradlabMovingStats",
+          { mean, variance, movingMean: mm, movingVariance: mv },
+          { momentum: m, count } as unknown as tf.NamedAttrMap,
+        ) as Tensor[];
+        this.vars[2].write(nm);
+        this.vars[3].write(nv);
+      } else {
+        const unbiased = count > 1 ? variance.mul(count / (count - 1)) : variance;
+        this.vars[2].write(tf.add(mm.mul(m), mean.mul(1 - m)));
+        this.vars[3].write(tf.add(mv.mul(m), unbiased.mul(1 - m)));
+      }
       tf.dispose([mean, variance]);
       return y;
     });

@@ -550,6 +550,27 @@ function makeKernels(
     return outs;
   }
 
+  // A batch norm's running statistics (lib/layers/batch_norm.ts): new = m·old + (1 − m)·batch,
+  // the variance unbiased by count/(count − 1); one kernel instead of seven.
+  function movingStats(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const m = attrs.momentum as number, count = attrs.count as number;
+    const unbias = count > 1 ? count / (count - 1) : 1;
+    const pairs = [[inputs.mean!, inputs.movingMean!], [inputs.variance!, inputs.movingVariance!]];
+    const outs = pairs.map(([, old]) => backend.makeOutput(old.shape, "float32"));
+    pairs.forEach(([batch, old], isVar) => {
+      const b = f32View(backend, batch),
+        o = f32View(backend, old),
+        nu = f32View(backend, outs[isVar]);
+      for (let j = 0; j < o.length; j++) {
+        // float32 steps, as the stock ops: m·old + (1 − m)·batch
+        const v = isVar ? Math.fround(b[j] * Math.fround(unbias)) : b[j];
+        nu[j] = Math.fround(o[j] * Math.fround(m)) + Math.fround(v * Math.fround(1 - m));
+      }
+    });
+    return outs;
+  }
+
   // TF.js saves each tensor a gradient needs by cloning it (an Identity kernel), and wasm's
   // Identity copies the data: a mini-GUNN step copied every activation its fused layers save.
   // Tensors are immutable, so a clone can share the data, as wasm's own Reshape and the cpu
@@ -645,6 +666,7 @@ function makeKernels(
     Concat: concat,
     GradlabBatchNormTrain: bnTrain,
     GradlabGunnMovingStats: gunnMovingStats,
+    GradlabMovingStats: movingStats,
     GradlabGunnLayer: gunnLayer,
     GradlabGunnLayerGrad: gunnLayerGrad,
     GradlabSgdUpdate: sgdUpdate,
