@@ -68,6 +68,12 @@ typedef struct {
 
 static int g_threads = 1;
 
+// Split reductions (filter gradients, column sums, batch-norm statistics) add a fixed number of
+// partial results, set by the problem size alone: the same inputs give the same bits whatever the
+// thread count (which is process-wide, and other runtimes in the process may change it).
+#define REDUCE_PARTS 8
+static int min_int(int a, int b) { return a < b ? a : b; }
+
 // One library serves every JavaScript runtime in a process (Deno runs test modules, workers and
 // `--parallel` tests on threads of one process), and the scratch buffers below are global: each
 // entry point holds this lock for its whole call, so concurrent callers take turns.
@@ -1120,58 +1126,59 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
     memset(dw_out, 0, osize * sizeof(float));
     return;
   }
-  int threads = g_threads;
-  if ((double)K * co * M < 2e6 || M < 64 * threads) threads = 1;
-  if (ci < FILTER_INDIRECT_MIN_CHANNELS) {  // narrow inputs: packed im2col^T blocks
+  // partial filter gradients over fixed slices of the output pixels (see REDUCE_PARTS)
+  const int P = (double)K * co * M < 2e6 || M < 64 * REDUCE_PARTS ? 1 : REDUCE_PARTS;
+  if (ci < FILTER_INDIRECT_MIN_CHANNELS && P == 1) {  // narrow inputs: packed im2col^T blocks
     matrix_t B = {dy, co, 0};
-    if (threads <= 1) {
-      gemm(K, co, M, pack_a_conv_t, &g, pack_b_matrix, &B, dw_out, co, 0, NULL, 1);
-      return;
-    }
+    gemm(K, co, M, pack_a_conv_t, &g, pack_b_matrix, &B, dw_out, co, 0, NULL, 1);
+    return;
   }
   if (!zeros_of((size_t)ci + MR)) return;  // allocate before any thread reads it
-  float* parts[MAX_THREADS];
-  for (int t = 1; t < threads; t++)
+  float* parts[REDUCE_PARTS];
+  parts[0] = dw_out;
+  for (int t = 1; t < P; t++)
     if (!(parts[t] = grow(&g_part[t], &g_pcap[t], osize))) return;
-#pragma omp parallel num_threads(threads)
+  int chunk = (M + P - 1) / P;
+  chunk = (chunk + KC - 1) / KC * KC;
+#pragma omp parallel num_threads(min_int(g_threads, P))
   {
     int tid = thread_id();
-    int chunk = (M + threads - 1) / threads;
-    chunk = (chunk + KC - 1) / KC * KC;
-    int m0 = tid * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
-    float* out = tid == 0 ? dw_out : parts[tid];
-    if (m1 <= m0) {
-      memset(out, 0, osize * sizeof(float));
-    } else if (ci >= FILTER_INDIRECT_MIN_CHANNELS) {
-      filter_grad_range(&g, dy, co, m0, m1, out, tid);
-    } else {
-      float* abuf = grow(&g_abuf[tid], &g_acap[tid], (size_t)MC * KC);
-      const kernels_t* kn = kernels_for(co);
-      const int nrw = kn->nrw;
-      float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
-      matrix_t B = {dy, co, 0};
-      for (int pc = m0; abuf && bbuf && pc < m1; pc += KC) {
-        int kc = m1 - pc < KC ? m1 - pc : KC;
-        pack_b_matrix(&B, bbuf, 0, co, pc, kc, nrw);
-        for (int ic = 0; ic < K; ic += MC) {
-          int mc = K - ic < MC ? K - ic : MC;
-          pack_a_conv_t(&g, abuf, ic, mc, pc, kc, MR);
-          for (int jr = 0; jr < co; jr += nrw) {
-            int nr = co - jr < nrw ? co - jr : nrw;
-            for (int ir = 0; ir < mc; ir += MR) {
-              int mr = mc - ir < MR ? mc - ir : MR;
-              kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
-                           out + (size_t)(ic + ir) * co + jr, co, mr, nr, pc > m0, NULL, 0);
+#pragma omp for schedule(static)
+    for (int p = 0; p < P; p++) {
+      int m0 = p * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
+      float* out = parts[p];
+      if (m1 <= m0) {
+        memset(out, 0, osize * sizeof(float));
+      } else if (ci >= FILTER_INDIRECT_MIN_CHANNELS) {
+        filter_grad_range(&g, dy, co, m0, m1, out, tid);
+      } else {
+        float* abuf = grow(&g_abuf[tid], &g_acap[tid], (size_t)MC * KC);
+        const kernels_t* kn = kernels_for(co);
+        const int nrw = kn->nrw;
+        float* bbuf = grow(&g_bloc[tid], &g_blcap[tid], round_up(co, nrw) * KC);
+        matrix_t B = {dy, co, 0};
+        for (int pc = m0; abuf && bbuf && pc < m1; pc += KC) {
+          int kc = m1 - pc < KC ? m1 - pc : KC;
+          pack_b_matrix(&B, bbuf, 0, co, pc, kc, nrw);
+          for (int ic = 0; ic < K; ic += MC) {
+            int mc = K - ic < MC ? K - ic : MC;
+            pack_a_conv_t(&g, abuf, ic, mc, pc, kc, MR);
+            for (int jr = 0; jr < co; jr += nrw) {
+              int nr = co - jr < nrw ? co - jr : nrw;
+              for (int ir = 0; ir < mc; ir += MR) {
+                int mr = mc - ir < MR ? mc - ir : MR;
+                kn->mk(kc, abuf + (size_t)ir * kc, bbuf + (size_t)jr * kc,
+                       out + (size_t)(ic + ir) * co + jr, co, mr, nr, pc > m0, NULL, 0);
+              }
             }
           }
         }
       }
     }
-#pragma omp barrier
 #pragma omp for schedule(static)
     for (size_t i = 0; i < osize; i++) {
       float s = dw_out[i];
-      for (int t = 1; t < threads; t++) s += parts[t][i];
+      for (int t = 1; t < P; t++) s += parts[t][i];
       dw_out[i] = s;
     }
   }
@@ -1246,27 +1253,28 @@ void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, 
 // out[cols] = sum over rows of x[rows][cols] (reduce leading axes).
 void gl_sum_rows(const float* x, float* out, int rows, int cols) {
   SERIALIZED;
-  int threads = g_threads;
-  if ((double)rows * cols < 1e5 || rows < 2 * threads) threads = 1;
-  float* parts[MAX_THREADS];
-  for (int t = 1; t < threads; t++)
+  const int P = (double)rows * cols < 1e5 || rows < 2 * REDUCE_PARTS ? 1 : REDUCE_PARTS;
+  float* parts[REDUCE_PARTS];
+  for (int t = 1; t < P; t++)
     if (!(parts[t] = grow(&g_part[t], &g_pcap[t], (size_t)cols))) return;
-#pragma omp parallel num_threads(threads)
+  parts[0] = out;
+  const int chunk = (rows + P - 1) / P;
+#pragma omp parallel num_threads(min_int(g_threads, P))
   {
-    int tid = thread_id();
-    int chunk = (rows + threads - 1) / threads;
-    int r0 = tid * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
-    float* acc = tid == 0 ? out : parts[tid];
-    memset(acc, 0, (size_t)cols * sizeof(float));
-    for (int r = r0; r < r1; r++) {
-      const float* xr = x + (size_t)r * cols;
-      for (int j = 0; j < cols; j++) acc[j] += xr[j];
+#pragma omp for schedule(static)
+    for (int p = 0; p < P; p++) {
+      int r0 = p * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+      float* acc = parts[p];
+      memset(acc, 0, (size_t)cols * sizeof(float));
+      for (int r = r0; r < r1; r++) {
+        const float* xr = x + (size_t)r * cols;
+        for (int j = 0; j < cols; j++) acc[j] += xr[j];
+      }
     }
-#pragma omp barrier
 #pragma omp for schedule(static)
     for (int j = 0; j < cols; j++) {
       float s = out[j];
-      for (int t = 1; t < threads; t++) s += parts[t][j];
+      for (int t = 1; t < P; t++) s += parts[t][j];
       out[j] = s;
     }
   }
@@ -1397,10 +1405,10 @@ static double* g_bnpart;
 static size_t g_bnpcap;
 
 // per-thread partial column sums of f(row) over the thread's row range, combined into out[c]
-static void bn_column_sums(int threads, long rows, int c, double* out,
+static void bn_column_sums(int parts, long rows, int c, double* out,
                            void (*acc)(const void*, long, long, int, double*, double*),
                            const void* ctx, double* out2) {
-  size_t need = (size_t)threads * 2 * c;
+  size_t need = (size_t)parts * 2 * c;
   if (need > g_bnpcap) {
     free(g_bnpart);
     g_bnpart = (double*)malloc(need * sizeof(double));
@@ -1411,28 +1419,23 @@ static void bn_column_sums(int threads, long rows, int c, double* out,
     }
   }
   double* part = g_bnpart;
-#pragma omp parallel num_threads(threads)
-  {
-    int tid = thread_id(), nt = omp_threads();
-    long chunk = (rows + nt - 1) / nt;
-    long r0 = tid * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
-    double* p1 = part + (size_t)tid * 2 * c;
+  const long chunk = (rows + parts - 1) / parts;
+#pragma omp parallel for schedule(static) num_threads(min_int(g_threads, parts))
+  for (int p = 0; p < parts; p++) {
+    long r0 = p * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
+    double* p1 = part + (size_t)p * 2 * c;
     double* p2 = p1 + c;
     memset(p1, 0, 2 * c * sizeof(double));
     if (r1 > r0) acc(ctx, r0, r1, c, p1, p2);
-#pragma omp barrier
-#pragma omp single
-    {
-      for (int k = 0; k < c; k++) {
-        double a = 0, b = 0;
-        for (int t = 0; t < nt; t++) {
-          a += part[(size_t)t * 2 * c + k];
-          b += part[(size_t)t * 2 * c + c + k];
-        }
-        out[k] = a;
-        if (out2) out2[k] = b;
-      }
+  }
+  for (int k = 0; k < c; k++) {
+    double a = 0, b = 0;
+    for (int t = 0; t < parts; t++) {
+      a += part[(size_t)t * 2 * c + k];
+      b += part[(size_t)t * 2 * c + c + k];
     }
+    out[k] = a;
+    if (out2) out2[k] = b;
   }
 }
 
@@ -1476,15 +1479,16 @@ static void acc_grad(const void* vctx, long r0, long r1, int c, double* sdy, dou
   }
 }
 
-static int bn_threads(long rows, int c) {
-  return (double)rows * c < 1e5 || rows < 4 * g_threads ? 1 : g_threads;
+// partial sums of a batch norm's statistics (see REDUCE_PARTS)
+static int bn_parts(long rows, int c) {
+  return (double)rows * c < 1e5 || rows < 4 * REDUCE_PARTS ? 1 : REDUCE_PARTS;
 }
 
 // mean, var: biased batch statistics (outputs, c floats); rstd = 1/√(var + ε)
 void gl_bn_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
                    float* var, float* rstd, long rows, int c, float eps) {
   SERIALIZED;
-  int threads = bn_threads(rows, c);
+  const int parts = bn_parts(rows, c), threads = parts > 1 ? g_threads : 1;
   double* m = (double*)malloc(3 * (size_t)c * sizeof(double));
   float* scale = (float*)malloc(2 * (size_t)c * sizeof(float));
   if (!m || !scale) {
@@ -1496,9 +1500,9 @@ void gl_bn_forward(const float* x, const float* gamma, const float* beta, float*
   double* v = m + c;
   double* r = v + c;
   bn_ctx_t ctx = {x, NULL, m, NULL};
-  bn_column_sums(threads, rows, c, m, acc_sum, &ctx, NULL);
+  bn_column_sums(parts, rows, c, m, acc_sum, &ctx, NULL);
   for (int k = 0; k < c; k++) m[k] /= (double)rows;
-  bn_column_sums(threads, rows, c, v, acc_centred_sq, &ctx, NULL);
+  bn_column_sums(parts, rows, c, v, acc_centred_sq, &ctx, NULL);
   float* shift = scale + c;
   for (int k = 0; k < c; k++) {
     v[k] /= (double)rows;
@@ -1522,7 +1526,7 @@ void gl_bn_forward(const float* x, const float* gamma, const float* beta, float*
 void gl_bn_backward(const float* x, const float* dy, const float* gamma, const float* mean,
                     const float* rstd, float* dx, float* dgamma, float* dbeta, long rows, int c) {
   SERIALIZED;
-  int threads = bn_threads(rows, c);
+  const int parts = bn_parts(rows, c), threads = parts > 1 ? g_threads : 1;
   double* m = (double*)malloc(4 * (size_t)c * sizeof(double));
   float* a = (float*)malloc(3 * (size_t)c * sizeof(float));
   if (!m || !a) {
@@ -1539,7 +1543,7 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
     r[k] = rstd[k];
   }
   bn_ctx_t ctx = {x, dy, m, r};
-  bn_column_sums(threads, rows, c, sdy, acc_grad, &ctx, sdyx);
+  bn_column_sums(parts, rows, c, sdy, acc_grad, &ctx, sdyx);
   float* b = a + c;
   float* d = b + c;
   // dx = a·dy + b·x + d, per channel: a = γr, b = −γr²·dγ/m, d = −γr/m·(dβ − μ·r·dγ)
