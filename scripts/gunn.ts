@@ -18,7 +18,7 @@
 import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
 import { declareConfig, key } from "../lib/config/declare.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
-import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
+import { firstN, namedOrSynthetic } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
 import {
@@ -136,11 +136,9 @@ const SPEC = {
 // ---------------------------------------------------------------------------------------------
 // Data
 
-async function loadData(cfg: GunnConfig): Promise<DatasetSplit> {
-  if (cfg.dataset !== "synthetic") {
-    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
-  }
-  return syntheticSplit({
+/** The run's dataset (see namedOrSynthetic). */
+export function loadData(cfg: GunnConfig): Promise<DatasetSplit> {
+  return namedOrSynthetic(cfg, {
     n: 400,
     train: 300,
     height: 16,

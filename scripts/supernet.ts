@@ -19,7 +19,7 @@
 import { COMMON_KEYS, runCli } from "../lib/config/cli.ts";
 import { declareConfig, key } from "../lib/config/declare.ts";
 import { RunDir } from "../lib/run/run_dir.ts";
-import { type DatasetName, loadNamedDataset, syntheticSplit } from "../lib/data/named.ts";
+import { namedOrSynthetic } from "../lib/data/named.ts";
 import { startRun } from "../lib/run/start.ts";
 import type { DatasetSplit } from "../lib/data/dataset.ts";
 import { classifierSpec, Generator, specSize } from "../lib/supernet/networks.ts";
@@ -156,11 +156,9 @@ const SPEC = {
 // ---------------------------------------------------------------------------------------------
 // Data and tasks
 
-async function loadData(cfg: SuperNetConfig): Promise<DatasetSplit> {
-  if (cfg.dataset !== "synthetic") {
-    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
-  }
-  return syntheticSplit({
+/** The run's dataset (see namedOrSynthetic). */
+export function loadData(cfg: SuperNetConfig): Promise<DatasetSplit> {
+  return namedOrSynthetic(cfg, {
     n: 480,
     train: 400,
     height: 16,

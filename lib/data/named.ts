@@ -44,6 +44,18 @@ export function syntheticSplit(o: {
   return { train: subset(all, range(0, o.train)), test: subset(all, range(o.train, o.n)) };
 }
 
+/**
+ * The dataset a run names (`cfg.dataset`, looked up under `cfg.dataDir`), or for "synthetic" the
+ * made-up split `synthetic` describes (smoke presets and tests).
+ */
+export async function namedOrSynthetic(
+  cfg: { dataset: string; dataDir: string },
+  synthetic: Parameters<typeof syntheticSplit>[0],
+): Promise<DatasetSplit> {
+  if (cfg.dataset === "synthetic") return syntheticSplit(synthetic);
+  return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
+}
+
 /** The first `n` examples (all of them for n ≤ 0 or n ≥ size). */
 export function firstN(ds: ImageDataset, n: number): ImageDataset {
   return n > 0 && n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;

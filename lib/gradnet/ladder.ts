@@ -7,7 +7,7 @@
  */
 
 import type { DatasetSplit, ImageDataset } from "../data/dataset.ts";
-import { type DatasetName, firstN, loadNamedDataset, syntheticSplit } from "../data/named.ts";
+import { firstN, namedOrSynthetic } from "../data/named.ts";
 import { cnnCifar, countParams } from "../models/cnn_cifar.ts";
 import { halves, holdOut } from "../data/splits.ts";
 import type { Normalization } from "../gradients/normalize.ts";
@@ -115,13 +115,10 @@ export function experimentOptions(cfg: LadderConfig): ExperimentOptions {
 }
 
 /** The dataset a run names (`synthetic`: a small made-up one for the smoke preset and tests). */
-export async function gradNetData(
+export function gradNetData(
   cfg: { dataset: string; dataDir: string },
 ): Promise<DatasetSplit> {
-  if (cfg.dataset !== "synthetic") {
-    return await loadNamedDataset(cfg.dataset as DatasetName, cfg.dataDir);
-  }
-  return syntheticSplit({
+  return namedOrSynthetic(cfg, {
     n: 2000,
     train: 1500,
     height: 28,

@@ -20,6 +20,24 @@ type KernelArgs = {
 type KernelFn = (args: KernelArgs) => tf.TensorInfo;
 type MultiKernelFn = (args: KernelArgs) => tf.TensorInfo[];
 
+/**
+ * A running statistic moved toward the batch's in float32 steps, as the stock ops do:
+ * nu = m·old + (1 − m)·(batch·scale) (scale: the variance's count/(count − 1), else 1).
+ */
+function moveToward(
+  old: Float32Array,
+  batch: Float32Array,
+  nu: Float32Array,
+  m: number,
+  scale: number,
+): void {
+  const mf = Math.fround(m), rest = Math.fround(1 - m), sf = Math.fround(scale);
+  for (let j = 0; j < old.length; j++) {
+    const b = scale === 1 ? batch[j] : Math.fround(batch[j] * sf);
+    nu[j] = Math.fround(old[j] * mf) + Math.fround(b * rest);
+  }
+}
+
 /** One layer of a "GradlabPerExampleGrads" call (see lib/gradients/per_example.ts). */
 export interface PerExampleLayerAttr {
   kind: "conv" | "dense";
@@ -473,12 +491,16 @@ function makeKernels(
 
   // A whole GUNN layer each way (lib/layers/gunn_fused.ts): inputs x, p0 … p(12S−1); outputs
   // y, the units' activations [S, rows·10o] and statistics [S, 18o].
+  // The layer's input, its shape, segments S and segment width o.
+  function gunnLayerShape(args: KernelArgs) {
+    const S = args.attrs.segments as number, x = args.inputs.x!;
+    const [n, h, w, c] = x.shape;
+    return { x, S, n, h, w, c, o: c / S, gradual: Boolean(args.attrs.gradual) };
+  }
+
   function gunnLayer(args: KernelArgs): tf.TensorInfo[] {
     const { inputs, backend, attrs } = args;
-    const S = attrs.segments as number;
-    const x = inputs.x!;
-    const [n, h, w, c] = x.shape;
-    const o = c / S;
+    const { x, S, n, h, w, c, o, gradual } = gunnLayerShape(args);
     const ins = [x, ...Array.from({ length: 12 * S }, (_, k) => inputs[`p${k}`]!)];
     const outs = [
       backend.makeOutput(x.shape, "float32"),
@@ -489,7 +511,7 @@ function makeKernels(
       lib.gunnLayerForward(
         ins.map((t) => f32View(backend, t)),
         outs.map((t) => f32View(backend, t)),
-        { n, h, w, c, segments: S, gradual: Boolean(attrs.gradual) },
+        { n, h, w, c, segments: S, gradual },
         attrs.epsilon as number,
       );
     }
@@ -498,11 +520,8 @@ function makeKernels(
 
   // inputs dy, x, y, acts, stats, w0 … w(8S−1); outputs dx and 12 weight gradients per unit.
   function gunnLayerGrad(args: KernelArgs): tf.TensorInfo[] {
-    const { inputs, backend, attrs } = args;
-    const S = attrs.segments as number;
-    const x = inputs.x!;
-    const [n, h, w, c] = x.shape;
-    const o = c / S;
+    const { inputs, backend } = args;
+    const { x, S, n, h, w, c, o, gradual } = gunnLayerShape(args);
     const weights = Array.from({ length: 8 * S }, (_, k) => inputs[`w${k}`]!);
     const ins = [inputs.dy!, x, inputs.y!, inputs.acts!, inputs.stats!, ...weights];
     const outs = [backend.makeOutput(x.shape, "float32")];
@@ -516,7 +535,7 @@ function makeKernels(
       lib.gunnLayerBackward(
         ins.map((t) => f32View(backend, t)),
         outs.map((t) => f32View(backend, t)),
-        { n, h, w, c, segments: S, gradual: Boolean(attrs.gradual) },
+        { n, h, w, c, segments: S, gradual },
       );
     }
     return outs;
@@ -541,11 +560,7 @@ function makeKernels(
       const unit = k >> 3, norm = (k & 7) >> 1, isVar = k & 1;
       const old = f32View(backend, running[k]), nu = f32View(backend, outs[k]);
       const batch = st.subarray(unit * 18 * o + isVar * 6 * o + offsets[norm]);
-      for (let j = 0; j < old.length; j++) {
-        // float32 steps, as the stock ops: m·old + (1 − m)·batch
-        const b = isVar ? Math.fround(batch[j] * Math.fround(unbias)) : batch[j];
-        nu[j] = Math.fround(old[j] * Math.fround(m)) + Math.fround(b * Math.fround(1 - m));
-      }
+      moveToward(old, batch, nu, m, isVar ? unbias : 1);
     }
     return outs;
   }
@@ -559,14 +574,8 @@ function makeKernels(
     const pairs = [[inputs.mean!, inputs.movingMean!], [inputs.variance!, inputs.movingVariance!]];
     const outs = pairs.map(([, old]) => backend.makeOutput(old.shape, "float32"));
     pairs.forEach(([batch, old], isVar) => {
-      const b = f32View(backend, batch),
-        o = f32View(backend, old),
-        nu = f32View(backend, outs[isVar]);
-      for (let j = 0; j < o.length; j++) {
-        // float32 steps, as the stock ops: m·old + (1 − m)·batch
-        const v = isVar ? Math.fround(b[j] * Math.fround(unbias)) : b[j];
-        nu[j] = Math.fround(o[j] * Math.fround(m)) + Math.fround(v * Math.fround(1 - m));
-      }
+      const [o, b, nu] = [old, batch, outs[isVar]].map((t) => f32View(backend, t));
+      moveToward(o, b, nu, m, isVar ? unbias : 1);
     });
     return outs;
   }
