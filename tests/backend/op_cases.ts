@@ -110,6 +110,28 @@ export const DENSE_CASES: OpCase[] = [
     shapes: [[600, 2], [600, 64]],
     f: (a, b) => tf.matMul(a, b, true, false),
   },
+  // at most 32 columns: the native kernels read A in place instead of packing it (ragged row
+  // tiles, K blocks, and the row-split threaded path with a shifted A)
+  {
+    name: "matMul 18 columns (A read in place)",
+    shapes: [[50, 300], [300, 18]],
+    f: (a, b) => tf.matMul(a, b),
+  },
+  {
+    name: "matMul 18 columns, 2 threads' row shares (A read in place)",
+    shapes: [[400, 150], [150, 18]],
+    f: (a, b) => tf.matMul(a, b),
+  },
+  {
+    name: "matMul transposeA 30 columns, long K (A read in place)",
+    shapes: [[600, 13], [600, 30]],
+    f: (a, b) => tf.matMul(a, b, true, false),
+  },
+  {
+    name: "matMul transposeA 20 columns, 2 threads' row shares (A read in place)",
+    shapes: [[200, 300], [200, 20]],
+    f: (a, b) => tf.matMul(a, b, true, false),
+  },
   {
     name: "fused matMul bias relu",
     shapes: [[9, 20], [20, 33], [33]],

@@ -562,12 +562,101 @@ static void pack_shifted(const void* vctx, float* dst, int o0, int len, int k0, 
 // GEMM driver. C[M,N] (beta ? += : =) A . B, A given by a packer (M x K), B by a packer (K x N).
 // The epilogue (bias, activation) is applied once, with the last K block.
 
+// A row-major A (maybe a thread's shifted share of one) whose rows the kernels can read in place:
+// its first row and row stride, or 0.
+static int a_in_place(pack_fn pa, const void* actx, const float** a0, int* lda) {
+  int shift = 0;
+  if (pa == pack_shifted) {
+    const shifted_t* s = (const shifted_t*)actx;
+    pa = s->f;
+    actx = s->ctx;
+    shift = s->shift;
+  }
+  if (pa != pack_a_matrix || ((const matrix_t*)actx)->trans) return 0;
+  const matrix_t* A = (const matrix_t*)actx;
+  *a0 = A->p + (size_t)shift * A->ld;
+  *lda = A->ld;
+  return 1;
+}
+
+// A transposed A (element (i, k) at p[k*ld + i]; maybe a thread's shifted share): where its
+// column i = 0 starts, and the stride between depth steps, or 0.
+static int a_t_in_place(pack_fn pa, const void* actx, const float** a0, int* lda) {
+  int shift = 0;
+  if (pa == pack_shifted) {
+    const shifted_t* s = (const shifted_t*)actx;
+    pa = s->f;
+    actx = s->ctx;
+    shift = s->shift;
+  }
+  if (pa != pack_a_matrix || !((const matrix_t*)actx)->trans) return 0;
+  const matrix_t* A = (const matrix_t*)actx;
+  *a0 = A->p + shift;
+  *lda = A->ld;
+  return 1;
+}
+
 static void gemm_serial_block(int M, int N, int K, pack_fn pa, const void* actx, pack_fn pb,
                               const void* bctx, float* C, int ldc, int beta, const epilogue_t* epi,
                               float* abuf, float* bbuf) {
   const int kcb = balanced_kc(K);
   const kernels_t* kn = kernels_for(N);
   const int nrw = kn->nrw;
+  const float* a0;
+  int lda;
+  if (N <= NR && !epi && a_t_in_place(pa, actx, &a0, &lda)) {
+    // Aᵀ·B with few columns (a 1×1 convolution's weight gradient Xᵀ·dY, say): at depth step p
+    // the MR row values are contiguous (MR channels of one pixel), so the kernel reads them in
+    // place — packing A cost about as much as the product (perf: pack_a_matrix 4.6 % of a
+    // mini-GUNN step). A tile's last rows may read past A's end: those steps read a copy.
+    const float* aps[KC];
+    float tail[KC * MR];
+    const float* a_end = a0 + (size_t)(K - 1) * lda + M;
+    for (int pc = 0; pc < K; pc += kcb) {
+      int kc = K - pc < kcb ? K - pc : kcb;
+      pb(bctx, bbuf, 0, N, pc, kc, nrw);
+      for (int ir = 0; ir < M; ir += MR) {
+        int mr = M - ir < MR ? M - ir : MR;
+        for (int p = 0; p < kc; p++) {
+          const float* ptr = a0 + (size_t)(pc + p) * lda + ir;
+          if (ptr + MR > a_end) {
+            float* slot = tail + (size_t)p * MR;
+            for (int r = 0; r < MR; r++) slot[r] = r < mr ? ptr[r] : 0.f;
+            ptr = slot;
+          }
+          aps[p] = ptr;
+        }
+        for (int jr = 0; jr < N; jr += nrw) {
+          int nr = N - jr < nrw ? N - jr : nrw;
+          kn->mkp(kc, aps, bbuf + (size_t)jr * kc, C + (size_t)ir * ldc + jr, ldc, mr, nr,
+                  beta || pc > 0);
+        }
+      }
+    }
+    return;
+  }
+  if (N <= NR && a_in_place(pa, actx, &a0, &lda)) {
+    // One panel of columns: packing A would cost about as much as the product (perf: 7 % of a
+    // mini-GUNN step in pack_a_matrix for its 1×1 convolutions of 6–18 outputs), so the kernel
+    // broadcasts from MR row pointers into A, as the convolutions' indirect kernel does.
+    const float* rows[MR];
+    for (int pc = 0; pc < K; pc += kcb) {
+      int kc = K - pc < kcb ? K - pc : kcb;
+      int last = pc + kc >= K;
+      pb(bctx, bbuf, 0, N, pc, kc, nrw);
+      for (int ir = 0; ir < M; ir += MR) {
+        int mr = M - ir < MR ? M - ir : MR;
+        // rows past the edge repeat the last one: computed, never stored
+        for (int r = 0; r < MR; r++) rows[r] = a0 + (size_t)(ir + (r < mr ? r : mr - 1)) * lda + pc;
+        for (int jr = 0; jr < N; jr += nrw) {
+          int nr = N - jr < nrw ? N - jr : nrw;
+          kn->mki(1, kc, rows, bbuf + (size_t)jr * kc, C + (size_t)ir * ldc + jr, ldc, mr, nr,
+                  beta || pc > 0, last ? epi : NULL, jr);
+        }
+      }
+    }
+    return;
+  }
   for (int jc = 0; jc < N; jc += NC) {
     int nc = N - jc < NC ? N - jc : NC;
     for (int pc = 0; pc < K; pc += kcb) {
@@ -691,25 +780,51 @@ static void conv_tile_pointers(const conv_t* g, const float* zero, int m0, int t
                                int M, const float** tab) {
   int base_y[MR], base_x[MR];
   const float* img[MR];
+  // the first row's coordinates by division, the others by stepping: with few channels (a 3×3
+  // convolution of 12, say) this table cost more than the product it feeds (perf: 7.7 % of a
+  // mini-GUNN step with a division per row and a range check per tap and axis)
+  int ox = m0 % g->ow, t = m0 / g->ow;
+  int oy = t % g->oh, nb = t / g->oh;
   for (int r = 0; r < MR; r++) {
-    int m = m0 + r;
-    if (m >= M) { img[r] = NULL; continue; }
-    int ox = m % g->ow, t = m / g->ow;
-    int oy = t % g->oh, nb = t / g->oh;
+    if (m0 + r >= M) {
+      img[r] = NULL;
+      base_y[r] = base_x[r] = 0;
+      continue;
+    }
     base_y[r] = oy * g->sh - g->pt;
     base_x[r] = ox * g->sw - g->pl;
-    img[r] = g->x + (size_t)nb * g->h * g->w * g->c;
+    img[r] = g->x + (size_t)nb * g->h * g->w * g->c + c0;
+    if (++ox == g->ow) {
+      ox = 0;
+      if (++oy == g->oh) { oy = 0; nb++; }
+    }
   }
-  for (int t = 0; t < nt; t++) {
-    int tap = t0 + t, ky = tap / g->kw, kx = tap % g->kw;
+  if (g->lh == 1 && g->lw == 1) {
+    // no input dilation: a tap is inside when its row and its column are; rows and columns of
+    // the taps are checked once each
+    const size_t rowlen = (size_t)g->w * g->c;
+    for (int tt = 0; tt < nt; tt++) {
+      int tap = t0 + tt, oy_ = (tap / g->kw) * g->dh, ox_ = (tap % g->kw) * g->dw;
+      for (int r = 0; r < MR; r++) {
+        int iy = base_y[r] + oy_, ix = base_x[r] + ox_;
+        tab[tt * MR + r] =
+            (img[r] && (unsigned)iy < (unsigned)g->h && (unsigned)ix < (unsigned)g->w)
+                ? img[r] + iy * rowlen + (size_t)ix * g->c
+                : zero;
+      }
+    }
+    return;
+  }
+  for (int tt = 0; tt < nt; tt++) {
+    int tap = t0 + tt, ky = tap / g->kw, kx = tap % g->kw;
     for (int r = 0; r < MR; r++) {
       const float* p = zero;
       if (img[r]) {
         int iy = in_coord(base_y[r] + ky * g->dh, g->lh, g->h);
         int ix = in_coord(base_x[r] + kx * g->dw, g->lw, g->w);
-        if (iy >= 0 && ix >= 0) p = img[r] + ((size_t)iy * g->w + ix) * g->c + c0;
+        if (iy >= 0 && ix >= 0) p = img[r] + ((size_t)iy * g->w + ix) * g->c;
       }
-      tab[t * MR + r] = p;
+      tab[tt * MR + r] = p;
     }
   }
 }
@@ -1446,37 +1561,145 @@ typedef struct {
   const double* rstd;
 } bn_ctx_t;
 
+// Per-channel loops over rows × c run as flat vector loops whatever c is: a per-channel array
+// repeated VL times (a "pattern", VL·c floats: a whole number of vectors) lines up with every
+// group of VL rows. With the 6–18 channels of a GUNN unit the loop over a row's channels hardly
+// vectorised: the batch norms were 13 % of a mini-GUNN step (perf). Sums run in float over
+// blocks of BN_BLOCK rows (at most 64 roundings), then fold into the double totals.
+#define BN_BLOCK 64
+
+// dst[v·c + k] = src[k] for v < VL; NULL (error recorded) when out of memory
+static float* bn_patterns(int count, const float* const* src, int c) {
+  const size_t P = (size_t)VL * c;
+  float* dst = (float*)malloc((size_t)count * P * sizeof(float));
+  if (!dst) {
+    alloc_failed("batch-norm channel patterns", (size_t)count * P * sizeof(float));
+    return NULL;
+  }
+  for (int i = 0; i < count; i++)
+    for (int v = 0; v < VL; v++)
+      if (src[i]) memcpy(dst + i * P + (size_t)v * c, src[i], c * sizeof(float));
+  return dst;
+}
+
+// s[k] += Σ_v f[v·c + k]
+static void bn_fold(const float* f, int c, double* s) {
+  for (int v = 0; v < VL; v++)
+    for (int k = 0; k < c; k++) s[k] += f[(size_t)v * c + k];
+}
+
+// what to accumulate: 0 Σx, 1 Σ(x−μ)², 2 Σdy and Σdy·(x−μ)
+static void bn_accumulate(const bn_ctx_t* ctx, int what, long r0, long r1, int c, double* s1,
+                          double* s2) {
+  const size_t P = (size_t)VL * c;
+  float* muk = NULL;
+  if (what > 0) {
+    muk = (float*)malloc(c * sizeof(float));
+    if (!muk) {
+      alloc_failed("batch-norm means", c * sizeof(float));
+      return;
+    }
+    for (int k = 0; k < c; k++) muk[k] = (float)ctx->mean[k];
+  }
+  const float* srcs[3] = {muk, NULL, NULL};
+  float* buf = bn_patterns(3, srcs, c);  // the μ pattern (when needed), two accumulators
+  if (!buf) {
+    free(muk);
+    return;
+  }
+  const float* restrict mu = buf;
+  float* restrict f = buf + P;
+  float* restrict g = buf + 2 * P;
+  const long groups = (r1 - r0) / VL;
+  const float* x = ctx->x + r0 * c;
+  const float* dy = ctx->dy ? ctx->dy + r0 * c : NULL;
+  for (long g0 = 0; g0 < groups; g0 += BN_BLOCK / VL) {
+    const long g1 = g0 + BN_BLOCK / VL < groups ? g0 + BN_BLOCK / VL : groups;
+    memset(f, 0, 2 * P * sizeof(float));
+    for (long gi = g0; gi < g1; gi++) {
+      const float* restrict xs = x + gi * P;
+      if (what == 0) {
+        for (size_t j = 0; j < P; j++) f[j] += xs[j];
+      } else if (what == 1) {
+        for (size_t j = 0; j < P; j++) {
+          const float d = xs[j] - mu[j];
+          f[j] += d * d;
+        }
+      } else {
+        const float* restrict gs = dy + gi * P;
+        for (size_t j = 0; j < P; j++) {
+          f[j] += gs[j];
+          g[j] += gs[j] * (xs[j] - mu[j]);
+        }
+      }
+    }
+    bn_fold(f, c, s1);
+    if (what == 2) bn_fold(g, c, s2);
+  }
+  // the last rows, fewer than VL
+  for (long r = r0 + groups * VL; r < r1; r++) {
+    const float* xr = ctx->x + r * c;
+    for (int k = 0; k < c; k++) {
+      if (what == 0) {
+        s1[k] += xr[k];
+      } else if (what == 1) {
+        const float d = xr[k] - mu[k];
+        s1[k] += d * d;
+      } else {
+        const float gk = ctx->dy[r * c + k];
+        s1[k] += gk;
+        s2[k] += gk * (xr[k] - mu[k]);
+      }
+    }
+  }
+  if (what == 2)
+    for (int k = 0; k < c; k++) s2[k] *= ctx->rstd[k];
+  free(buf);
+  free(muk);
+}
+
 static void acc_sum(const void* vctx, long r0, long r1, int c, double* s, double* unused) {
   (void)unused;
-  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
-  for (long r = r0; r < r1; r++) {
-    const float* xr = ctx->x + r * c;
-    for (int k = 0; k < c; k++) s[k] += xr[k];
-  }
+  bn_accumulate((const bn_ctx_t*)vctx, 0, r0, r1, c, s, NULL);
 }
 
 static void acc_centred_sq(const void* vctx, long r0, long r1, int c, double* s, double* unused) {
   (void)unused;
-  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
-  for (long r = r0; r < r1; r++) {
-    const float* xr = ctx->x + r * c;
-    for (int k = 0; k < c; k++) {
-      double d = xr[k] - ctx->mean[k];
-      s[k] += d * d;
-    }
-  }
+  bn_accumulate((const bn_ctx_t*)vctx, 1, r0, r1, c, s, NULL);
 }
 
 static void acc_grad(const void* vctx, long r0, long r1, int c, double* sdy, double* sdyx) {
-  const bn_ctx_t* ctx = (const bn_ctx_t*)vctx;
-  for (long r = r0; r < r1; r++) {
-    const float* xr = ctx->x + r * c;
-    const float* gr = ctx->dy + r * c;
-    for (int k = 0; k < c; k++) {
-      sdy[k] += gr[k];
-      sdyx[k] += gr[k] * (xr[k] - ctx->mean[k]) * ctx->rstd[k];
+  bn_accumulate((const bn_ctx_t*)vctx, 2, r0, r1, c, sdy, sdyx);
+}
+
+// y[r·c + k] = x[r·c + k]·a[k] + (b ? z[r·c + k]·b[k] : 0) + d[k] over rows × c (see bn_patterns)
+static void bn_affine(const float* x, const float* a, const float* z, const float* b,
+                      const float* d, float* y, long rows, int c, int threads) {
+  const float* srcs[3] = {a, b, d};
+  float* pat = bn_patterns(3, srcs, c);
+  if (!pat) return;
+  const size_t P = (size_t)VL * c;
+  const float* pa = pat;
+  const float* pb = pat + P;
+  const float* pd = pat + 2 * P;
+  const long groups = rows / VL;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long gi = 0; gi < groups; gi++) {
+    const float* xs = x + gi * P;
+    float* ys = y + gi * P;
+    if (z) {
+      const float* zs = z + gi * P;
+      for (size_t j = 0; j < P; j++) ys[j] = pa[j] * xs[j] + pb[j] * zs[j] + pd[j];
+    } else {
+      for (size_t j = 0; j < P; j++) ys[j] = xs[j] * pa[j] + pd[j];
     }
   }
+  for (long r = groups * VL; r < rows; r++)
+    for (int k = 0; k < c; k++) {
+      const size_t i = (size_t)r * c + k;
+      y[i] = z ? a[k] * x[i] + b[k] * z[i] + d[k] : x[i] * a[k] + d[k];
+    }
+  free(pat);
 }
 
 // partial sums of a batch norm's statistics (see REDUCE_PARTS)
@@ -1513,12 +1736,7 @@ void gl_bn_forward(const float* x, const float* gamma, const float* beta, float*
     scale[k] = (float)(gamma[k] * r[k]);
     shift[k] = (float)(beta[k] - gamma[k] * r[k] * m[k]);
   }
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (long i = 0; i < rows; i++) {
-    const float* xr = x + i * c;
-    float* yr = y + i * c;
-    for (int k = 0; k < c; k++) yr[k] = xr[k] * scale[k] + shift[k];
-  }
+  bn_affine(x, scale, NULL, NULL, shift, y, rows, c, threads);
   free(scale);
   free(m);
 }
@@ -1555,13 +1773,7 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
     b[k] = (float)(-gr * r[k] * sdyx[k] / rows);
     d[k] = (float)(-gr / rows * (sdy[k] - m[k] * r[k] * sdyx[k]));
   }
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (long i = 0; i < rows; i++) {
-    const float* xr = x + i * c;
-    const float* gr = dy + i * c;
-    float* o = dx + i * c;
-    for (int k = 0; k < c; k++) o[k] = a[k] * gr[k] + b[k] * xr[k] + d[k];
-  }
+  bn_affine(dy, a, x, b, d, dx, rows, c, threads);
   free(a);
   free(m);
 }
