@@ -1,5 +1,7 @@
 import assert from "node:assert";
-import { loadedNativeLib } from "../../lib/backend/select.ts";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend, loadedNativeLib } from "../../lib/backend/select.ts";
+import { Rng } from "../../lib/util/rng.ts";
 import { ALL_CASES } from "./op_cases.ts";
 import { compareWithCpu } from "./against_cpu.ts";
 
@@ -27,5 +29,125 @@ Deno.test({
     ) {
       assert((calls[k] ?? 0) > 0, `native ${k} never ran`);
     }
+  },
+});
+
+/** Naive float64 3×3 convolution (stride 1, padding pt/pl) and its two gradients for dy. */
+function reference3x3(
+  x: Float32Array,
+  [n, h, w, ci]: number[],
+  f: Float32Array,
+  co: number,
+  [oh, ow, pt, pl]: number[],
+  dy: Float32Array,
+): { y: Float64Array; dx: Float64Array; dw: Float64Array } {
+  const y = new Float64Array(n * oh * ow * co);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(f.length);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ky = 0; ky < 3; ky++) {
+          for (let kx = 0; kx < 3; kx++) {
+            const iy = oy + ky - pt, ix = ox + kx - pl;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            for (let i = 0; i < ci; i++) {
+              const xi = ((b * h + iy) * w + ix) * ci + i;
+              for (let o = 0; o < co; o++) {
+                const yo = ((b * oh + oy) * ow + ox) * co + o,
+                  fo = ((ky * 3 + kx) * ci + i) * co + o;
+                y[yo] += x[xi] * f[fo];
+                dx[xi] += dy[yo] * f[fo];
+                dw[fo] += dy[yo] * x[xi];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { y, dx, dw };
+}
+
+Deno.test({
+  name:
+    "native: 3×3 stride-1 convolutions of ≥ 16 channels run by Winograd and equal a float64 reference and the direct kernels",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend("native", { log: null });
+    const lib = loadedNativeLib()!;
+    const rng = new Rng(11);
+    type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]];
+    // partial tiles (odd output sizes), columns not a multiple of the vector, asymmetric
+    // padding, and the W4 shape (many chunks; the filter gradient's fixed parts)
+    const cases: [number[], number, Pad][] = [
+      [[2, 8, 7, 16], 24, "valid"],
+      [[3, 9, 5, 20], 17, "same"],
+      [[2, 6, 7, 16], 16, [[0, 0], [2, 1], [0, 2], [0, 0]]],
+      [[64, 16, 16, 64], 16, "same"],
+    ];
+    for (const [shape, co, pad] of cases) {
+      const x = tf.tensor4d(rng.normals(shape[0] * shape[1] * shape[2] * shape[3]), shape as never);
+      const f = tf.tensor4d(rng.normals(9 * shape[3] * co), [3, 3, shape[3], co]);
+      const passes = (): Float32Array[] =>
+        tf.tidy(() => {
+          const y = tf.conv2d(x, f, 1, pad);
+          const dy = tf.tensor(new Rng(5).normals(y.size), y.shape);
+          const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy))
+          )([x, f]);
+          return [y, dx, dw, dy].map((t) => t.dataSync() as Float32Array);
+        });
+      const before = lib.winogradCalls();
+      const wino = passes();
+      // two forward passes (tf.grads runs its own), the input and the filter gradient
+      assert.strictEqual(lib.winogradCalls() - before, 4, `${shape}: passes run by Winograd`);
+      const was = lib.setWinograd(false);
+      const direct = passes();
+      lib.setWinograd(was);
+      const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
+      const pt = pad === "same" ? 1 : pad === "valid" ? 0 : pad[1][0];
+      const pl = pad === "same" ? 1 : pad === "valid" ? 0 : pad[2][0];
+      const ref = reference3x3(
+        x.dataSync() as Float32Array,
+        shape,
+        f.dataSync() as Float32Array,
+        co,
+        [oh, ow, pt, pl],
+        wino[3],
+      );
+      ["y", "dx", "dw"].forEach((what, k) => {
+        const truth = [ref.y, ref.dx, ref.dw][k];
+        const scale = truth.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        let worstRef = 0, worstDirect = 0;
+        for (let i = 0; i < truth.length; i++) {
+          worstRef = Math.max(worstRef, Math.abs(wino[k][i] - truth[i]) / scale);
+          worstDirect = Math.max(worstDirect, Math.abs(wino[k][i] - direct[k][i]) / scale);
+        }
+        assert(worstRef < 2e-6, `${shape} ${what}: ${worstRef} from the float64 reference`);
+        assert(worstDirect < 2e-6, `${shape} ${what}: ${worstDirect} from the direct kernels`);
+      });
+      tf.dispose([x, f]);
+    }
+    // not for Winograd: stride 2, and fewer than 16 channels
+    const before = lib.winogradCalls();
+    tf.tidy(() => {
+      tf.conv2d(
+        tf.ones([1, 8, 8, 16]) as tf.Tensor4D,
+        tf.ones([3, 3, 16, 16]) as tf.Tensor4D,
+        2,
+        "same",
+      )
+        .dataSync();
+      tf.conv2d(
+        tf.ones([1, 8, 8, 12]) as tf.Tensor4D,
+        tf.ones([3, 3, 12, 16]) as tf.Tensor4D,
+        1,
+        "same",
+      )
+        .dataSync();
+    });
+    assert.strictEqual(lib.winogradCalls(), before);
   },
 });

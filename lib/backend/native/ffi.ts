@@ -14,6 +14,8 @@ const buf = "buffer" as const;
 
 const SYMBOLS = {
   gl_set_threads: { parameters: [i32], result: i32 },
+  gl_set_winograd: { parameters: [i32], result: i32 },
+  gl_winograd_calls: { parameters: [], result: "f64" },
   gl_take_error: { parameters: [buf, i32], result: i32 },
   gl_scratch_probe: { parameters: ["f64"], result: i32 },
   gl_max_threads: { parameters: [], result: i32 },
@@ -195,6 +197,13 @@ export interface NativeLib {
   /** how many times each entry point has run (tests use it to prove a kernel ran natively) */
   calls: Record<string, number>;
   setThreads(n: number): number;
+  /**
+   * Whether 3×3 stride-1 convolutions of at least 16 channels each side use Winograd F(2×2, 3×3)
+   * (the default) or the direct kernels; returns the previous setting (tests compare the two).
+   */
+  setWinograd(on: boolean): boolean;
+  /** convolution passes (forward, input or filter gradient) run by Winograd so far */
+  winogradCalls(): number;
   maxThreads(): number;
   vectorWidth(): number;
   matmul(
@@ -415,6 +424,8 @@ export function openNativeLib(path: string): NativeLib {
     path,
     calls,
     setThreads: (n) => s.gl_set_threads(n),
+    setWinograd: (on) => s.gl_set_winograd(on ? 1 : 0) !== 0,
+    winogradCalls: () => s.gl_winograd_calls() as number,
     maxThreads: () => s.gl_max_threads(),
     vectorWidth: () => s.gl_vector_width(),
     matmul(a, b, c, o) {
@@ -689,7 +700,16 @@ export function openNativeLib(path: string): NativeLib {
     const text = new TextDecoder().decode(message.subarray(0, message.indexOf(0)));
     throw new NativeMemoryError(`native kernels: ${text} (free memory, or use smaller batches)`);
   };
-  const plain = new Set(["path", "calls", "setThreads", "maxThreads", "vectorWidth", "close"]);
+  const plain = new Set([
+    "path",
+    "calls",
+    "setThreads",
+    "setWinograd",
+    "winogradCalls",
+    "maxThreads",
+    "vectorWidth",
+    "close",
+  ]);
   for (const [name, f] of Object.entries(api)) {
     if (plain.has(name) || typeof f !== "function") continue;
     (api as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {

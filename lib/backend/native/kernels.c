@@ -1124,6 +1124,454 @@ void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 3×3 convolutions, stride 1, by Winograd F(2×2, 3×3): each 2×2 block of outputs ("tile") is
+// Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A of its 4×4 input patch d, so the products run in a transformed space
+// of 16 points where each costs one multiply-add per (input, output) channel pair: 16 against the
+// direct method's 36 per tile, 2.25× fewer. The 16 products are GEMMs [tiles × ci]·[ci × co], fed
+// by the same micro-kernels as the rest of the library. The input gradient is the same transform
+// on dy with the flipped filter; the filter gradient is the adjoint of the forward one,
+// dg = Gᵀ[Σ_tiles (A·dy·Aᵀ) ⊙ (Bᵀ·d·B)]G, summed over fixed parts of the tiles (see
+// REDUCE_PARTS). Direct convolution reached 98–198 GFLOP/s on a 64-channel 3×3 convolution here,
+// while 2× PyTorch on W4 needs ≥ 220 (README, "W4 against PyTorch").
+
+#define WT 16                // points of the transformed tile
+#define WINO_TILES (MR * 8)  // tiles per chunk (a chunk's transformed input stays in L2)
+// floats between consecutive tiles of a chunk's transformed data: 16 points of c channels plus a
+// vector, so that the tiles a micro-kernel reads together do not all fall in one cache set
+// (at 64 channels the plain stride is 4 KiB: the 64 → 16 forward ran 1.5× slower)
+static size_t wino_ld(int c) { return (size_t)WT * c + VL; }
+
+static int g_winograd = 1;  // gl_set_winograd(0) forces direct convolution (tests, benchmarks)
+static double g_wino_calls;  // passes run by Winograd (tests prove the path ran)
+
+int gl_set_winograd(int on) {
+  int was = g_winograd;
+  g_winograd = on != 0;
+  return was;
+}
+
+double gl_winograd_calls(void) { return g_wino_calls; }
+
+// Channels at least this many on both sides: with fewer the transforms cost more than the
+// multiplications they save (measured in the W4step and W4 benchmarks).
+#define WINO_MIN_CHANNELS 16
+
+static int wino_ok(int kh, int kw, int sh, int sw, int dh, int dw, int ci, int co) {
+  return g_winograd && kh == 3 && kw == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
+         ci >= WINO_MIN_CHANNELS && co >= WINO_MIN_CHANNELS;
+}
+
+static float* g_wv[MAX_THREADS];  // a chunk's transformed input [16][tiles][ci]
+static size_t g_wvcap[MAX_THREADS];
+static float* g_wm[MAX_THREADS];  // its transformed outputs [16][tiles][co] (or A·dy·Aᵀ, packed)
+static size_t g_wmcap[MAX_THREADS];
+static float* g_wu;               // the transformed filter, packed B panels per point
+static size_t g_wucap;
+
+// U = G·g·Gᵀ for every (ci, co), written as B panels: point ξ, panel jp: [ci][nrw]. f is
+// [3][3][ci][co] (TF.js HWIO).
+static void wino_filter(const float* f, int ci, int co, int nrw, float* U) {
+  const int np = (co + nrw - 1) / nrw;
+  const size_t per_point = (size_t)np * ci * nrw;
+  memset(U, 0, WT * per_point * sizeof(float));
+  for (int i = 0; i < ci; i++)
+    for (int o = 0; o < co; o++) {
+      float g[3][3], t[4][3], u[4][4];
+      for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 3; x++) g[y][x] = f[(((size_t)y * 3 + x) * ci + i) * co + o];
+      for (int x = 0; x < 3; x++) {
+        t[0][x] = g[0][x];
+        t[1][x] = 0.5f * (g[0][x] + g[1][x] + g[2][x]);
+        t[2][x] = 0.5f * (g[0][x] - g[1][x] + g[2][x]);
+        t[3][x] = g[2][x];
+      }
+      for (int y = 0; y < 4; y++) {
+        u[y][0] = t[y][0];
+        u[y][1] = 0.5f * (t[y][0] + t[y][1] + t[y][2]);
+        u[y][2] = 0.5f * (t[y][0] - t[y][1] + t[y][2]);
+        u[y][3] = t[y][2];
+      }
+      const int jp = o / nrw, jj = o % nrw;
+      for (int p = 0; p < WT; p++)
+        U[p * per_point + ((size_t)jp * ci + i) * nrw + jj] = u[p / 4][p % 4];
+    }
+}
+
+// The 16 input pointers of tile `t` (pixel rows, or `zero` outside the image).
+static void wino_patch(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
+                       int pl, long t, const float* zero, const float* p[16]) {
+  const int tx = (int)(t % tiles_w);
+  const long r = t / tiles_w;
+  const int ty = (int)(r % tiles_h);
+  const long nb = r / tiles_h;
+  const float* img = x + (size_t)nb * h * w * c;
+  const int y0 = 2 * ty - pt, x0 = 2 * tx - pl;
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) {
+      const int iy = y0 + i, ix = x0 + j;
+      p[i * 4 + j] = ((unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)w)
+                         ? img + ((size_t)iy * w + ix) * c
+                         : zero;
+    }
+}
+
+// Bᵀ·d·B on VL channels at once (lanes are channels)
+ALWAYS_INLINE void wino_bt_d_b(const vf d[4][4], vf v[16]) {
+  vf s[4][4];
+  for (int j = 0; j < 4; j++) {
+    s[0][j] = d[0][j] - d[2][j];
+    s[1][j] = d[1][j] + d[2][j];
+    s[2][j] = d[2][j] - d[1][j];
+    s[3][j] = d[1][j] - d[3][j];
+  }
+  for (int i = 0; i < 4; i++) {
+    v[i * 4 + 0] = s[i][0] - s[i][2];
+    v[i * 4 + 1] = s[i][1] + s[i][2];
+    v[i * 4 + 2] = s[i][2] - s[i][1];
+    v[i * 4 + 3] = s[i][1] - s[i][3];
+  }
+}
+
+// V[k][ξ][·] = (Bᵀ·d·B)[ξ] for the tiles t0 .. t0+nt−1 (k-th of the chunk): each tile's 16·c
+// values are contiguous (one store stream; with a stream per point the transform ran at half the
+// speed). Written with vector types: the compiler did not vectorise loads through 16 pointers.
+static void wino_input(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
+                       int pl, long t0, int nt, const float* zero, float* V) {
+  const size_t pstride = (size_t)c;
+  for (int k = 0; k < nt; k++) {
+    const float* p[16];
+    wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, p);
+    float* v = V + (size_t)k * wino_ld(c);
+    int ch = 0;
+    for (; ch + VL <= c; ch += VL) {
+      vf d[4][4], r[16];
+      for (int q = 0; q < 16; q++) memcpy(&d[q / 4][q % 4], p[q] + ch, sizeof(vf));
+      wino_bt_d_b(d, r);
+      for (int q = 0; q < 16; q++) memcpy(v + q * pstride + ch, &r[q], sizeof(vf));
+    }
+    for (; ch < c; ch++) {  // the last channels, one lane each
+      vf d[4][4], r[16];
+      for (int q = 0; q < 16; q++) d[q / 4][q % 4] = (vf){0} + p[q][ch];
+      wino_bt_d_b(d, r);
+      for (int q = 0; q < 16; q++) v[q * pstride + ch] = r[q][0];
+    }
+  }
+}
+
+// Products with at most VL output columns, 2·MR rows at once: with one accumulator per row, MR
+// rows are too few chains to hide the multiply-add latency on this core (a 64 → 16 3×3
+// convolution ran at ~130 GFLOP/s on MR rows). Row r's value at depth q is rows[r][q] (rows=1)
+// or rows[q][r] (rows=0, a pointer per depth step to 2·MR consecutive values).
+static void micro_kernel_tall(int kc, const float* const* ptrs, int by_row, const float* restrict b,
+                              float* restrict c, int ldc, int mr, int nr, int accumulate) {
+  enum { R = 2 * MR };
+  vf acc[R];
+  for (int r = 0; r < R; r++) acc[r] = (vf){0};
+  if (by_row) {
+    const float* rp[R];
+    for (int r = 0; r < R; r++) rp[r] = ptrs[r];
+    for (int q = 0; q < kc; q++) {
+      const vf b0 = *(const vf*)(b + (size_t)q * VL);
+#pragma GCC unroll 24
+      for (int r = 0; r < R; r++) acc[r] += rp[r][q] * b0;
+    }
+  } else {
+    for (int q = 0; q < kc; q++) {
+      const vf b0 = *(const vf*)(b + (size_t)q * VL);
+      const float* ap = ptrs[q];
+#pragma GCC unroll 24
+      for (int r = 0; r < R; r++) acc[r] += ap[r] * b0;
+    }
+  }
+  for (int r = 0; r < mr; r++) {
+    float* cr = c + (size_t)r * ldc;
+    if (nr == VL) {
+      vf cur = acc[r];
+      if (accumulate) {
+        vf old;
+        memcpy(&old, cr, sizeof(vf));
+        cur += old;
+      }
+      memcpy(cr, &cur, sizeof(vf));
+    } else {
+      for (int j = 0; j < nr; j++) cr[j] = accumulate ? cr[j] + acc[r][j] : acc[r][j];
+    }
+  }
+}
+
+// Forward: y [n, oh, ow, co] from x [n, h, w, ci] (3×3, stride 1, padding pt/pl), U from
+// wino_filter, then the epilogue.
+static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int pl, int oh, int ow,
+                      const float* U, int co, float* y, const epilogue_t* epi) {
+  const kernels_t* kn = kernels_for(co);
+  const int nrw = kn->nrw, np = (co + nrw - 1) / nrw;
+  const size_t upp = (size_t)np * ci * nrw;  // U floats per point
+  const int tiles_h = (oh + 1) / 2, tiles_w = (ow + 1) / 2;
+  const long T = (long)n * tiles_h * tiles_w;
+  const long chunks = (T + WINO_TILES - 1) / WINO_TILES;
+  const float* zero = zeros_of((size_t)ci);
+  if (!zero) return;
+  const size_t vsize = WINO_TILES * wino_ld(ci), msize = WINO_TILES * wino_ld(co);
+  const int threads = chunks < g_threads ? (int)chunks : g_threads;
+  for (int t = 0; t < threads; t++)
+    if (!grow(&g_wv[t], &g_wvcap[t], vsize) || !grow(&g_wm[t], &g_wmcap[t], msize)) return;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (long chk = 0; chk < chunks; chk++) {
+    const int tid = thread_id();
+    float* V = g_wv[tid];
+    float* M = g_wm[tid];
+    const long t0 = chk * WINO_TILES;
+    const int nt = T - t0 < WINO_TILES ? (int)(T - t0) : WINO_TILES;
+    wino_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
+    const int ldv = (int)wino_ld(ci), ldm = (int)wino_ld(co);  // between tiles
+    for (int p = 0; p < WT; p++) {
+      const float* Vp = V + (size_t)p * ci;
+      float* Mp = M + (size_t)p * co;
+      const float* rows[2 * MR];
+      if (nrw == VL) {  // one panel of columns: the tall kernel
+        for (int ir = 0; ir < nt; ir += 2 * MR) {
+          const int mr = nt - ir < 2 * MR ? nt - ir : 2 * MR;
+          for (int r = 0; r < 2 * MR; r++)
+            rows[r] = Vp + (size_t)(ir + (r < mr ? r : mr - 1)) * ldv;
+          micro_kernel_tall(ci, rows, 1, U + p * upp, Mp + (size_t)ir * ldm, ldm, mr, co, 0);
+        }
+        continue;
+      }
+      for (int ir = 0; ir < nt; ir += MR) {
+        const int mr = nt - ir < MR ? nt - ir : MR;
+        for (int r = 0; r < MR; r++) rows[r] = Vp + (size_t)(ir + (r < mr ? r : mr - 1)) * ldv;
+        for (int jp = 0; jp < np; jp++) {
+          const int jr = jp * nrw, nr = co - jr < nrw ? co - jr : nrw;
+          kn->mki(1, ci, rows, U + p * upp + (size_t)jp * ci * nrw, Mp + (size_t)ir * ldm + jr, ldm,
+                  mr, nr, 0, NULL, 0);
+        }
+      }
+    }
+    // y = Aᵀ·m·A per tile, written where the output exists
+    const size_t pstride = (size_t)co;
+    for (int k = 0; k < nt; k++) {
+      const long t = t0 + k;
+      const int tx = (int)(t % tiles_w);
+      const long r = t / tiles_w;
+      const int ty = (int)(r % tiles_h);
+      const long nb = r / tiles_h;
+      const float* m = M + (size_t)k * wino_ld(co);
+      float* out[2][2];
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+          const int oy = 2 * ty + i, ox = 2 * tx + j;
+          out[i][j] = (oy < oh && ox < ow) ? y + (((size_t)nb * oh + oy) * ow + ox) * co : NULL;
+        }
+      if (out[0][0] && out[0][1] && out[1][0] && out[1][1]) {
+        // the whole tile exists: a loop the compiler vectorises over the channels
+        float* o00 = out[0][0];
+        float* o01 = out[0][1];
+        float* o10 = out[1][0];
+        float* o11 = out[1][1];
+        int ch = 0;
+        for (; ch + VL <= co; ch += VL) {
+          vf q[16], s0[4], s1[4], o[4];
+          for (int p = 0; p < WT; p++) memcpy(&q[p], m + p * pstride + ch, sizeof(vf));
+          for (int j = 0; j < 4; j++) {
+            s0[j] = q[j] + q[4 + j] + q[8 + j];
+            s1[j] = q[4 + j] - q[8 + j] - q[12 + j];
+          }
+          o[0] = s0[0] + s0[1] + s0[2];
+          o[1] = s0[1] - s0[2] - s0[3];
+          o[2] = s1[0] + s1[1] + s1[2];
+          o[3] = s1[1] - s1[2] - s1[3];
+          memcpy(o00 + ch, &o[0], sizeof(vf));
+          memcpy(o01 + ch, &o[1], sizeof(vf));
+          memcpy(o10 + ch, &o[2], sizeof(vf));
+          memcpy(o11 + ch, &o[3], sizeof(vf));
+        }
+        for (; ch < co; ch++) {
+          float q[4][4], s[2][4];
+          for (int p = 0; p < WT; p++) q[p / 4][p % 4] = m[p * pstride + ch];
+          for (int j = 0; j < 4; j++) {
+            s[0][j] = q[0][j] + q[1][j] + q[2][j];
+            s[1][j] = q[1][j] - q[2][j] - q[3][j];
+          }
+          o00[ch] = s[0][0] + s[0][1] + s[0][2];
+          o01[ch] = s[0][1] - s[0][2] - s[0][3];
+          o10[ch] = s[1][0] + s[1][1] + s[1][2];
+          o11[ch] = s[1][1] - s[1][2] - s[1][3];
+        }
+        if (epi)
+          for (int i = 0; i < 4; i++) {
+            float* o = out[i / 2][i % 2];
+            for (int ch = 0; ch < co; ch++) {
+              float v = o[ch] + (epi->bias ? epi->bias[ch] : 0.f);
+              o[ch] = apply_act(v, epi->act, epi->alpha);
+            }
+          }
+        continue;
+      }
+      for (int ch = 0; ch < co; ch++) {
+        float q[4][4], s[2][4], o[2][2];
+        for (int p = 0; p < WT; p++) q[p / 4][p % 4] = m[p * pstride + ch];
+        for (int j = 0; j < 4; j++) {
+          s[0][j] = q[0][j] + q[1][j] + q[2][j];
+          s[1][j] = q[1][j] - q[2][j] - q[3][j];
+        }
+        for (int i = 0; i < 2; i++) {
+          o[i][0] = s[i][0] + s[i][1] + s[i][2];
+          o[i][1] = s[i][1] - s[i][2] - s[i][3];
+        }
+        for (int i = 0; i < 2; i++)
+          for (int j = 0; j < 2; j++) {
+            if (!out[i][j]) continue;
+            float v = o[i][j];
+            if (epi) {
+              if (epi->bias) v += epi->bias[ch];
+              v = apply_act(v, epi->act, epi->alpha);
+            }
+            out[i][j][ch] = v;
+          }
+      }
+    }
+  }
+}
+
+// Forward entry for a convolution that wino_ok() accepts.
+static void wino_forward(const float* x, const float* f, float* y, int n, int h, int w, int ci,
+                         int co, int oh, int ow, int pt, int pl, const epilogue_t* epi) {
+  const int nrw = kernels_for(co)->nrw;
+  float* U = grow(&g_wu, &g_wucap, (size_t)WT * round_up(co, nrw) * ci);
+  if (!U) return;
+  g_wino_calls++;
+  wino_filter(f, ci, co, nrw, U);
+  wino_conv(x, n, h, w, ci, pt, pl, oh, ow, U, co, y, epi);
+}
+
+// Filter gradient dw [3][3][ci][co] of the convolution above, from x and dy [n, oh, ow, co].
+static void wino_filter_grad(const float* x, const float* dy, float* dw_out, int n, int h, int w,
+                             int ci, int co, int oh, int ow, int pt, int pl) {
+  const kernels_t* kn = kernels_for(co);
+  const int nrw = kn->nrw, np = (co + nrw - 1) / nrw;
+  const int tiles_h = (oh + 1) / 2, tiles_w = (ow + 1) / 2;
+  const long T = (long)n * tiles_h * tiles_w;
+  const long chunks = (T + WINO_TILES - 1) / WINO_TILES;
+  const size_t usize = (size_t)WT * ci * co;
+  g_wino_calls++;
+  // fixed parts of the chunks, set by the problem size (thread-count independent sums)
+  const int P = chunks >= 2L * REDUCE_PARTS ? REDUCE_PARTS : 1;
+  const float* zero = zeros_of((size_t)(ci > co ? ci : co));
+  if (!zero) return;
+  float* parts[REDUCE_PARTS];
+  for (int p = 0; p < P; p++)
+    if (!(parts[p] = grow(&g_part[p], &g_pcap[p], usize))) return;
+  const int threads = P < g_threads ? P : g_threads;
+  const size_t vsize = WINO_TILES * wino_ld(ci) + 2 * MR;  // reads 2·MR wide may pass the end
+  const size_t zsize = (size_t)WT * np * WINO_TILES * nrw;
+  for (int t = 0; t < threads; t++)
+    if (!grow(&g_wv[t], &g_wvcap[t], vsize) || !grow(&g_wm[t], &g_wmcap[t], zsize)) return;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int part = 0; part < P; part++) {
+    const int tid = thread_id();
+    float* V = g_wv[tid];
+    float* Z = g_wm[tid];
+    float* dU = parts[part];
+    memset(dU, 0, usize * sizeof(float));
+    if (co % nrw) memset(Z, 0, zsize * sizeof(float));  // pad columns: computed, never stored
+    const long c0 = chunks * part / P, c1 = chunks * (part + 1) / P;
+    const float* aps[WINO_TILES];
+    for (long chk = c0; chk < c1; chk++) {
+      const long t0 = chk * WINO_TILES;
+      const int nt = T - t0 < WINO_TILES ? (int)(T - t0) : WINO_TILES;
+      wino_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
+      // Z = A·dy·Aᵀ per tile, as B panels: point ξ, panel jp: [tile][nrw]
+      for (int k = 0; k < nt; k++) {
+        const long t = t0 + k;
+        const int tx = (int)(t % tiles_w);
+        const long r = t / tiles_w;
+        const int ty = (int)(r % tiles_h);
+        const long nb = r / tiles_h;
+        const float* g[2][2];
+        for (int i = 0; i < 2; i++)
+          for (int j = 0; j < 2; j++) {
+            const int oy = 2 * ty + i, ox = 2 * tx + j;
+            g[i][j] = (oy < oh && ox < ow) ? dy + (((size_t)nb * oh + oy) * ow + ox) * co : zero;
+          }
+        for (int jp = 0; jp < np; jp++) {
+          const int jr = jp * nrw, nr = co - jr < nrw ? co - jr : nrw;
+          float* zb = Z + ((size_t)jp * WINO_TILES + k) * nrw;
+          const size_t zp = (size_t)np * WINO_TILES * nrw;  // between points
+          int jj = 0;
+          for (; jj + VL <= nr; jj += VL) {
+            vf y00, y01, y10, y11;
+            memcpy(&y00, g[0][0] + jr + jj, sizeof(vf));
+            memcpy(&y01, g[0][1] + jr + jj, sizeof(vf));
+            memcpy(&y10, g[1][0] + jr + jj, sizeof(vf));
+            memcpy(&y11, g[1][1] + jr + jj, sizeof(vf));
+            const vf zr[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11},
+                                 {-y10, -y11}};
+            for (int i = 0; i < 4; i++) {
+              const vf z[4] = {zr[i][0], zr[i][0] + zr[i][1], zr[i][0] - zr[i][1], -zr[i][1]};
+              for (int q = 0; q < 4; q++) memcpy(zb + (i * 4 + q) * zp + jj, &z[q], sizeof(vf));
+            }
+          }
+          for (; jj < nr; jj++) {
+            const int o = jr + jj;
+            const float y00 = g[0][0][o], y01 = g[0][1][o], y10 = g[1][0][o], y11 = g[1][1][o];
+            const float zr[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11},
+                                    {-y10, -y11}};
+            for (int i = 0; i < 4; i++) {
+              zb[(i * 4 + 0) * zp + jj] = zr[i][0];
+              zb[(i * 4 + 1) * zp + jj] = zr[i][0] + zr[i][1];
+              zb[(i * 4 + 2) * zp + jj] = zr[i][0] - zr[i][1];
+              zb[(i * 4 + 3) * zp + jj] = -zr[i][1];
+            }
+          }
+        }
+      }
+      // dU[ξ] += V[ξ]ᵀ·Z[ξ]: rows are input channels, the depth is the chunk's tiles
+      for (int p = 0; p < WT; p++) {
+        const float* Vp = V + (size_t)p * ci;
+        if (nrw == VL) {  // one panel of columns: the tall kernel, 2·MR channels per call
+          for (int i0 = 0; i0 < ci; i0 += 2 * MR) {
+            const int mr = ci - i0 < 2 * MR ? ci - i0 : 2 * MR;
+            for (int k = 0; k < nt; k++) aps[k] = Vp + (size_t)k * wino_ld(ci) + i0;
+            micro_kernel_tall(nt, aps, 0, Z + (size_t)p * WINO_TILES * nrw,
+                              dU + (size_t)p * ci * co + (size_t)i0 * co, co, mr, co, 1);
+          }
+          continue;
+        }
+        for (int i0 = 0; i0 < ci; i0 += MR) {
+          const int mr = ci - i0 < MR ? ci - i0 : MR;
+          for (int k = 0; k < nt; k++) aps[k] = Vp + (size_t)k * wino_ld(ci) + i0;
+          for (int jp = 0; jp < np; jp++) {
+            const int jr = jp * nrw, nr = co - jr < nrw ? co - jr : nrw;
+            kn->mkp(nt, aps, Z + ((size_t)p * np + jp) * WINO_TILES * nrw,
+                    dU + (size_t)p * ci * co + (size_t)i0 * co + jr, co, mr, nr, 1);
+          }
+        }
+      }
+    }
+  }
+  float* dU = parts[0];
+  for (int p = 1; p < P; p++)
+    for (size_t i = 0; i < usize; i++) dU[i] += parts[p][i];
+  // dg = Gᵀ·dU·G
+  for (int i = 0; i < ci; i++)
+    for (int o = 0; o < co; o++) {
+      float X[4][4], r[3][4];
+      for (int p = 0; p < WT; p++) X[p / 4][p % 4] = dU[((size_t)p * ci + i) * co + o];
+      for (int j = 0; j < 4; j++) {
+        r[0][j] = X[0][j] + 0.5f * (X[1][j] + X[2][j]);
+        r[1][j] = 0.5f * (X[1][j] - X[2][j]);
+        r[2][j] = 0.5f * (X[1][j] + X[2][j]) + X[3][j];
+      }
+      for (int y = 0; y < 3; y++) {
+        float* d = dw_out + ((size_t)y * 3 * ci + i) * co + o;
+        d[0] = r[y][0] + 0.5f * (r[y][1] + r[y][2]);
+        d[(size_t)ci * co] = 0.5f * (r[y][1] - r[y][2]);
+        d[(size_t)2 * ci * co] = 0.5f * (r[y][1] + r[y][2]) + r[y][3];
+      }
+    }
+}
+
 // Forward convolution, NHWC x [n,h,w,ci], filter [kh,kw,ci,co] -> y [n,oh,ow,co].
 void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, int ci, int kh,
                int kw, int co, int oh, int ow, int sh, int sw, int dh, int dw, int pt, int pl,
@@ -1132,6 +1580,10 @@ void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, in
   conv_t g = {x, n, h, w, ci, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl, 1, 1};
   epilogue_t e = {bias, act, alpha};
   const epilogue_t* epi = (bias || act) ? &e : NULL;
+  if (wino_ok(kh, kw, sh, sw, dh, dw, ci, co) && pt >= 0 && pl >= 0) {
+    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi);
+    return;
+  }
   if (ci >= INDIRECT_MIN_CHANNELS && kh * kw * ci > 0) {
     conv_indirect(&g, f, co, y, epi, g_threads);
     return;
@@ -1156,6 +1608,10 @@ void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n,
         for (int o = 0; o < co; o++)
           ft[(((size_t)(kh - 1 - y) * kw + (kw - 1 - x)) * co + o) * ci + i] =
               f[(((size_t)y * kw + x) * ci + i) * co + o];
+  if (wino_ok(kh, kw, sh, sw, dh, dw, co, ci) && pt <= 2 && pl <= 2) {
+    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 2 - pt, 2 - pl, NULL);
+    return;
+  }
   conv_t g = {dy, n, oh, ow, co, kh, kw, h, w, 1, 1, dh, dw,
               (kh - 1) * dh - pt, (kw - 1) * dw - pl, sh, sw};
   if (co >= INDIRECT_MIN_CHANNELS) {
@@ -1239,6 +1695,10 @@ void gl_conv2d_backprop_filter(const float* x, const float* dy, float* dw_out, i
   size_t osize = (size_t)K * co;
   if (M <= 0) {
     memset(dw_out, 0, osize * sizeof(float));
+    return;
+  }
+  if (wino_ok(kh, kw, sh, sw, dh, dw, ci, co) && pt >= 0 && pl >= 0) {
+    wino_filter_grad(x, dy, dw_out, n, h, w, ci, co, oh, ow, pt, pl);
     return;
   }
   // partial filter gradients over fixed slices of the output pixels (see REDUCE_PARTS)
