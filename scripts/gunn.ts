@@ -42,6 +42,7 @@ import {
 import { meanSd } from "../lib/util/stats.ts";
 import { barFigure, type Figure, tableFigure } from "../lib/plot/figures.ts";
 import { writeFiguresHtml } from "../lib/plot/html.ts";
+import { lineFigureSvg } from "../lib/plot/svg.ts";
 import { UserError } from "../lib/util/errors.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -220,13 +221,14 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
   // report
   const { arms, differences } = summarizeArms(results, ARMS, seeds, params);
   const markdown = summaryMarkdown(title, arms, differences, seeds);
+  const curves = curveFigures(results, title);
   const figures = [
     barFigure(
       ["test accuracy"],
       arms.map((a) => ({ name: a.arm, values: [a.mean], errors: [Number.isNaN(a.sd) ? 0 : a.sd] })),
       { title: `${title}: mean ± sd over ${seeds.length} seed(s)`, yTitle: "test accuracy" },
     ),
-    ...curveFigures(results, title),
+    ...curves,
     tableFigure(
       ["arm", "parameters", "mean", "sd", "per seed", "images/s"],
       arms.map((a) => [
@@ -241,6 +243,9 @@ export async function main(cfgIn: GunnConfig, o: { quiet?: boolean } = {}): Prom
     ),
   ];
   await writeFiguresHtml(run.file("summary.html"), figures, "GUNN vs SUNN");
+  // static copies of the curves for pages that cannot run plotly (the README's figures)
+  await run.writeText("test-accuracy.svg", lineFigureSvg(curves[0]));
+  await run.writeText("train-loss.svg", lineFigureSvg(curves[1]));
   await run.writeText("summary.md", markdown);
   const seconds = run.elapsed();
   await run.complete({ title, arms, differences, seconds });

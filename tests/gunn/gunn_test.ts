@@ -110,6 +110,11 @@ Deno.test({
     ) {
       assert.ok((await Deno.stat(join(a.run.path, f))).size > 0, `${f} missing`);
     }
+    // the static curves: one line per arm and seed
+    for (const f of ["test-accuracy.svg", "train-loss.svg"]) {
+      const svg = await Deno.readTextFile(join(a.run.path, f));
+      assert.equal(svg.match(/<polyline /g)?.length, 4, f);
+    }
     const b = await main({ ...cfg, seeds: 1, out: await Deno.makeTempDir() }, { quiet: true });
     assert.deepEqual(b.arms.map((r) => r.testAcc[0]), a.arms.map((r) => r.testAcc[0]));
     assert.deepEqual(meanSd([1, 2, 3, 4]), { mean: 2.5, sd: Math.sqrt(5 / 3) });
