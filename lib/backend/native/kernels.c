@@ -562,9 +562,10 @@ static void pack_shifted(const void* vctx, float* dst, int o0, int len, int k0, 
 // GEMM driver. C[M,N] (beta ? += : =) A . B, A given by a packer (M x K), B by a packer (K x N).
 // The epilogue (bias, activation) is applied once, with the last K block.
 
-// A row-major A (maybe a thread's shifted share of one) whose rows the kernels can read in place:
-// its first row and row stride, or 0.
-static int a_in_place(pack_fn pa, const void* actx, const float** a0, int* lda) {
+// An A given by pack_a_matrix (maybe a thread's shifted share of one) in the wanted orientation,
+// which the kernels can read in place: where its row 0 (trans = 0: rows contiguous) or column 0
+// (trans = 1: at each depth step the rows' values are contiguous) starts, and the stride; or 0.
+static int a_in_place(pack_fn pa, const void* actx, int trans, const float** a0, int* lda) {
   int shift = 0;
   if (pa == pack_shifted) {
     const shifted_t* s = (const shifted_t*)actx;
@@ -572,26 +573,9 @@ static int a_in_place(pack_fn pa, const void* actx, const float** a0, int* lda) 
     actx = s->ctx;
     shift = s->shift;
   }
-  if (pa != pack_a_matrix || ((const matrix_t*)actx)->trans) return 0;
+  if (pa != pack_a_matrix || ((const matrix_t*)actx)->trans != trans) return 0;
   const matrix_t* A = (const matrix_t*)actx;
-  *a0 = A->p + (size_t)shift * A->ld;
-  *lda = A->ld;
-  return 1;
-}
-
-// A transposed A (element (i, k) at p[k*ld + i]; maybe a thread's shifted share): where its
-// column i = 0 starts, and the stride between depth steps, or 0.
-static int a_t_in_place(pack_fn pa, const void* actx, const float** a0, int* lda) {
-  int shift = 0;
-  if (pa == pack_shifted) {
-    const shifted_t* s = (const shifted_t*)actx;
-    pa = s->f;
-    actx = s->ctx;
-    shift = s->shift;
-  }
-  if (pa != pack_a_matrix || !((const matrix_t*)actx)->trans) return 0;
-  const matrix_t* A = (const matrix_t*)actx;
-  *a0 = A->p + shift;
+  *a0 = A->p + (trans ? (size_t)shift : (size_t)shift * A->ld);
   *lda = A->ld;
   return 1;
 }
@@ -604,7 +588,7 @@ static void gemm_serial_block(int M, int N, int K, pack_fn pa, const void* actx,
   const int nrw = kn->nrw;
   const float* a0;
   int lda;
-  if (N <= NR && !epi && a_t_in_place(pa, actx, &a0, &lda)) {
+  if (N <= NR && !epi && a_in_place(pa, actx, 1, &a0, &lda)) {
     // Aᵀ·B with few columns (a 1×1 convolution's weight gradient Xᵀ·dY, say): at depth step p
     // the MR row values are contiguous (MR channels of one pixel), so the kernel reads them in
     // place — packing A cost about as much as the product (perf: pack_a_matrix 4.6 % of a
@@ -635,7 +619,7 @@ static void gemm_serial_block(int M, int N, int K, pack_fn pa, const void* actx,
     }
     return;
   }
-  if (N <= NR && a_in_place(pa, actx, &a0, &lda)) {
+  if (N <= NR && a_in_place(pa, actx, 0, &a0, &lda)) {
     // One panel of columns: packing A would cost about as much as the product (perf: 7 % of a
     // mini-GUNN step in pack_a_matrix for its 1×1 convolutions of 6–18 outputs), so the kernel
     // broadcasts from MR row pointers into A, as the convolutions' indirect kernel does.
@@ -1153,8 +1137,8 @@ int gl_set_winograd(int on) {
 
 double gl_winograd_calls(void) { return g_wino_calls; }
 
-// Channels at least this many on both sides: with fewer the transforms cost more than the
-// multiplications they save (measured in the W4step and W4 benchmarks).
+// Channels at least this many on both sides: with fewer the transforms cost about what the
+// multiplications save (batch 64 at 16×16: 12 → 12 ran equal, 16 → 16 1.3× faster).
 #define WINO_MIN_CHANNELS 16
 
 static int wino_ok(int kh, int kw, int sh, int sw, int dh, int dw, int ci, int co) {
