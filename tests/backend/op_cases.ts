@@ -228,6 +228,21 @@ export const ELEMENTWISE_CASES: OpCase[] = [
     shapes: [[3, 5, 6, 4]],
     f: (x) => tf.slice(x, [1, 2, 0, 1], [2, 3, 5, 2]),
   },
+  {
+    name: "pad 4-D on channels (a slice's gradient), value 0.5",
+    shapes: [[2, 3, 4, 5]],
+    f: (x) => tf.pad(x, [[0, 0], [0, 0], [0, 0], [2, 3]], 0.5),
+  },
+  {
+    name: "pad 3-D on a middle axis",
+    shapes: [[3, 2, 4]],
+    f: (x) => tf.pad(x, [[0, 0], [1, 2], [0, 0]]),
+  },
+  {
+    name: "pad 2-D on two axes (wasm's kernel)",
+    shapes: [[3, 4]],
+    f: (x) => tf.pad(x, [[1, 0], [0, 2]]),
+  },
   { name: "slice 2-D rows (contiguous)", shapes: [[6, 7]], f: (x) => tf.slice(x, [2, 0], [3, 7]) },
   { name: "slice 1-D", shapes: [[9]], f: (x) => tf.slice(x, [4], [3]) },
   { name: "tile 4-D", shapes: [[2, 1, 3, 2]], f: (x) => tf.tile(x, [2, 3, 1, 2]) },
