@@ -236,7 +236,9 @@ export async function fit<B extends { size: number }>(o: FitOptions<B>): Promise
     const record: EpochRecord = {
       epoch: epoch + 1,
       step: state.globalStep,
-      lr: lrAt(o.schedule, o.baseLr, epoch + 1 - 1e-9, o.epochs),
+      // the rate of the epoch's last step (epoch + 1 − ε fell into the next epoch under the
+      // Torch per-epoch schedule: GUNN's records showed each drop one epoch early)
+      lr: lrAt(o.schedule, o.baseLr, epoch + (o.stepsPerEpoch - 1) / o.stepsPerEpoch, o.epochs),
       train_loss: r.loss / Math.max(r.examples, 1),
       train_acc: r.counted ? r.correct / r.counted : null,
       seconds: r.seconds,

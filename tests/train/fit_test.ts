@@ -132,3 +132,30 @@ Deno.test("ladderCallback() snapshots each target once, in order, the first time
   });
   assert.deepStrictEqual(got, [[0.4, 2], [0.45, 2], [0.6, 3]]);
 });
+
+Deno.test("fit() records, per epoch, the learning rate its last step used (Torch per-epoch steps too)", async () => {
+  const model = smallModel();
+  const o = options(model, 4);
+  const used: number[] = []; // the rate of every step
+  const spy = { apply: (g: tf.Tensor[], lr: number) => (used.push(lr), o.optimizer.apply(g, lr)) };
+  for (const torchEpochs of [true, false]) {
+    used.length = 0;
+    const state = await fit<B>({
+      ...o,
+      optimizer: spy as unknown as Sgd,
+      epochs: 4,
+      schedule: { kind: "multistep", atFractions: [0.5, 0.75], gamma: 0.1, torchEpochs },
+    });
+    const perEpochLast = [0, 1, 2, 3].map((e) => used[e * o.stepsPerEpoch + o.stepsPerEpoch - 1]);
+    assert.deepStrictEqual(state.history.map((h) => h.lr), perEpochLast);
+    if (torchEpochs) {
+      // 1-based epochs 1–4 of 4: drops at epoch 2 (≥ 0.5·4) and 3 (≥ 0.75·4), whole epochs at a rate
+      const perEpoch = [0, 1, 2, 3].map((e) => used.slice(e * 8, e * 8 + 8));
+      assert.ok(perEpoch.every((r) => r.every((v) => v === r[0])));
+      assert.deepStrictEqual(
+        perEpoch.map((r) => +r[0].toPrecision(6)),
+        [0.05, 0.005, 0.0005, 0.0005],
+      );
+    }
+  }
+});
