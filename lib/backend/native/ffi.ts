@@ -202,7 +202,7 @@ export interface NativeLib {
    * (the default) or the direct kernels; returns the previous setting (tests compare the two).
    */
   setWinograd(on: boolean): boolean;
-  /** convolution passes (forward, input or filter gradient) run by Winograd so far */
+  /** convolution passes (forward, input or filter gradient) run by Winograd so far, from this thread */
   winogradCalls(): number;
   maxThreads(): number;
   vectorWidth(): number;

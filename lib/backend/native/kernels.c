@@ -1127,7 +1127,9 @@ void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N
 static size_t wino_ld(int c) { return (size_t)WT * c + VL; }
 
 static int g_winograd = 1;  // gl_set_winograd(0) forces direct convolution (tests, benchmarks)
-static double g_wino_calls;  // passes run by Winograd (tests prove the path ran)
+// Passes run by Winograd, counted per calling thread (tests prove the path ran; `deno test
+// --parallel` runs other test modules' convolutions on other threads of the same process).
+static __thread double g_wino_calls;
 
 int gl_set_winograd(int on) {
   int was = g_winograd;
