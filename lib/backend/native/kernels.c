@@ -1185,12 +1185,32 @@ static void wino_filter(const float* f, int ci, int co, int nrw, float* U) {
 }
 
 // The 16 input pointers of tile `t` (pixel rows, or `zero` outside the image).
+// Tile t's image, tile row and tile column.
+static void wino_tile(long t, int tiles_h, int tiles_w, long* nb, int* ty, int* tx) {
+  *tx = (int)(t % tiles_w);
+  const long r = t / tiles_w;
+  *ty = (int)(r % tiles_h);
+  *nb = r / tiles_h;
+}
+
+// The 2×2 output pixels of tile t in an [n, oh, ow, c] tensor, `outside` where they do not exist.
+static void wino_out_pixels(float* y, int oh, int ow, int c, int tiles_h, int tiles_w, long t,
+                            float* outside, float* px[2][2]) {
+  long nb;
+  int ty, tx;
+  wino_tile(t, tiles_h, tiles_w, &nb, &ty, &tx);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      const int oy = 2 * ty + i, ox = 2 * tx + j;
+      px[i][j] = (oy < oh && ox < ow) ? y + (((size_t)nb * oh + oy) * ow + ox) * c : outside;
+    }
+}
+
 static void wino_patch(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
                        int pl, long t, const float* zero, const float* p[16]) {
-  const int tx = (int)(t % tiles_w);
-  const long r = t / tiles_w;
-  const int ty = (int)(r % tiles_h);
-  const long nb = r / tiles_h;
+  long nb;
+  int ty, tx;
+  wino_tile(t, tiles_h, tiles_w, &nb, &ty, &tx);
   const float* img = x + (size_t)nb * h * w * c;
   const int y0 = 2 * ty - pt, x0 = 2 * tx - pl;
   for (int i = 0; i < 4; i++)
@@ -1286,6 +1306,19 @@ static void micro_kernel_tall(int kc, const float* const* ptrs, int by_row, cons
   }
 }
 
+// Aᵀ·m·A on VL channels at once: the 2×2 outputs y00, y01, y10, y11
+ALWAYS_INLINE void wino_at_m_a(const vf q[16], vf o[4]) {
+  vf s0[4], s1[4];
+  for (int j = 0; j < 4; j++) {
+    s0[j] = q[j] + q[4 + j] + q[8 + j];
+    s1[j] = q[4 + j] - q[8 + j] - q[12 + j];
+  }
+  o[0] = s0[0] + s0[1] + s0[2];
+  o[1] = s0[1] - s0[2] - s0[3];
+  o[2] = s1[0] + s1[1] + s1[2];
+  o[3] = s1[1] - s1[2] - s1[3];
+}
+
 // Forward: y [n, oh, ow, co] from x [n, h, w, ci] (3×3, stride 1, padding pt/pl), U from
 // wino_filter, then the epilogue.
 static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int pl, int oh, int ow,
@@ -1335,86 +1368,42 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
       }
     }
     // y = Aᵀ·m·A per tile, written where the output exists
-    const size_t pstride = (size_t)co;
     for (int k = 0; k < nt; k++) {
-      const long t = t0 + k;
-      const int tx = (int)(t % tiles_w);
-      const long r = t / tiles_w;
-      const int ty = (int)(r % tiles_h);
-      const long nb = r / tiles_h;
       const float* m = M + (size_t)k * wino_ld(co);
       float* out[2][2];
-      for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++) {
-          const int oy = 2 * ty + i, ox = 2 * tx + j;
-          out[i][j] = (oy < oh && ox < ow) ? y + (((size_t)nb * oh + oy) * ow + ox) * co : NULL;
-        }
+      wino_out_pixels(y, oh, ow, co, tiles_h, tiles_w, t0 + k, NULL, out);
+      int ch = 0;
       if (out[0][0] && out[0][1] && out[1][0] && out[1][1]) {
-        // the whole tile exists: a loop the compiler vectorises over the channels
-        float* o00 = out[0][0];
-        float* o01 = out[0][1];
-        float* o10 = out[1][0];
-        float* o11 = out[1][1];
-        int ch = 0;
+        // the whole tile exists: whole vectors of channels, the epilogue after
         for (; ch + VL <= co; ch += VL) {
-          vf q[16], s0[4], s1[4], o[4];
-          for (int p = 0; p < WT; p++) memcpy(&q[p], m + p * pstride + ch, sizeof(vf));
-          for (int j = 0; j < 4; j++) {
-            s0[j] = q[j] + q[4 + j] + q[8 + j];
-            s1[j] = q[4 + j] - q[8 + j] - q[12 + j];
-          }
-          o[0] = s0[0] + s0[1] + s0[2];
-          o[1] = s0[1] - s0[2] - s0[3];
-          o[2] = s1[0] + s1[1] + s1[2];
-          o[3] = s1[1] - s1[2] - s1[3];
-          memcpy(o00 + ch, &o[0], sizeof(vf));
-          memcpy(o01 + ch, &o[1], sizeof(vf));
-          memcpy(o10 + ch, &o[2], sizeof(vf));
-          memcpy(o11 + ch, &o[3], sizeof(vf));
-        }
-        for (; ch < co; ch++) {
-          float q[4][4], s[2][4];
-          for (int p = 0; p < WT; p++) q[p / 4][p % 4] = m[p * pstride + ch];
-          for (int j = 0; j < 4; j++) {
-            s[0][j] = q[0][j] + q[1][j] + q[2][j];
-            s[1][j] = q[1][j] - q[2][j] - q[3][j];
-          }
-          o00[ch] = s[0][0] + s[0][1] + s[0][2];
-          o01[ch] = s[0][1] - s[0][2] - s[0][3];
-          o10[ch] = s[1][0] + s[1][1] + s[1][2];
-          o11[ch] = s[1][1] - s[1][2] - s[1][3];
+          vf q[16], o[4];
+          for (int p = 0; p < WT; p++) memcpy(&q[p], m + (size_t)p * co + ch, sizeof(vf));
+          wino_at_m_a(q, o);
+          for (int i = 0; i < 4; i++) memcpy(out[i / 2][i % 2] + ch, &o[i], sizeof(vf));
         }
         if (epi)
           for (int i = 0; i < 4; i++) {
             float* o = out[i / 2][i % 2];
-            for (int ch = 0; ch < co; ch++) {
-              float v = o[ch] + (epi->bias ? epi->bias[ch] : 0.f);
-              o[ch] = apply_act(v, epi->act, epi->alpha);
+            for (int c = 0; c < ch; c++) {
+              float v = o[c] + (epi->bias ? epi->bias[c] : 0.f);
+              o[c] = apply_act(v, epi->act, epi->alpha);
             }
           }
-        continue;
       }
-      for (int ch = 0; ch < co; ch++) {
-        float q[4][4], s[2][4], o[2][2];
-        for (int p = 0; p < WT; p++) q[p / 4][p % 4] = m[p * pstride + ch];
-        for (int j = 0; j < 4; j++) {
-          s[0][j] = q[0][j] + q[1][j] + q[2][j];
-          s[1][j] = q[1][j] - q[2][j] - q[3][j];
-        }
-        for (int i = 0; i < 2; i++) {
-          o[i][0] = s[i][0] + s[i][1] + s[i][2];
-          o[i][1] = s[i][1] - s[i][2] - s[i][3];
-        }
-        for (int i = 0; i < 2; i++)
-          for (int j = 0; j < 2; j++) {
-            if (!out[i][j]) continue;
-            float v = o[i][j];
-            if (epi) {
-              if (epi->bias) v += epi->bias[ch];
-              v = apply_act(v, epi->act, epi->alpha);
-            }
-            out[i][j][ch] = v;
+      for (; ch < co; ch++) {  // the other channels, and partial tiles: one lane each
+        vf q[16], o[4];
+        for (int p = 0; p < WT; p++) q[p] = (vf){0} + m[(size_t)p * co + ch];
+        wino_at_m_a(q, o);
+        for (int i = 0; i < 4; i++) {
+          float* px = out[i / 2][i % 2];
+          if (!px) continue;
+          float v = o[i][0];
+          if (epi) {
+            if (epi->bias) v += epi->bias[ch];
+            v = apply_act(v, epi->act, epi->alpha);
           }
+          px[ch] = v;
+        }
       }
     }
   }
@@ -1469,17 +1458,9 @@ static void wino_filter_grad(const float* x, const float* dy, float* dw_out, int
       wino_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
       // Z = A·dy·Aᵀ per tile, as B panels: point ξ, panel jp: [tile][nrw]
       for (int k = 0; k < nt; k++) {
-        const long t = t0 + k;
-        const int tx = (int)(t % tiles_w);
-        const long r = t / tiles_w;
-        const int ty = (int)(r % tiles_h);
-        const long nb = r / tiles_h;
-        const float* g[2][2];
-        for (int i = 0; i < 2; i++)
-          for (int j = 0; j < 2; j++) {
-            const int oy = 2 * ty + i, ox = 2 * tx + j;
-            g[i][j] = (oy < oh && ox < ow) ? dy + (((size_t)nb * oh + oy) * ow + ox) * co : zero;
-          }
+        float* g[2][2];
+        // read only: the casts let the output-side helper serve dy too
+        wino_out_pixels((float*)dy, oh, ow, co, tiles_h, tiles_w, t0 + k, (float*)zero, g);
         for (int jp = 0; jp < np; jp++) {
           const int jr = jp * nrw, nr = co - jr < nrw ? co - jr : nrw;
           float* zb = Z + ((size_t)jp * WINO_TILES + k) * nrw;
