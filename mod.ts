@@ -114,6 +114,11 @@ export {
 } from "./lib/layers/gunn.ts";
 export { batchNormTrain } from "./lib/layers/batch_norm.ts";
 export {
+  replaceBlock,
+  type ReplaceBlockParams,
+  replaceBlockStock,
+} from "./lib/layers/gunn_block.ts";
+export {
   GUNN15,
   type GunnArchitecture,
   gunnNetwork,

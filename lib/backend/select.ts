@@ -27,6 +27,7 @@ import { buildNativeLibrary } from "./native/build.ts";
 import { type NativeLib, openNativeLib } from "./native/ffi.ts";
 import { installNativeKernels, type KernelOverride } from "./native/kernels.ts";
 import { installWasmTrainingKernels } from "./wasm_kernels.ts";
+import { installLeanGradients } from "./lean_gradients.ts";
 import { UserError } from "../util/errors.ts";
 import { Rng } from "../util/rng.ts";
 
@@ -237,6 +238,7 @@ export async function initBackend(
   const threads = options.threads ?? defaultThreads();
   resetOverrides();
   silenceNodeBanner();
+  installLeanGradients();
   let info: BackendInfo;
   if (choice === "webgpu") {
     const probe = await probeWebGpu();

@@ -132,3 +132,61 @@ export function movedGunnStats(
     { momentum, count } as unknown as tf.NamedAttrMap,
   ) as tf.Tensor1D[];
 }
+
+/**
+ * A gradually updated block whose units replace their segment, as one op on the native backend
+ * (kernels "GradlabGunnBlock" and "GradlabGunnBlockGrad"): unit j computes
+ * ReLU(BN(conv3×3(state, kernels[j]))) (C → C/S channels, 'same', batch statistics) from the state
+ * as updated so far and writes it over segment j; the result is state + x. Returns the result and
+ * the units' batch statistics packed as [S, 3o] (mean | biased variance | 1/√(var + ε)), which the
+ * caller disposes. {@link replaceBlock} in `gunn_block.ts` is the public entry.
+ */
+export function fusedGunnBlock(
+  x: Tensor4D,
+  kernels: Tensor[],
+  gammas: Tensor[],
+  betas: Tensor[],
+  epsilon: number,
+): { y: Tensor4D; stats: Tensor2D } {
+  const S = kernels.length, C = x.shape[3];
+  if (C % S !== 0) {
+    throw new RangeError(`GUNN block: ${C} channels do not split into ${S} segments`);
+  }
+  const weights = kernels.flatMap((k, j) => [k, gammas[j], betas[j]]);
+  const attrs = { segments: S, epsilon };
+  let stats: Tensor2D | null = null;
+  const op = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, ...w] = args.slice(0, 1 + 3 * S) as Tensor[];
+    const save = args[1 + 3 * S] as tf.GradSaveFunc;
+    const inputs: Record<string, Tensor> = { x: xi };
+    w.forEach((t, k) => (inputs[`p${k}`] = t));
+    const [y, acts, st] = tf.engine().runKernel(
+      "GradlabGunnBlock",
+      inputs,
+      attrs as unknown as tf.NamedAttrMap,
+    ) as Tensor[];
+    stats = tf.keep(st) as Tensor2D;
+    // the backward needs, per unit, the kernel and γ
+    save([xi, acts, st, ...w.filter((_, k) => k % 3 !== 2)]);
+    return {
+      value: y,
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [sx, sacts, sst, ...sw] = saved;
+        const gin: Record<string, Tensor> = { dy: dy as Tensor, x: sx, acts: sacts, stats: sst };
+        sw.forEach((t, k) => (gin[`w${k}`] = t));
+        return tf.engine().runKernel(
+          "GradlabGunnBlockGrad",
+          gin,
+          attrs as unknown as tf.NamedAttrMap,
+        ) as Tensor[];
+      },
+    };
+  });
+  const y = op(x, ...weights) as Tensor4D;
+  return { y, stats: stats! };
+}
+
+/** Whether {@link fusedGunnBlock} can run here: fused ops allowed and the backend has its kernel. */
+export function fusedGunnBlockActive(): boolean {
+  return fusedAllowed && tf.getKernel("GradlabGunnBlock", tf.getBackend()) !== undefined;
+}

@@ -11,13 +11,21 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { batchNormTrain } from "../../lib/layers/batch_norm.ts";
+import {
+  replaceBlock,
+  type ReplaceBlockParams,
+  replaceBlockStock,
+} from "../../lib/layers/gunn_block.ts";
 import { Rng } from "../../lib/util/rng.ts";
 import { timeWindows } from "./timing.ts";
 import { gunnNetwork, MINI_GUNN } from "../../lib/models/gunn.ts";
 import { Sgd } from "../../lib/train/optimizers.ts";
 import { softmaxClassification } from "../../lib/train/fit.ts";
-import { allowFusedGunnUnits, fusedGunnUnitsActive } from "../../lib/layers/gunn_fused.ts";
+import {
+  allowFusedGunnUnits,
+  fusedGunnBlockActive,
+  fusedGunnUnitsActive,
+} from "../../lib/layers/gunn_fused.ts";
 import { type BenchContext, type BenchLine, dateUtc, windows } from "./result.ts";
 
 /** The block's parameters: one kernel, γ and β per update. */
@@ -45,75 +53,69 @@ export function w4Params(C: number, K: number, seed = 0): W4Params {
 }
 
 /**
- * The block's output. Segment j is replaced (not added to) by update j, as in the peer; the
- * residual is added once at the end.
+ * The block's output: {@link replaceBlock} (fused on the native backend; `stock` forces the stock
+ * ops). Segment j is replaced (not added to) by update j, as in the peer; the residual is added
+ * once at the end.
  */
-export function w4Block(x0: tf.Tensor4D, p: W4Params): tf.Tensor4D {
-  const S = p.kernels.length;
-  const K = x0.shape[3] / S;
-  // Slices, not tf.split: TF.js 4.22 drops gradient paths when a split's outputs feed several
-  // concatenations (tests/bench/w4_test.ts compares with the peer's slice-based definition).
-  const segs = Array.from({ length: S }, (_, j) => tf.slice(x0, [0, 0, 0, j * K], [-1, -1, -1, K]));
-  let x = x0;
-  const stats: tf.Tensor[] = [];
-  for (let j = 0; j < S; j++) {
-    const { y, mean, variance } = batchNormTrain(
-      tf.conv2d(x, p.kernels[j] as tf.Tensor4D, 1, "same"),
-      p.gammas[j] as tf.Tensor1D,
-      p.betas[j] as tf.Tensor1D,
-      1e-3,
-    );
-    stats.push(mean, variance);
-    segs[j] = tf.relu(y);
-    x = S === 1 ? segs[0] as tf.Tensor4D : tf.concat(segs, 3) as tf.Tensor4D;
-  }
-  tf.dispose(stats);
-  return tf.add(x, x0);
+export function w4Block(x0: tf.Tensor4D, p: W4Params, stock = false): tf.Tensor4D {
+  const params = p as unknown as ReplaceBlockParams;
+  return stock ? replaceBlockStock(x0, params, 1e-3) : replaceBlock(x0, params, 1e-3);
 }
 
-/** W4: images/s of forward + backward (and forward alone) for the block and its reference. */
+/**
+ * W4: images/s of forward + backward (and forward alone) for the block and its reference, through
+ * {@link replaceBlock} (variant "": fused on the native backend, the line compared with PyTorch)
+ * and, where that is fused, also through the stock ops (variant `stock_ops`).
+ */
 export async function benchGunnBlock(ctx: BenchContext): Promise<BenchLine[]> {
   const N = 64, H = 16, C = 64, K = 16;
   const x0 = tf.tensor4d(new Rng(1).normals(N * H * H * C), [N, H, H, C]);
   const lines: BenchLine[] = [];
+  const paths = fusedGunnBlockActive() ? [false, true] : [false];
   for (const [model, k] of [["gunn_block", K], ["sunn_reference", C]] as const) {
-    const p = w4Params(C, k);
-    const vars = [...p.kernels, ...p.gammas, ...p.betas];
-    const S = p.kernels.length;
-    // x0 and every parameter as inputs of one gradient call, as the peer's autograd.grad
-    const fwdBwd = () =>
-      tf.tidy(() =>
-        tf.grads((x: tf.Tensor, ...w: tf.Tensor[]) =>
-          tf.mean(tf.square(w4Block(x as tf.Tensor4D, {
-            kernels: w.slice(0, S) as tf.Variable[],
-            gammas: w.slice(S, 2 * S) as tf.Variable[],
-            betas: w.slice(2 * S) as tf.Variable[],
-          })))
-        )([x0, ...vars])
-      );
-    const fwd = () => tf.tidy(() => w4Block(x0, p));
-    for (let i = 0; i < (ctx.quick ? 1 : 3); i++) tf.dispose(fwdBwd());
-    const timing = await timeWindows(fwdBwd, N, {
-      ...windows(ctx, { minS: 1, repeats: 3 }),
-      sync: "call",
-    });
-    const forward = await timeWindows(fwd, N, {
-      ...windows(ctx, { minS: 0.5, repeats: 3 }),
-      sync: "call",
-    });
-    lines.push({
-      workload: "W4",
-      model,
-      backend: ctx.backend,
-      threads: ctx.threads,
-      batch: N,
-      variant: "",
-      date_utc: dateUtc(),
-      ...timing,
-      fwd_only_items_per_s: forward.items_per_s,
-      params: vars.reduce((s, v) => s + v.size, 0),
-    });
-    tf.dispose(vars);
+    for (const stock of paths) {
+      const p = w4Params(C, k);
+      const vars = [...p.kernels, ...p.gammas, ...p.betas];
+      const S = p.kernels.length;
+      // x0 and every parameter as inputs of one gradient call, as the peer's autograd.grad
+      const fwdBwd = () =>
+        tf.tidy(() =>
+          tf.grads((x: tf.Tensor, ...w: tf.Tensor[]) =>
+            tf.mean(tf.square(w4Block(
+              x as tf.Tensor4D,
+              {
+                kernels: w.slice(0, S) as tf.Variable[],
+                gammas: w.slice(S, 2 * S) as tf.Variable[],
+                betas: w.slice(2 * S) as tf.Variable[],
+              },
+              stock,
+            )))
+          )([x0, ...vars])
+        );
+      const fwd = () => tf.tidy(() => w4Block(x0, p, stock));
+      for (let i = 0; i < (ctx.quick ? 1 : 3); i++) tf.dispose(fwdBwd());
+      const timing = await timeWindows(fwdBwd, N, {
+        ...windows(ctx, { minS: 1, repeats: 3 }),
+        sync: "call",
+      });
+      const forward = await timeWindows(fwd, N, {
+        ...windows(ctx, { minS: 0.5, repeats: 3 }),
+        sync: "call",
+      });
+      lines.push({
+        workload: "W4",
+        model,
+        backend: ctx.backend,
+        threads: ctx.threads,
+        batch: N,
+        variant: stock ? "stock_ops" : "",
+        date_utc: dateUtc(),
+        ...timing,
+        fwd_only_items_per_s: forward.items_per_s,
+        params: vars.reduce((s, v) => s + v.size, 0),
+      });
+      tf.dispose(vars);
+    }
   }
   x0.dispose();
   return lines;

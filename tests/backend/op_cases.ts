@@ -248,6 +248,22 @@ export const ELEMENTWISE_CASES: OpCase[] = [
   { name: "tile 4-D", shapes: [[2, 1, 3, 2]], f: (x) => tf.tile(x, [2, 3, 1, 2]) },
   { name: "tile 2-D", shapes: [[3, 4]], f: (x) => tf.tile(x, [1, 3]) },
   {
+    name: "tile of one value (a mean's gradient)",
+    shapes: [[1, 1, 1, 1]],
+    f: (x) => tf.tile(x, [3, 4, 5, 7]),
+  },
+  {
+    name: "tile, repeats of 1 between others",
+    shapes: [[2, 3, 1]],
+    f: (x) => tf.tile(x, [3, 1, 5]),
+  },
+  { name: "broadcastTo (Tile)", shapes: [[1, 3, 1]], f: (x) => tf.broadcastTo(x, [4, 3, 6]) },
+  { name: "mean over every axis", shapes: [[4, 5, 6, 7]], f: (x) => tf.mean(x) },
+  { name: "mean over leading axes", shapes: [[4, 5, 6]], f: (x) => tf.mean(x, [0, 1]) },
+  { name: "mean over the last axis, kept", shapes: [[4, 5, 6]], f: (x) => tf.mean(x, -1, true) },
+  { name: "sum over every axis", shapes: [[3, 50, 70]], f: (x) => tf.sum(x) },
+  { name: "cast to its own dtype", shapes: [[3, 4]], f: (x) => tf.cast(x, "float32") },
+  {
     name: "concat 4-D on channels (GUNN segments), unequal widths",
     shapes: [[2, 3, 4, 2], [2, 3, 4, 5], [2, 3, 4, 1]],
     f: (a, b, c) => tf.concat([a, b, c], 3),

@@ -74,16 +74,20 @@ Deno.test({
     }).output();
     assert.strictEqual(code, 0, new TextDecoder().decode(stderr));
     const lines = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
-    assert.deepStrictEqual(lines.map((l) => `${l.workload}/${l.model}/${l.backend}`), [
-      "W2/mnist_cnn/native",
-      "W4/gunn_block/native",
-      "W4/sunn_reference/native",
-      "W5/svm_2k_512/typescript",
+    // W4 on the native backend: each block fused (variant "", the line compared with PyTorch)
+    // and with stock ops
+    assert.deepStrictEqual(lines.map((l) => `${l.workload}/${l.model}/${l.backend}/${l.variant}`), [
+      "W2/mnist_cnn/native/",
+      "W4/gunn_block/native/",
+      "W4/gunn_block/native/stock_ops",
+      "W4/sunn_reference/native/",
+      "W4/sunn_reference/native/stock_ops",
+      "W5/svm_2k_512/typescript/ovr_dcd",
     ]);
     assert.ok(lines[0].items_per_s > 0);
     // both W4 blocks: 4·(3·3·64·16) + 8·16 and 3·3·64·64 + 2·64 parameters
-    assert.deepStrictEqual([lines[1].params, lines[2].params], [36992, 36992]);
-    assert.ok(lines[1].items_per_s > 0 && lines[2].fwd_only_items_per_s > 0);
-    assert.strictEqual(lines[3].accuracy, 1);
+    assert.deepStrictEqual(lines.slice(1, 5).map((l) => l.params), [36992, 36992, 36992, 36992]);
+    assert.ok(lines[1].items_per_s > 0 && lines[3].fwd_only_items_per_s > 0);
+    assert.strictEqual(lines[5].accuracy, 1);
   },
 });

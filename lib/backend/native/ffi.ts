@@ -101,6 +101,16 @@ const SYMBOLS = {
     parameters: [buf, buf, i32, i32, i32, i32, i32, i32],
     result: "void",
   },
+  gl_gunn_block_forward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, S, eps
+    parameters: [buf, buf, i32, i32, i32, i32, i32, "f32"],
+    result: "void",
+  },
+  gl_gunn_block_backward: {
+    // inputs (pointer table), outputs (pointer table), n, h, w, C, S
+    parameters: [buf, buf, i32, i32, i32, i32, i32],
+    result: "void",
+  },
   gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
   gl_compress_rows: {
     // rows, nrows, P, idx32, idx, val, rowStart
@@ -355,6 +365,21 @@ export interface NativeLib {
    * then 12 weight gradients per unit.
    */
   gunnLayerBackward(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry): void;
+  /**
+   * A gradually updated block whose units replace their segment (kernels.c,
+   * gl_gunn_block_forward): `inputs` x, then kernel, γ, β per unit; `outputs` y, acts, stats.
+   */
+  gunnBlockForward(
+    inputs: Float32Array[],
+    outputs: Float32Array[],
+    g: GunnLayerGeometry,
+    epsilon: number,
+  ): void;
+  /**
+   * Its gradients (gl_gunn_block_backward): `inputs` dy, x, acts, stats, then kernel, γ per unit;
+   * `outputs` dx, then dkernel, dγ, dβ per unit.
+   */
+  gunnBlockBackward(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry): void;
   close(): void;
   /**
    * Grows a scratch buffer to `floats` floats and says whether that worked; a failure is reported
@@ -373,19 +398,14 @@ export interface GunnLayerGeometry {
   gradual: boolean;
 }
 
-// The GUNN layer entry points' leading arguments: pointer tables (their arrays must stay
-// reachable until the call returns), then n, h, w, C, S, gradual.
+// The GUNN entry points' leading arguments: pointer tables (their arrays must stay reachable
+// until the call returns), then n, h, w, C, S (and, for layers, gradual).
+function blockArgs(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry) {
+  return [pointerTable(inputs), pointerTable(outputs), g.n, g.h, g.w, g.c, g.segments] as const;
+}
+
 function layerArgs(inputs: Float32Array[], outputs: Float32Array[], g: GunnLayerGeometry) {
-  return [
-    pointerTable(inputs),
-    pointerTable(outputs),
-    g.n,
-    g.h,
-    g.w,
-    g.c,
-    g.segments,
-    g.gradual ? 1 : 0,
-  ] as const;
+  return [...blockArgs(inputs, outputs, g), g.gradual ? 1 : 0] as const;
 }
 
 /** A table of the arrays' addresses, for entry points that take many arrays. */
@@ -688,6 +708,14 @@ export function openNativeLib(path: string): NativeLib {
     gunnLayerBackward(inputs, outputs, g) {
       count("gunnLayerBackward");
       s.gl_gunn_layer_backward(...layerArgs(inputs, outputs, g));
+    },
+    gunnBlockForward(inputs, outputs, g, epsilon) {
+      count("gunnBlockForward");
+      s.gl_gunn_block_forward(...blockArgs(inputs, outputs, g), epsilon);
+    },
+    gunnBlockBackward(inputs, outputs, g) {
+      count("gunnBlockBackward");
+      s.gl_gunn_block_backward(...blockArgs(inputs, outputs, g));
     },
     close: () => lib.close(),
     scratchProbe: (floats) => s.gl_scratch_probe(floats) === 1,

@@ -74,6 +74,14 @@ static int g_threads = 1;
 #define REDUCE_PARTS 8
 static int min_int(int a, int b) { return a < b ? a : b; }
 
+// Memory-bound loops (copies, element-wise passes, batch-norm sums) use the other threads only
+// from this many values: waking a sleeping OpenMP thread (OMP_WAIT_POLICY=passive, see
+// lib/backend/select.ts) costs about what one core takes to stream a million floats, and in
+// W4's fused block at 2 threads the norms, ReLUs and copies of 0.26 M values ran 2× slower
+// threaded than alone (0.96 against 0.43 ms a step).
+#define MEMORY_PAR_MIN 1e6
+static int memory_threads(double n) { return n < MEMORY_PAR_MIN ? 1 : g_threads; }
+
 // One library serves every JavaScript runtime in a process (Deno runs test modules, workers and
 // `--parallel` tests on threads of one process), and the scratch buffers below are global: each
 // entry point holds this lock for its whole call, so concurrent callers take turns.
@@ -1239,27 +1247,59 @@ ALWAYS_INLINE void wino_bt_d_b(const vf d[4][4], vf v[16]) {
   }
 }
 
+// Bᵀ·d for column j of a 4×4 patch (rows p[j], p[4 + j], …), VL channels from ch
+ALWAYS_INLINE void wino_bt_column(const float* const* p, int j, int ch, vf s[4]) {
+  vf d0, d1, d2, d3;
+  memcpy(&d0, p[j] + ch, sizeof(vf));
+  memcpy(&d1, p[4 + j] + ch, sizeof(vf));
+  memcpy(&d2, p[8 + j] + ch, sizeof(vf));
+  memcpy(&d3, p[12 + j] + ch, sizeof(vf));
+  s[0] = d0 - d2;
+  s[1] = d1 + d2;
+  s[2] = d2 - d1;
+  s[3] = d1 - d3;
+}
+
 // V[k][ξ][·] = (Bᵀ·d·B)[ξ] for the tiles t0 .. t0+nt−1 (k-th of the chunk): each tile's 16·c
 // values are contiguous (one store stream; with a stream per point the transform ran at half the
 // speed). Written with vector types: the compiler did not vectorise loads through 16 pointers.
+// Bᵀ·d first combines the rows of each patch column, and a tile's first two columns are the
+// previous tile's last two when both lie in one row of tiles: those are kept, so most tiles load
+// and combine only two columns (the 64-channel transform ran 0.38 ms for a W4 batch before).
 static void wino_input(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
                        int pl, long t0, int nt, const float* zero, float* V) {
-  const size_t pstride = (size_t)c;
-  for (int k = 0; k < nt; k++) {
-    const float* p[16];
-    wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, p);
-    float* v = V + (size_t)k * wino_ld(c);
-    int ch = 0;
-    for (; ch + VL <= c; ch += VL) {
-      vf d[4][4], r[16];
-      for (int q = 0; q < 16; q++) memcpy(&d[q / 4][q % 4], p[q] + ch, sizeof(vf));
-      wino_bt_d_b(d, r);
-      for (int q = 0; q < 16; q++) memcpy(v + q * pstride + ch, &r[q], sizeof(vf));
+  const size_t pstride = (size_t)c, ld = wino_ld(c);
+  const float* P[WINO_TILES][16];
+  for (int k = 0; k < nt; k++) wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, P[k]);
+  int ch = 0;
+  for (; ch + VL <= c; ch += VL) {
+    vf s0[4], s1[4], s2[4], s3[4];  // Bᵀ·d of the patch's columns 0 … 3 (registers, not memory)
+    for (int k = 0; k < nt; k++) {
+      const float* const* p = P[k];
+      if (k > 0 && (t0 + k) % tiles_w != 0) {  // the right neighbour of tile k − 1
+        for (int i = 0; i < 4; i++) {
+          s0[i] = s2[i];
+          s1[i] = s3[i];
+        }
+      } else {
+        wino_bt_column(p, 0, ch, s0);
+        wino_bt_column(p, 1, ch, s1);
+      }
+      wino_bt_column(p, 2, ch, s2);
+      wino_bt_column(p, 3, ch, s3);
+      float* v = V + (size_t)k * ld + ch;
+      for (int i = 0; i < 4; i++) {
+        const vf r[4] = {s0[i] - s2[i], s1[i] + s2[i], s2[i] - s1[i], s1[i] - s3[i]};
+        for (int q = 0; q < 4; q++) memcpy(v + (i * 4 + q) * pstride, &r[q], sizeof(vf));
+      }
     }
-    for (; ch < c; ch++) {  // the last channels, one lane each
+  }
+  for (; ch < c; ch++) {  // the last channels, one lane each
+    for (int k = 0; k < nt; k++) {
       vf d[4][4], r[16];
-      for (int q = 0; q < 16; q++) d[q / 4][q % 4] = (vf){0} + p[q][ch];
+      for (int q = 0; q < 16; q++) d[q / 4][q % 4] = (vf){0} + P[k][q][ch];
       wino_bt_d_b(d, r);
+      float* v = V + (size_t)k * ld;
       for (int q = 0; q < 16; q++) v[q * pstride + ch] = r[q][0];
     }
   }
@@ -1320,9 +1360,9 @@ ALWAYS_INLINE void wino_at_m_a(const vf q[16], vf o[4]) {
 }
 
 // Forward: y [n, oh, ow, co] from x [n, h, w, ci] (3×3, stride 1, padding pt/pl), U from
-// wino_filter, then the epilogue.
+// wino_filter, then the epilogue; with `accumulate` (and no epilogue) y += the convolution.
 static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int pl, int oh, int ow,
-                      const float* U, int co, float* y, const epilogue_t* epi) {
+                      const float* U, int co, float* y, const epilogue_t* epi, int accumulate) {
   const kernels_t* kn = kernels_for(co);
   const int nrw = kn->nrw, np = (co + nrw - 1) / nrw;
   const size_t upp = (size_t)np * ci * nrw;  // U floats per point
@@ -1379,7 +1419,15 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
           vf q[16], o[4];
           for (int p = 0; p < WT; p++) memcpy(&q[p], m + (size_t)p * co + ch, sizeof(vf));
           wino_at_m_a(q, o);
-          for (int i = 0; i < 4; i++) memcpy(out[i / 2][i % 2] + ch, &o[i], sizeof(vf));
+          for (int i = 0; i < 4; i++) {
+            float* px = out[i / 2][i % 2] + ch;
+            if (accumulate) {
+              vf old;
+              memcpy(&old, px, sizeof(vf));
+              o[i] += old;
+            }
+            memcpy(px, &o[i], sizeof(vf));
+          }
         }
         if (epi)
           for (int i = 0; i < 4; i++) {
@@ -1402,7 +1450,7 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
             if (epi->bias) v += epi->bias[ch];
             v = apply_act(v, epi->act, epi->alpha);
           }
-          px[ch] = v;
+          px[ch] = accumulate ? px[ch] + v : v;
         }
       }
     }
@@ -1411,13 +1459,14 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
 
 // Forward entry for a convolution that wino_ok() accepts.
 static void wino_forward(const float* x, const float* f, float* y, int n, int h, int w, int ci,
-                         int co, int oh, int ow, int pt, int pl, const epilogue_t* epi) {
+                         int co, int oh, int ow, int pt, int pl, const epilogue_t* epi,
+                         int accumulate) {
   const int nrw = kernels_for(co)->nrw;
   float* U = grow(&g_wu, &g_wucap, (size_t)WT * round_up(co, nrw) * ci);
   if (!U) return;
   g_wino_calls++;
   wino_filter(f, ci, co, nrw, U);
-  wino_conv(x, n, h, w, ci, pt, pl, oh, ow, U, co, y, epi);
+  wino_conv(x, n, h, w, ci, pt, pl, oh, ow, U, co, y, epi, accumulate);
 }
 
 // Filter gradient dw [3][3][ci][co] of the convolution above, from x and dy [n, oh, ow, co].
@@ -1548,7 +1597,7 @@ void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, in
   epilogue_t e = {bias, act, alpha};
   const epilogue_t* epi = (bias || act) ? &e : NULL;
   if (wino_ok(kh, kw, sh, sw, dh, dw, ci, co) && pt >= 0 && pl >= 0) {
-    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi);
+    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi, 0);
     return;
   }
   if (ci >= INDIRECT_MIN_CHANNELS && kh * kw * ci > 0) {
@@ -1561,11 +1610,11 @@ void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, in
 
 // Input gradient: dx [n,h,w,ci] from dy [n,oh,ow,co] and filter [kh,kw,ci,co]. It is the
 // convolution of dy, dilated by the stride and padded by (k-1)*dil - pad, with the filter
-// flipped in space and transposed in/out.
-void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n, int h, int w,
-                              int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
-                              int dh, int dw, int pt, int pl) {
-  SERIALIZED;
+// flipped in space and transposed in/out. With `accumulate`, dx += it (Winograd cases only: the
+// caller checks backprop_input_accumulates()).
+static void backprop_input(const float* dy, const float* f, float* dx, int n, int h, int w, int ci,
+                           int kh, int kw, int co, int oh, int ow, int sh, int sw, int dh, int dw,
+                           int pt, int pl, int accumulate) {
   size_t fsize = (size_t)kh * kw * ci * co;
   float* ft = grow(&g_wbuf, &g_wcap, fsize);
   if (!ft) return;
@@ -1576,7 +1625,7 @@ void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n,
           ft[(((size_t)(kh - 1 - y) * kw + (kw - 1 - x)) * co + o) * ci + i] =
               f[(((size_t)y * kw + x) * ci + i) * co + o];
   if (wino_ok(kh, kw, sh, sw, dh, dw, co, ci) && pt <= 2 && pl <= 2) {
-    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 2 - pt, 2 - pl, NULL);
+    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 2 - pt, 2 - pl, NULL, accumulate);
     return;
   }
   conv_t g = {dy, n, oh, ow, co, kh, kw, h, w, 1, 1, dh, dw,
@@ -1587,6 +1636,18 @@ void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n,
   }
   matrix_t B = {ft, ci, 0};
   gemm(n * h * w, ci, kh * kw * co, pack_a_conv, &g, pack_b_matrix, &B, dx, ci, 0, NULL, g_threads);
+}
+
+// Whether backprop_input can add into dx (a 3×3 'same' stride-1 case that Winograd runs).
+static int backprop_input_accumulates(int ci, int co) {
+  return wino_ok(3, 3, 1, 1, 1, 1, co, ci);
+}
+
+void gl_conv2d_backprop_input(const float* dy, const float* f, float* dx, int n, int h, int w,
+                              int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw,
+                              int dh, int dw, int pt, int pl) {
+  SERIALIZED;
+  backprop_input(dy, f, dx, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, 0);
 }
 
 // Filter gradient: dW [kh,kw,ci,co] = sum over (n,oy,ox) of patch(x) (x) dy, as a GEMM whose
@@ -1825,7 +1886,7 @@ void gl_sum_rows(const float* x, float* out, int rows, int cols) {
 // out[rows] = sum over cols of x[rows][cols] (reduce trailing axes).
 void gl_sum_cols(const float* x, float* out, int rows, int cols) {
   SERIALIZED;
-  int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
+  int threads = memory_threads((double)rows * cols);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int r = 0; r < rows; r++) {
     const float* xr = x + (size_t)r * cols;
@@ -1881,7 +1942,7 @@ void gl_slice(const float* x, float* out, int rank, const int* xs, const int* be
   long outer = 1;
   for (int d = 0; d < rank - 1; d++) outer *= size[d];
   const int inner = size[rank - 1];
-  int threads = (double)outer * inner < 1e5 ? 1 : g_threads;
+  int threads = memory_threads((double)outer * inner);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < outer; r++) {
     long rem = r, off = 0;
@@ -1896,9 +1957,30 @@ void gl_slice(const float* x, float* out, int rank, const int* xs, const int* be
 
 // A block of `rows` rows of `cols` values: dst[r·dld + c] = src[r·sld + c]. Concatenation and
 // splitting along any axis are one such copy per input (rows = product of the leading axes).
+// Contiguous blocks are one copy; narrow rows (a GUNN segment: 16 floats) are copied inline, as a
+// call to memcpy per 64-byte row cost more than the copy (7 % of a W4 step, perf).
 void gl_copy_block(const float* src, long sld, float* dst, long dld, long rows, long cols) {
   SERIALIZED;
-  int threads = (double)rows * cols < 1e5 ? 1 : g_threads;
+  int threads = memory_threads((double)rows * cols);
+  if (sld == cols && dld == cols) {
+    const long n = rows * cols, per = (n + threads - 1) / threads;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int t = 0; t < threads; t++) {
+      const long a = t * per, b = a + per < n ? a + per : n;
+      if (b > a) memcpy(dst + a, src + a, (size_t)(b - a) * sizeof(float));
+    }
+    return;
+  }
+  if (cols <= 4 * VL) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long r = 0; r < rows; r++) {
+      const float* restrict s = src + r * sld;
+      float* restrict d = dst + r * dld;
+#pragma omp simd
+      for (long c = 0; c < cols; c++) d[c] = s[c];
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < rows; r++) memcpy(dst + r * dld, src + r * sld, (size_t)cols * sizeof(float));
 }
@@ -1909,7 +1991,7 @@ void gl_copy_block(const float* src, long sld, float* dst, long dld, long rows, 
 void gl_sgd_update(const float* p, const float* g, const float* v, float* p_out, float* v_out,
                    long n, float lr, float mu, float wd, int nesterov) {
   SERIALIZED;
-  int threads = n < 100000 ? 1 : g_threads;
+  int threads = memory_threads((double)n);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long i = 0; i < n; i++) {
     float d = g[i] + p[i] * wd;
@@ -1926,7 +2008,7 @@ void gl_sgd_update(const float* p, const float* g, const float* v, float* p_out,
 void gl_rmsprop_update(const float* p, const float* g, const float* s, float* p_out, float* s_out,
                        long n, float lr, float rho, float eps) {
   SERIALIZED;
-  int threads = n < 100000 ? 1 : g_threads;
+  int threads = memory_threads((double)n);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long i = 0; i < n; i++) {
     float ns = s[i] * rho + g[i] * g[i] * (1.0f - rho);
@@ -1962,7 +2044,7 @@ static void bn_column_sums(int parts, long rows, int c, double* out,
   }
   double* part = g_bnpart;
   const long chunk = (rows + parts - 1) / parts;
-#pragma omp parallel for schedule(static) num_threads(min_int(g_threads, parts))
+#pragma omp parallel for schedule(static) num_threads(min_int(memory_threads((double)rows * c), parts))
   for (int p = 0; p < parts; p++) {
     long r0 = p * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
     double* p1 = part + (size_t)p * 2 * c;
@@ -2138,7 +2220,7 @@ static int bn_parts(long rows, int c) {
 void gl_bn_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
                    float* var, float* rstd, long rows, int c, float eps) {
   SERIALIZED;
-  const int parts = bn_parts(rows, c), threads = parts > 1 ? g_threads : 1;
+  const int parts = bn_parts(rows, c), threads = parts > 1 ? memory_threads((double)rows * c) : 1;
   double* m = (double*)malloc(3 * (size_t)c * sizeof(double));
   float* scale = (float*)malloc(2 * (size_t)c * sizeof(float));
   if (!m || !scale) {
@@ -2171,7 +2253,7 @@ void gl_bn_forward(const float* x, const float* gamma, const float* beta, float*
 void gl_bn_backward(const float* x, const float* dy, const float* gamma, const float* mean,
                     const float* rstd, float* dx, float* dgamma, float* dbeta, long rows, int c) {
   SERIALIZED;
-  const int parts = bn_parts(rows, c), threads = parts > 1 ? g_threads : 1;
+  const int parts = bn_parts(rows, c), threads = parts > 1 ? memory_threads((double)rows * c) : 1;
   double* m = (double*)malloc(4 * (size_t)c * sizeof(double));
   float* a = (float*)malloc(3 * (size_t)c * sizeof(float));
   if (!m || !a) {
@@ -2329,24 +2411,28 @@ void gl_pe_dense(const float* a, const float* delta, float* out, int n, int in, 
 // Tile of 4-byte elements: out[i0..] = x[i0 % xs0, ...]; rank <= 8.
 void gl_tile(const float* x, float* out, int rank, const int* xs, const int* reps) {
   SERIALIZED;
-  long os[8], xstr[8];
-  for (int d = 0; d < rank; d++) os[d] = (long)xs[d] * reps[d];
-  xstr[rank - 1] = 1;
-  for (int d = rank - 2; d >= 0; d--) xstr[d] = xstr[d + 1] * xs[d + 1];
-  long outer = 1;
-  for (int d = 0; d < rank - 1; d++) outer *= os[d];
-  const int inner = xs[rank - 1], rin = reps[rank - 1];
-  int threads = (double)outer * inner * rin < 1e5 ? 1 : g_threads;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (long r = 0; r < outer; r++) {
-    long rem = r, off = 0;
-    for (int d = rank - 2; d >= 0; d--) {
-      long i = rem % os[d];
-      rem /= os[d];
-      off += (i % xs[d]) * xstr[d];
+  // One axis at a time, innermost first, in place in out: the data so far is `outer` chunks of
+  // `len` values (axes < d untiled, axes > d tiled); each chunk becomes reps[d] copies of itself,
+  // made by doubling. Chunks move right, so the last is done first. A broadcast of one value to a
+  // million (a mean's gradient) is ~20 copies instead of a million 4-byte ones.
+  long len = 1, outer = 1;
+  for (int d = 0; d < rank; d++) outer *= xs[d];
+  memcpy(out, x, (size_t)outer * sizeof(float));
+  for (int d = rank - 1; d >= 0; d--) {
+    outer /= xs[d];
+    len *= xs[d];
+    const long r = reps[d];
+    if (r == 1) continue;
+    for (long i = outer - 1; i >= 0; i--) {
+      float* dst = out + i * len * r;
+      if (i > 0) memcpy(dst, out + i * len, (size_t)len * sizeof(float));
+      for (long have = 1; have < r;) {
+        const long n = have < r - have ? have : r - have;
+        memcpy(dst + have * len, dst, (size_t)(n * len) * sizeof(float));
+        have += n;
+      }
     }
-    float* o = out + r * (long)inner * rin;
-    for (int k = 0; k < rin; k++) memcpy(o + (long)k * inner, x + off, (size_t)inner * sizeof(float));
+    len *= r;
   }
 }
 
@@ -2640,21 +2726,21 @@ static float* g_gunn_state;  // the layer backward's rebuilt input state
 static size_t g_gunn_state_cap;
 
 static void relu_inplace(float* x, size_t n) {
-  int threads = n < 100000 ? 1 : g_threads;
+  int threads = memory_threads((double)n);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
 // dx *= (a > 0), a = relu output
 static void relu_grad_inplace(float* dx, const float* a, size_t n) {
-  int threads = n < 100000 ? 1 : g_threads;
+  int threads = memory_threads((double)n);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (size_t i = 0; i < n; i++) dx[i] = a[i] > 0.f ? dx[i] : 0.f;
 }
 
 // [a | b] per row: a [rows, ca], b [rows, cb] -> out [rows, ca + cb]
 static void join_columns(const float* a, int ca, const float* b, int cb, float* out, long rows) {
-  int threads = (double)rows * (ca + cb) < 1e5 ? 1 : g_threads;
+  int threads = memory_threads((double)rows * (ca + cb));
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < rows; r++) {
     memcpy(out + (size_t)r * (ca + cb), a + (size_t)r * ca, (size_t)ca * sizeof(float));
@@ -2687,7 +2773,7 @@ static void gunn_unit_forward(const float* const* in, float* const* out, int n, 
   float* a1 = out[GU_A1];
   gl_matmul(in[GU_READ], w1p, h1p, 1, rows, o3, C, 0, 0, 0, 0, NULL, 0, 0.f);
   gl_bn_forward(h1p, g1p, b1p, y1p, mean, var, rstd, rows, o3, eps);
-  int threads = (double)rows * C < 1e5 ? 1 : g_threads;
+  int threads = memory_threads((double)rows * C);
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (long r = 0; r < rows; r++)
     for (int k = 0; k < o2; k++) {
@@ -2853,4 +2939,114 @@ void gl_gunn_layer_backward(const float* const* in, float* const* out, int n, in
     for (int k = 0; k < 12; k++) uout[GD_W1 + k] = out[1 + 12 * i + k];
     gunn_unit_backward(uin, uout, n, h, w, C, o, i * o, 1);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A gradually updated block whose updates *replace* their segment (the W4 workload's block):
+// unit j reads the whole state as updated so far, a_j = ReLU(BN(conv3×3(state, k_j))) (C → o
+// channels, 'same', no bias, BN in training mode), and a_j overwrites segment j; y = state + x.
+// As stock ops every unit costs a slice, a concat, a split and several full-state adds each way
+// (half the W4 time at 1 thread); here the state is updated in place and the gradient of the
+// state is accumulated in place (by the input-gradient convolution itself where Winograd runs).
+// in:  x [rows, C], then per unit kernel [3,3,C,o], γ [o], β [o]
+// out: y [rows, C]; acts [rows·(S·o + C)]: per unit z_j (the convolution, [rows, o]), then the
+//      final state [a_0 | … | a_{S−1}] [rows, C]; stats [S, 3o]: per unit mean | biased variance |
+//      1/√(var + ε)
+
+// dst += src, elementwise
+static void add_rows(float* dst, const float* src, size_t n) {
+  int threads = memory_threads((double)n);
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+void gl_gunn_block_forward(const float* const* in, float* const* out, int n, int h, int w, int C,
+                           int S, float eps) {
+  SERIALIZED;
+  const long rows = (long)n * h * w;
+  const int o = C / S;
+  const float* x = in[0];
+  float* state = out[1] + (size_t)rows * C;  // S·o = C values of z a row come first
+  float* a = grow(&g_gunn_buf, &g_gunn_cap, (size_t)rows * o);
+  if (!a) return;
+  gl_copy_block(x, C, state, C, rows, C);
+  const int threads = memory_threads((double)rows * o);
+  for (int j = 0; j < S; j++) {
+    float* z = out[1] + (size_t)j * rows * o;
+    float* st = out[2] + (size_t)3 * j * o;
+    gl_conv2d(state, in[1 + 3 * j], z, n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1, 1, NULL, 0, 0.f);
+    gl_bn_forward(z, in[2 + 3 * j], in[3 + 3 * j], a, st, st + o, st + 2 * o, rows, o, eps);
+    // ReLU, written over segment j
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long r = 0; r < rows; r++) {
+      const float* restrict ar = a + (size_t)r * o;
+      float* restrict sr = state + (size_t)r * C + (size_t)j * o;
+#pragma omp simd
+      for (int k = 0; k < o; k++) sr[k] = ar[k] > 0.f ? ar[k] : 0.f;
+    }
+  }
+  float* y = out[0];
+  const size_t total = (size_t)rows * C;
+#pragma omp parallel for schedule(static) num_threads(memory_threads((double)total))
+  for (size_t i = 0; i < total; i++) y[i] = state[i] + x[i];
+}
+
+// Backward of gl_gunn_block_forward for the gradient dy of y.
+// in:  dy, x, acts, stats, then per unit kernel, γ
+// out: dx, then per unit dkernel, dγ, dβ
+void gl_gunn_block_backward(const float* const* in, float* const* out, int n, int h, int w, int C,
+                            int S) {
+  SERIALIZED;
+  const long rows = (long)n * h * w;
+  const int o = C / S;
+  const float* dy = in[0];
+  const float* x = in[1];
+  const float* last = in[2] + (size_t)rows * C;  // the final state [a_0 | … | a_{S−1}]
+  // the state each unit read, rebuilt backwards from the final one: unit j read the new
+  // segments < j and x's segments ≥ j
+  float* cur = grow(&g_gunn_state, &g_gunn_state_cap, (size_t)rows * C);
+  const int fused_acc = backprop_input_accumulates(C, o);
+  float* tmp = grow(&g_gunn_buf, &g_gunn_cap, (size_t)rows * ((fused_acc ? 0 : C) + 2 * o));
+  if (!cur || !tmp) return;
+  float* g = tmp;
+  float* dz = g + (size_t)rows * o;
+  float* dxc = dz + (size_t)rows * o;  // one unit's input gradient, where it cannot accumulate
+  gl_copy_block(last, C, cur, C, rows, C);
+  // ds: the gradient of the state after unit j, kept in dx until the residual's dy is added
+  float* ds = out[0];
+  gl_copy_block(dy, C, ds, C, rows, C);
+  const int threads = memory_threads((double)rows * o);
+  for (int j = S - 1; j >= 0; j--) {
+    const float* z = in[2] + (size_t)j * rows * o;
+    const float* st = in[3] + (size_t)3 * j * o;
+    const int s0 = j * o;
+    // cur's segment j back to x's; g = the gradient of a_j through its ReLU. Segment j was
+    // overwritten by unit j, so its old value reaches the output only through unit j's read:
+    // its gradient starts again from zero.
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long r = 0; r < rows; r++) {
+      const size_t at = (size_t)r * C + s0;
+      float* restrict dr = ds + at;
+      const float* restrict ar = last + at;
+      float* restrict cr = cur + at;
+      const float* restrict xr = x + at;
+      float* restrict gr = g + (size_t)r * o;
+#pragma omp simd
+      for (int k = 0; k < o; k++) {
+        gr[k] = ar[k] > 0.f ? dr[k] : 0.f;
+        dr[k] = 0.f;
+        cr[k] = xr[k];
+      }
+    }
+    gl_bn_backward(z, g, in[5 + 2 * j], st, st + 2 * o, dz, out[2 + 3 * j], out[3 + 3 * j], rows, o);
+    gl_conv2d_backprop_filter(cur, dz, out[1 + 3 * j], n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1,
+                              1);
+    if (fused_acc) {
+      backprop_input(dz, in[4 + 2 * j], ds, n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1, 1, 1);
+    } else {
+      backprop_input(dz, in[4 + 2 * j], dxc, n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1, 1, 0);
+      add_rows(ds, dxc, (size_t)rows * C);
+    }
+  }
+  add_rows(ds, dy, (size_t)rows * C);
 }

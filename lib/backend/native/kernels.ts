@@ -263,15 +263,19 @@ function makeKernels(
   }
 
   // Sums over leading axes (bias gradients) or trailing axes natively; other axis sets go to wasm.
-  function sum(args: KernelArgs): tf.TensorInfo {
+  // Sum over leading or trailing axes; a reduction over every axis runs as one row (vector
+  // lanes; as one column it was a chain of 1 M scalar additions).
+  function reduceSum(args: KernelArgs, kernel: "Sum" | "Mean"): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const x = inputs.x!;
     const rank = x.shape.length;
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape).sort((p, q) => p - q);
     const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
-    const leading = contiguous && axes.length > 0 && axes[0] === 0;
     const trailing = contiguous && axes.length > 0 && axes[axes.length - 1] === rank - 1;
-    if (x.dtype !== "float32" || !(leading || trailing) || rank === 0) return fallback("Sum")(args);
+    const leading = contiguous && axes.length > 0 && axes[0] === 0 && !trailing;
+    if (x.dtype !== "float32" || !(leading || trailing) || rank === 0) {
+      return fallback(kernel)(args);
+    }
     const kept = x.shape.filter((_, i) => !axes.includes(i));
     const outShape = attrs.keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : kept;
     const out = backend.makeOutput(outShape, "float32");
@@ -280,10 +284,23 @@ function makeKernels(
     const cols = tf.util.sizeFromShape(x.shape.slice(split));
     const xv = f32View(backend, x), ov = f32View(backend, out);
     if (ov.length === 0) return out;
-    if (xv.length === 0) ov.fill(0);
+    if (xv.length === 0) ov.fill(kernel === "Mean" ? NaN : 0);
     else if (leading) lib.sumRows(xv, ov, rows, cols);
     else lib.sumCols(xv, ov, rows, cols);
+    if (kernel === "Mean" && xv.length) {
+      const n = leading ? rows : cols;
+      for (let i = 0; i < ov.length; i++) ov[i] = ov[i] / n;
+    }
     return out;
+  }
+
+  // A cast to the tensor's own dtype is a copy in wasm (the Square gradient casts every time);
+  // tensors are immutable, so it shares the data, as identity does.
+  function cast(args: KernelArgs): tf.TensorInfo {
+    const x = args.inputs.x!;
+    if (x.dtype !== args.attrs.dtype || x.dtype === "string") return fallback("Cast")(args);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }
 
   // TF.js's wasm Slice copies its whole input out of the heap first (readSync): a fresh host
@@ -578,6 +595,50 @@ function makeKernels(
     return outs;
   }
 
+  // A gradually updated block whose units replace their segment (lib/layers/gunn_block.ts):
+  // inputs x, then k, γ, β per unit (p0 …); outputs y, acts [2, rows·C] (the units'
+  // convolutions, then the final state), stats [S, 3o].
+  function gunnBlock(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend, attrs } = args;
+    const { x, S, n, h, w, c, o } = gunnLayerShape(args);
+    const ins = [x, ...Array.from({ length: 3 * S }, (_, k) => inputs[`p${k}`]!)];
+    const outs = [
+      backend.makeOutput(x.shape, "float32"),
+      backend.makeOutput([2, n * h * w * c], "float32"),
+      backend.makeOutput([S, 3 * o], "float32"),
+    ];
+    if (n * h * w > 0) {
+      lib.gunnBlockForward(
+        ins.map((t) => f32View(backend, t)),
+        outs.map((t) => f32View(backend, t)),
+        { n, h, w, c, segments: S, gradual: true },
+        attrs.epsilon as number,
+      );
+    }
+    return outs;
+  }
+
+  // inputs dy, x, acts, stats, then k, γ per unit (w0 …); outputs dx, then dk, dγ, dβ per unit.
+  function gunnBlockGrad(args: KernelArgs): tf.TensorInfo[] {
+    const { inputs, backend } = args;
+    const { x, S, n, h, w, c, o } = gunnLayerShape(args);
+    const weights = Array.from({ length: 2 * S }, (_, k) => inputs[`w${k}`]!);
+    const ins = [inputs.dy!, x, inputs.acts!, inputs.stats!, ...weights];
+    const outs = [backend.makeOutput(x.shape, "float32")];
+    for (let i = 0; i < S; i++) {
+      outs.push(backend.makeOutput(weights[2 * i].shape, "float32"));
+      outs.push(backend.makeOutput([o], "float32"), backend.makeOutput([o], "float32"));
+    }
+    if (n * h * w > 0) {
+      lib.gunnBlockBackward(
+        ins.map((t) => f32View(backend, t)),
+        outs.map((t) => f32View(backend, t)),
+        { n, h, w, c, segments: S, gradual: true },
+      );
+    }
+    return outs;
+  }
+
   // Running statistics of a GUNN layer's norms (lib/layers/gunn_fused.ts), four per unit: a few
   // hundred numbers, so plain JavaScript on the wasm heap, one kernel instead of about 28 a unit.
   function gunnMovingStats(args: KernelArgs): tf.TensorInfo[] {
@@ -715,6 +776,8 @@ function makeKernels(
     GradlabMovingStats: movingStats,
     GradlabGunnLayer: gunnLayer,
     GradlabGunnLayerGrad: gunnLayerGrad,
+    GradlabGunnBlock: gunnBlock,
+    GradlabGunnBlockGrad: gunnBlockGrad,
     GradlabSgdUpdate: sgdUpdate,
     GradlabSgdUpdateMany: sgdUpdateMany,
     GradlabRmsPropUpdate: rmspropUpdate,
@@ -724,7 +787,9 @@ function makeKernels(
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
     AvgPoolGrad: avgPoolGrad,
-    Sum: sum,
+    Sum: (args) => reduceSum(args, "Sum"),
+    Mean: (args) => reduceSum(args, "Mean"),
+    Cast: cast,
     Conv2D: (args) => conv2dImpl(args, false),
     FusedConv2D: (args) => conv2dImpl(args, true),
     Conv2DBackpropInput: conv2dBackpropInput,
