@@ -3015,7 +3015,8 @@ void gl_gunn_block_backward(const float* const* in, float* const* out, int n, in
   // ds: the gradient of the state after unit j, kept in dx until the residual's dy is added
   float* ds = out[0];
   gl_copy_block(dy, C, ds, C, rows, C);
-  const int threads = memory_threads((double)rows * o);
+  // a segment's pass strides through three whole-state arrays: threaded by the state's size
+  const int state_threads = memory_threads((double)rows * C);
   for (int j = S - 1; j >= 0; j--) {
     const float* z = in[2] + (size_t)j * rows * o;
     const float* st = in[3] + (size_t)3 * j * o;
@@ -3023,17 +3024,16 @@ void gl_gunn_block_backward(const float* const* in, float* const* out, int n, in
     // cur's segment j back to x's; g = the gradient of a_j through its ReLU. Segment j was
     // overwritten by unit j, so its old value reaches the output only through unit j's read:
     // its gradient starts again from zero.
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(state_threads)
     for (long r = 0; r < rows; r++) {
       const size_t at = (size_t)r * C + s0;
       float* restrict dr = ds + at;
-      const float* restrict ar = last + at;
-      float* restrict cr = cur + at;
+      float* restrict cr = cur + at;  // holds a_j until it is restored here
       const float* restrict xr = x + at;
       float* restrict gr = g + (size_t)r * o;
 #pragma omp simd
       for (int k = 0; k < o; k++) {
-        gr[k] = ar[k] > 0.f ? dr[k] : 0.f;
+        gr[k] = cr[k] > 0.f ? dr[k] : 0.f;
         dr[k] = 0.f;
         cr[k] = xr[k];
       }
