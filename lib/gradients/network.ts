@@ -233,14 +233,20 @@ export function forward(ops: NetOp[], x: Tensor): Tape {
         h = z;
         break;
       case "conv":
-        z = tf.conv2d(h as Tensor4D, op.kernel, op.strides, op.pad);
-        if (op.bias) z = z.add(op.bias);
+        // the bias in the convolution's epilogue (one kernel; the separate broadcast Add ran in
+        // wasm at 0.43 ms for GradNet's first layer, batch 64)
+        z = tf.fused.conv2d({
+          x: h as Tensor4D,
+          filter: op.kernel,
+          strides: op.strides,
+          pad: op.pad,
+          bias: op.bias ?? undefined,
+        });
         outputs.push(z);
         h = applyAct(z, op.activation, op.alpha);
         break;
       case "dense":
-        z = tf.matMul(h as Tensor2D, op.kernel);
-        if (op.bias) z = z.add(op.bias);
+        z = tf.fused.matMul({ a: h as Tensor2D, b: op.kernel, bias: op.bias ?? undefined });
         outputs.push(z);
         h = applyAct(z, op.activation, op.alpha);
         break;

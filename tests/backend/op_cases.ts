@@ -61,6 +61,11 @@ export const CONV_CASES: OpCase[] = [
   convCase("5x5 s1 explicit pad 2 (GradNet c1)", [2, 11, 11, 6], 5, 5, 1, explicit(2, 2, 2, 2)),
   convCase("5x5 explicit asymmetric pad", [1, 8, 9, 6], 5, 5, 1, explicit(1, 2, 2, 0)),
   convCase("3x3 s2 explicit large pad", [2, 6, 7, 5], 3, 4, 2, explicit(3, 2, 2, 3)),
+  // filter gradients that read whole kernel rows in place (few channels, no horizontal padding)
+  convCase("5x5 s1 valid, 3 channels: kernel rows in place", [2, 12, 11, 3], 5, 16, 1, "valid"),
+  convCase("5x5 s1 valid, 1 channel, 20 outputs", [3, 12, 12, 1], 5, 20, 1, "valid"),
+  convCase("3x3 s1 padded above and below only", [2, 7, 8, 2], 3, 5, 1, explicit(1, 2, 0, 0)),
+  convCase("5x5 s1 valid, 3 channels, split over pixel parts", [8, 24, 24, 3], 5, 16, 1, "valid"),
   convCase("1x1 s1", [2, 5, 5, 13], 1, 17, 1, "valid"),
   convCase("1x1 s2", [2, 7, 7, 8], 1, 9, 2, "valid"),
   convCase("3x3 odd sizes, 45 outputs (ragged tiles)", [3, 7, 5, 16], 3, 45, 1, "same"),
@@ -199,6 +204,26 @@ export const POOL_CASES: OpCase[] = [
     f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 2, "same"),
   },
   {
+    // values rounded to halves, so that windows hold ties: the gradient goes to the first maximum
+    name: "MaxPoolGrad with ties, ceil mode, 16 channels (the kernel itself)",
+    shapes: [[2, 11, 11, 16], [2, 6, 6, 16]],
+    gradInputs: [],
+    f: (x, dy) => {
+      const input = tf.round(tf.mul(x, 2));
+      const output = tf.maxPool(input as tf.Tensor4D, 2, 2, "same");
+      return tf.engine().runKernel("MaxPoolGrad", { dy, input, output }, {
+        filterSize: 2,
+        strides: 2,
+        pad: "same",
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    },
+  },
+  {
+    name: "maxPool 3x3 s1 same, 32 channels (overlapping windows)",
+    shapes: [[2, 6, 7, 32]],
+    f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, "same"),
+  },
+  {
     name: "maxPool 3x3 s1 same",
     shapes: [[1, 6, 6, 4]],
     f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, "same"),
@@ -239,9 +264,19 @@ export const ELEMENTWISE_CASES: OpCase[] = [
     f: (x) => tf.pad(x, [[0, 0], [1, 2], [0, 0]]),
   },
   {
-    name: "pad 2-D on two axes (wasm's kernel)",
+    name: "pad 2-D on two axes",
     shapes: [[3, 4]],
     f: (x) => tf.pad(x, [[1, 0], [0, 2]]),
+  },
+  {
+    name: "pad 4-D on height and width (GradNet's input), value −1",
+    shapes: [[2, 5, 4, 3]],
+    f: (x) => tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]], -1),
+  },
+  {
+    name: "pad every axis of a 3-D tensor",
+    shapes: [[2, 3, 2]],
+    f: (x) => tf.pad(x, [[1, 1], [0, 2], [3, 0]]),
   },
   { name: "slice 2-D rows (contiguous)", shapes: [[6, 7]], f: (x) => tf.slice(x, [2, 0], [3, 7]) },
   { name: "slice 1-D", shapes: [[9]], f: (x) => tf.slice(x, [4], [3]) },

@@ -57,6 +57,8 @@ const SYMBOLS = {
     result: "void",
   },
   gl_slice: { parameters: [buf, buf, i32, buf, buf, buf], result: "void" },
+  // x, out, rank, xs, os, before, value
+  gl_pad: { parameters: [buf, buf, i32, buf, buf, buf, "f32"], result: "void" },
   gl_tile: { parameters: [buf, buf, i32, buf, buf], result: "void" },
   gl_sgd_update: {
     // p, g, v, p_out, v_out, n, lr, mu, wd, nesterov
@@ -256,6 +258,15 @@ export interface NativeLib {
   im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
   /** a block of 4-byte elements: out = x[begin : begin + size] */
   slice(x: Float32Array, out: Float32Array, shape: number[], begin: number[], size: number[]): void;
+  /** constant padding: out (shape outShape) = value, with x (shape) placed at offset before */
+  pad(
+    x: Float32Array,
+    out: Float32Array,
+    shape: number[],
+    outShape: number[],
+    before: number[],
+    value: number,
+  ): void;
   /** the nonzero entries of dense rows [count, P] as (index, value) pairs and row starts */
   compressRows(
     rows: Float32Array,
@@ -595,6 +606,19 @@ export function openNativeLib(path: string): NativeLib {
       count("slice");
       const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
       s.gl_slice(asBuf(x), asBuf(out), shape.length, i32s(shape), i32s(begin), i32s(size));
+    },
+    pad(x, out, shape, outShape, before, value) {
+      count("pad");
+      const i32s = (a: number[]) => new Int32Array(a) as Int32Array<ArrayBuffer>;
+      s.gl_pad(
+        asBuf(x),
+        asBuf(out),
+        shape.length,
+        i32s(shape),
+        i32s(outShape),
+        i32s(before),
+        value,
+      );
     },
     compressRows(rows, P) {
       count("compress_rows");

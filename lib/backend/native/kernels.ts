@@ -317,16 +317,16 @@ function makeKernels(
     return out;
   }
 
-  // PadV2 is the gradient of every Slice (zeros around the slice's gradient): wasm's kernel took
-  // 1.2–1.6 ms for a [64,16,16,16] → [64,16,16,64] pad in the W4 block (tf.profile). With one
-  // padded axis it is a fill and one strided block copy; other cases go to wasm.
+  // PadV2 is the gradient of every Slice (zeros around the slice's gradient) and the input
+  // padding of GradNet's base network: wasm's kernel took 1.2–1.6 ms for a [64,16,16,16] →
+  // [64,16,16,64] pad in the W4 block and 0.53 ms for [64,24,24,3] → [64,26,26,3] (tf.profile).
+  // Here it is a fill and one copy per run of the innermost padded axis.
   function padV2(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const x = inputs.x!;
     const paddings = attrs.paddings as unknown as [number, number][];
     const value = Number(attrs.constantValue ?? 0);
-    const padded = paddings.flatMap(([a, b], i) => (a !== 0 || b !== 0 ? [i] : []));
-    if (x.dtype !== "float32" || padded.length > 1 || x.shape.length === 0) {
+    if (x.dtype !== "float32" || x.shape.length === 0 || x.shape.length > 8) {
       return fallback("PadV2")(args);
     }
     const outShape = x.shape.map((d, i) => d + paddings[i][0] + paddings[i][1]);
@@ -334,23 +334,11 @@ function makeKernels(
     if (tf.util.sizeFromShape(outShape) === 0) return out;
     const ov = f32View(backend, out);
     const xv = f32View(backend, x);
-    if (padded.length === 0 || xv.length === 0) {
-      if (xv.length) ov.set(xv);
-      else ov.fill(value);
+    if (xv.length === 0) {
+      ov.fill(value);
       return out;
     }
-    const k = padded[0];
-    const inner = tf.util.sizeFromShape(x.shape.slice(k + 1));
-    const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
-    ov.fill(value);
-    lib.copyBlock(
-      xv,
-      x.shape[k] * inner,
-      ov.subarray(paddings[k][0] * inner),
-      outShape[k] * inner,
-      rows,
-      x.shape[k] * inner,
-    );
+    lib.pad(xv, ov, x.shape, outShape, paddings.map(([b]) => b), value);
     return out;
   }
 
