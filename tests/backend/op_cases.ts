@@ -298,6 +298,19 @@ export const ELEMENTWISE_CASES: OpCase[] = [
   { name: "mean over the last axis, kept", shapes: [[4, 5, 6]], f: (x) => tf.mean(x, -1, true) },
   { name: "sum over every axis", shapes: [[3, 50, 70]], f: (x) => tf.sum(x) },
   { name: "cast to its own dtype", shapes: [[3, 4]], f: (x) => tf.cast(x, "float32") },
+  // element-wise on the native backend from 1,024 values: same shapes, or one value on the right
+  { name: "add, same shapes", shapes: [[4, 9, 9, 8], [4, 9, 9, 8]], f: (a, b) => tf.add(a, b) },
+  { name: "sub, same shapes", shapes: [[40, 33], [40, 33]], f: (a, b) => tf.sub(a, b) },
+  { name: "mul, same shapes", shapes: [[4, 9, 9, 8], [4, 9, 9, 8]], f: (a, b) => tf.mul(a, b) },
+  { name: "mul by one value", shapes: [[5, 17, 13], [1]], f: (a, b) => tf.mul(a, b) },
+  { name: "add one value of rank 3", shapes: [[5, 17, 13], [1, 1, 1]], f: (a, b) => tf.add(a, b) },
+  { name: "mul, broadcast rows (wasm)", shapes: [[40, 33], [33]], f: (a, b) => tf.mul(a, b) },
+  {
+    name: "step (ReLU's derivative), alpha 0.25",
+    shapes: [[4, 9, 9, 8]],
+    gradInputs: [],
+    f: (x) => tf.step(x, 0.25),
+  },
   {
     name: "concat 4-D on channels (GUNN segments), unequal widths",
     shapes: [[2, 3, 4, 2], [2, 3, 4, 5], [2, 3, 4, 1]],

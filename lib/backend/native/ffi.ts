@@ -93,6 +93,10 @@ const SYMBOLS = {
     result: "void",
   },
   gl_sum_cols: { parameters: [buf, buf, i32, i32], result: "void" },
+  // a, b, out, n, b_len, op
+  gl_binary: { parameters: [buf, buf, buf, "i64", "i64", i32], result: "void" },
+  // x, out, n, alpha
+  gl_step: { parameters: [buf, buf, "i64", "f32"], result: "void" },
   gl_gunn_layer_forward: {
     // inputs (pointer table), outputs (pointer table), n, h, w, C, S, gradual, eps
     parameters: [buf, buf, i32, i32, i32, i32, i32, i32, "f32"],
@@ -254,6 +258,10 @@ export interface NativeLib {
   sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out[rows] = Σ_cols x[rows, cols] */
   sumCols(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out = a (op) b element-wise; b of one value broadcasts (op: 0 add, 1 subtract, 2 multiply) */
+  binary(a: Float32Array, b: Float32Array, out: Float32Array, op: 0 | 1 | 2): void;
+  /** out = x > 0 ? 1 : alpha (NaN stays NaN) */
+  step(x: Float32Array, out: Float32Array, alpha: number): void;
   /** patches [n, oh·ow, kh·kw·c] of an NHWC input (see kernels.c) */
   im2col(x: Float32Array, out: Float32Array, g: ConvGeometry): void;
   /** a block of 4-byte elements: out = x[begin : begin + size] */
@@ -518,6 +526,14 @@ export function openNativeLib(path: string): NativeLib {
     sumCols(x, out, rows, cols) {
       count("sumCols");
       s.gl_sum_cols(asBuf(x), asBuf(out), rows, cols);
+    },
+    binary(a, b, out, op) {
+      count("binary");
+      s.gl_binary(asBuf(a), asBuf(b), asBuf(out), BigInt(out.length), BigInt(b.length), op);
+    },
+    step(x, out, alpha) {
+      count("step");
+      s.gl_step(asBuf(x), asBuf(out), BigInt(out.length), alpha);
     },
     im2col(x, out, g) {
       count("im2col");

@@ -294,6 +294,35 @@ function makeKernels(
     return out;
   }
 
+  // Add, Sub and Mul of float32 tensors of one shape, or with a single value on the right (the
+  // gradient sums and masks of the backward passes); broadcasts of other shapes go to wasm.
+  function binary(name: "Add" | "Sub" | "Multiply", op: 0 | 1 | 2): KernelFn {
+    return (args) => {
+      const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
+      const sa = tf.util.sizeFromShape(a.shape), sb = tf.util.sizeFromShape(b.shape);
+      const same = tf.util.arraysEqual(a.shape, b.shape);
+      // a lone value on the right, and a result of a's shape (b's rank no larger)
+      const scalarRight = sb === 1 && b.shape.length <= a.shape.length;
+      if (a.dtype !== "float32" || b.dtype !== "float32" || !(same || scalarRight) || sa < 1024) {
+        return fallback(name)(args);
+      }
+      const out = args.backend.makeOutput(a.shape, "float32");
+      const [av, bv, ov] = [a, b, out].map((t) => f32View(args.backend, t));
+      lib.binary(av, bv, ov, op);
+      return out;
+    };
+  }
+
+  function step(args: KernelArgs): tf.TensorInfo {
+    const x = args.inputs.x!;
+    if (x.dtype !== "float32" || tf.util.sizeFromShape(x.shape) < 1024) {
+      return fallback("Step")(args);
+    }
+    const out = args.backend.makeOutput(x.shape, "float32");
+    lib.step(f32View(args.backend, x), f32View(args.backend, out), Number(args.attrs.alpha ?? 0));
+    return out;
+  }
+
   // A cast to the tensor's own dtype is a copy in wasm (the Square gradient casts every time);
   // tensors are immutable, so it shares the data, as identity does.
   function cast(args: KernelArgs): tf.TensorInfo {
@@ -778,6 +807,10 @@ function makeKernels(
     Sum: (args) => reduceSum(args, "Sum"),
     Mean: (args) => reduceSum(args, "Mean"),
     Cast: cast,
+    Add: binary("Add", 0),
+    Sub: binary("Sub", 1),
+    Multiply: binary("Multiply", 2),
+    Step: step,
     Conv2D: (args) => conv2dImpl(args, false),
     FusedConv2D: (args) => conv2dImpl(args, true),
     Conv2DBackpropInput: conv2dBackpropInput,
