@@ -354,12 +354,21 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
         break;
       }
       case "maxpool": {
+        const attrs = { filterSize: op.pool, strides: op.strides, pad: op.pad };
+        if (d > 1 && tf.getKernel("GradlabMaxPoolGradDirs", tf.getBackend())) {
+          // native: each window's winner found once per example for all d directions
+          g = tf.engine().runKernel("GradlabMaxPoolGradDirs", { dy: g, input }, {
+            ...attrs,
+            D: d,
+          } as unknown as tf.NamedAttrMap) as Tensor;
+          break;
+        }
         const x = repeatRows(input, d), y = repeatRows(tape.outputs[i], d);
-        g = tf.engine().runKernel("MaxPoolGrad", { dy: g, input: x, output: y }, {
-          filterSize: op.pool,
-          strides: op.strides,
-          pad: op.pad,
-        }) as Tensor;
+        g = tf.engine().runKernel(
+          "MaxPoolGrad",
+          { dy: g, input: x, output: y },
+          attrs as unknown as tf.NamedAttrMap,
+        ) as Tensor;
         break;
       }
       case "avgpool":

@@ -151,3 +151,47 @@ Deno.test({
     assert.strictEqual(lib.winogradCalls(), before);
   },
 });
+
+Deno.test({
+  name:
+    "native: the max-pool gradient of D directions equals the single-direction kernel on repeated rows (ties included)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend("native", { log: null });
+    const lib = loadedNativeLib()!;
+    const rng = new Rng(9);
+    // 16 and 20 channels: whole vectors and the scalar tail; 'same' (ceil) and overlapping windows
+    const cases: [number[], number, number, "same" | "valid"][] = [
+      [[3, 11, 11, 16], 2, 2, "same"],
+      [[2, 7, 6, 20], 3, 1, "same"],
+    ];
+    for (const [shape, pool, stride, pad] of cases) {
+      const D = 3, [n, ...rest] = shape;
+      tf.tidy(() => {
+        // values rounded to halves, so that windows hold ties
+        const input = tf.round(
+          tf.mul(tf.tensor(rng.normals(n * rest.reduce((a, b) => a * b)), shape), 2),
+        );
+        const output = tf.maxPool(input as tf.Tensor4D, pool, stride, pad);
+        const dy = tf.tensor(rng.normals(D * output.size), [n * D, ...output.shape.slice(1)]);
+        const attrs = { filterSize: pool, strides: stride, pad } as unknown as tf.NamedAttrMap;
+        const before = lib.calls.maxPoolGradDirs ?? 0;
+        const ours = tf.engine().runKernel("GradlabMaxPoolGradDirs", { dy, input }, {
+          ...attrs,
+          D,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        assert.strictEqual(lib.calls.maxPoolGradDirs, before + 1);
+        const rep = (t: tf.Tensor) =>
+          tf.tile(t.reshape([n, 1, -1]), [1, D, 1]).reshape([n * D, ...t.shape.slice(1)]);
+        const ref = tf.engine().runKernel(
+          "MaxPoolGrad",
+          { dy, input: rep(input), output: rep(output) },
+          attrs,
+        ) as tf.Tensor;
+        assert.deepStrictEqual(ours.shape, ref.shape);
+        assert.deepStrictEqual(Array.from(ours.dataSync()), Array.from(ref.dataSync()), `${shape}`);
+      });
+    }
+  },
+});

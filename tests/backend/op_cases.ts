@@ -306,6 +306,11 @@ export const ELEMENTWISE_CASES: OpCase[] = [
   { name: "add one value of rank 3", shapes: [[5, 17, 13], [1, 1, 1]], f: (a, b) => tf.add(a, b) },
   { name: "mul, broadcast rows (wasm)", shapes: [[40, 33], [33]], f: (a, b) => tf.mul(a, b) },
   {
+    name: "mul of [n, D, m] by [n, 1, m] (a mask over gradient directions)",
+    shapes: [[4, 10, 50], [4, 1, 50]],
+    f: (a, b) => tf.mul(a, b),
+  },
+  {
     name: "step (ReLU's derivative), alpha 0.25",
     shapes: [[4, 9, 9, 8]],
     gradInputs: [],

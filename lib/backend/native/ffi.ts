@@ -40,6 +40,12 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, ...Array(15).fill(i32)],
     result: "void",
   },
+  gl_max_pool_grad_dirs: {
+    // x, dy, dx, D, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl
+    parameters: [buf, buf, buf, ...Array(13).fill(i32)],
+    result: "void",
+  },
+  gl_binary_dirs: { parameters: [buf, buf, buf, "i64", "i64", "i64", i32], result: "void" },
   gl_max_pool_grad: {
     // x, dy, dx, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl
     parameters: [buf, buf, buf, ...Array(12).fill(i32)],
@@ -252,6 +258,22 @@ export interface NativeLib {
   conv2dBackpropInput(dy: Float32Array, f: Float32Array, dx: Float32Array, g: ConvGeometry): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, g: ConvGeometry): void;
   maxPoolGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
+  /** the max-pool gradient of D directions per example: dy, dx [n·D, …], x [n, …] */
+  maxPoolGradDirs(
+    x: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    g: PoolGeometry,
+    D: number,
+  ): void;
+  /** out[i, d, :] = a[i, d, :] (op) b[i, 0, :] for a [n, D, m] (op: 0 add, 1 subtract, 2 multiply) */
+  binaryDirs(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    shape: [number, number, number],
+    op: 0 | 1 | 2,
+  ): void;
   /** average-pool gradient for windows wholly inside the input (no padding) */
   avgPoolGrad(dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
   /** out[cols] = Σ_rows x[rows, cols] */
@@ -518,6 +540,16 @@ export function openNativeLib(path: string): NativeLib {
       count("maxPoolGrad");
       // deno-lint-ignore no-explicit-any
       (s.gl_max_pool_grad as any)(asBuf(x), asBuf(dy), asBuf(dx), ...poolArgs(g), g.pt, g.pl);
+    },
+    maxPoolGradDirs(x, dy, dx, g, D) {
+      count("maxPoolGradDirs");
+      const [n, ...rest] = poolArgs(g);
+      // deno-lint-ignore no-explicit-any
+      (s.gl_max_pool_grad_dirs as any)(asBuf(x), asBuf(dy), asBuf(dx), D, n, ...rest, g.pt, g.pl);
+    },
+    binaryDirs(a, b, out, [n, D, m], op) {
+      count("binaryDirs");
+      s.gl_binary_dirs(asBuf(a), asBuf(b), asBuf(out), BigInt(n), BigInt(D), BigInt(m), op);
     },
     sumRows(x, out, rows, cols) {
       count("sumRows");

@@ -247,6 +247,19 @@ function makeKernels(
     return out;
   }
 
+  // The max-pool gradient of D directions per example (lib/gradients/network.ts): dy [n·D, …],
+  // input [n, …] (attrs D, filterSize, strides, pad); no repeated input and output.
+  function maxPoolGradDirs(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, input } = inputs as Record<string, tf.TensorInfo>;
+    const D = attrs.D as number;
+    const g = poolGeometry(input, attrs);
+    const out = backend.makeOutput([input.shape[0] * D, ...input.shape.slice(1)], "float32");
+    if (tf.util.sizeFromShape(out.shape) === 0) return out;
+    lib.maxPoolGradDirs(f32View(backend, input), f32View(backend, dy), f32View(backend, out), g, D);
+    return out;
+  }
+
   function avgPoolGrad(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const { dy, input } = inputs as Record<string, tf.TensorInfo>;
@@ -262,7 +275,6 @@ function makeKernels(
     return out;
   }
 
-  // Sums over leading axes (bias gradients) or trailing axes natively; other axis sets go to wasm.
   // Sum over leading or trailing axes; a reduction over every axis runs as one row (vector
   // lanes; as one column it was a chain of 1 M scalar additions).
   function reduceSum(args: KernelArgs, kernel: "Sum" | "Mean"): tf.TensorInfo {
@@ -303,12 +315,19 @@ function makeKernels(
       const same = tf.util.arraysEqual(a.shape, b.shape);
       // a lone value on the right, and a result of a's shape (b's rank no larger)
       const scalarRight = sb === 1 && b.shape.length <= a.shape.length;
-      if (a.dtype !== "float32" || b.dtype !== "float32" || !(same || scalarRight) || sa < 1024) {
+      // [n, D, m] with [n, 1, m]: one example's mask over its D gradient directions
+      const dirs = a.shape.length === 3 && b.shape.length === 3 && b.shape[1] === 1 &&
+        a.shape[0] === b.shape[0] && a.shape[2] === b.shape[2];
+      if (
+        a.dtype !== "float32" || b.dtype !== "float32" || !(same || scalarRight || dirs) ||
+        sa < 1024
+      ) {
         return fallback(name)(args);
       }
       const out = args.backend.makeOutput(a.shape, "float32");
       const [av, bv, ov] = [a, b, out].map((t) => f32View(args.backend, t));
-      lib.binary(av, bv, ov, op);
+      if (same || scalarRight) lib.binary(av, bv, ov, op);
+      else lib.binaryDirs(av, bv, ov, a.shape as [number, number, number], op);
       return out;
     };
   }
@@ -803,6 +822,7 @@ function makeKernels(
     PadV2: padV2,
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
+    GradlabMaxPoolGradDirs: maxPoolGradDirs,
     AvgPoolGrad: avgPoolGrad,
     Sum: (args) => reduceSum(args, "Sum"),
     Mean: (args) => reduceSum(args, "Mean"),
