@@ -7,24 +7,10 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../../lib/backend/select.ts";
 import { w4Block, w4Params } from "../../scripts/bench/w4_gunn.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { peerBlock } from "../layers/peer_block.ts";
+import type { ReplaceBlockParams } from "../../lib/layers/gunn_block.ts";
 
 await initBackend("cpu", { log: null });
-
-function peerBlock(x0: tf.Tensor4D, k: tf.Tensor[], g: tf.Tensor[], b: tf.Tensor[], K: number) {
-  let x = x0;
-  const C = x0.shape[3];
-  for (let j = 0; j < k.length; j++) {
-    const c = tf.conv2d(x, k[j] as tf.Tensor4D, 1, "same");
-    const { mean, variance } = tf.moments(c, [0, 1, 2]);
-    const y = tf.relu(tf.batchNorm(c, mean, variance, b[j], g[j], 1e-3));
-    const parts = [];
-    if (j > 0) parts.push(x.slice([0, 0, 0, 0], [-1, -1, -1, j * K]));
-    parts.push(y);
-    if ((j + 1) * K < C) parts.push(x.slice([0, 0, 0, (j + 1) * K], [-1, -1, -1, C - (j + 1) * K]));
-    x = tf.concat(parts, 3) as tf.Tensor4D;
-  }
-  return tf.add(x, x0);
-}
 
 for (const [C, K] of [[8, 2], [6, 6]]) {
   Deno.test(`W4 block (C = ${C}, K = ${K}) equals the peer's definition, values and gradients`, () => {
@@ -46,15 +32,15 @@ for (const [C, K] of [[8, 2], [6, 6]]) {
         betas: w.slice(2 * S) as tf.Variable[],
       })
     );
-    const ref = loss((x, w) => peerBlock(x, w.slice(0, S), w.slice(S, 2 * S), w.slice(2 * S), K));
+    const unpack = (w: tf.Tensor[]) =>
+      ({
+        kernels: w.slice(0, S),
+        gammas: w.slice(S, 2 * S),
+        betas: w.slice(2 * S),
+      }) as ReplaceBlockParams;
+    const ref = loss((x, w) => peerBlock(x, unpack(w)));
     const out = w4Block(x0, p).dataSync(),
-      refOut = peerBlock(
-        x0,
-        p.kernels,
-        p.gammas,
-        p.betas,
-        K,
-      ).dataSync();
+      refOut = peerBlock(x0, unpack([...p.kernels, ...p.gammas, ...p.betas])).dataSync();
     out.forEach((v, i) =>
       assert.ok(Math.abs(v - refOut[i]) < 1e-5, `output ${i}: ${v} vs ${refOut[i]}`)
     );

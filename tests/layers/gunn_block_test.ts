@@ -10,24 +10,9 @@ import { initBackend, loadedNativeLib } from "../../lib/backend/select.ts";
 import { replaceBlock, type ReplaceBlockParams } from "../../lib/layers/gunn_block.ts";
 import { allowFusedGunnUnits } from "../../lib/layers/gunn_fused.ts";
 import { Rng } from "../../lib/util/rng.ts";
+import { peerBlock } from "./peer_block.ts";
 
 await initBackend("native", { log: null });
-
-function peerBlock(x0: tf.Tensor4D, p: ReplaceBlockParams): tf.Tensor4D {
-  let x = x0;
-  const C = x0.shape[3], K = C / p.kernels.length;
-  for (let j = 0; j < p.kernels.length; j++) {
-    const c = tf.conv2d(x, p.kernels[j], 1, "same");
-    const { mean, variance } = tf.moments(c, [0, 1, 2]);
-    const y = tf.relu(tf.batchNorm(c, mean, variance, p.betas[j], p.gammas[j], 1e-3));
-    const parts = [];
-    if (j > 0) parts.push(x.slice([0, 0, 0, 0], [-1, -1, -1, j * K]));
-    parts.push(y);
-    if ((j + 1) * K < C) parts.push(x.slice([0, 0, 0, (j + 1) * K], [-1, -1, -1, C - (j + 1) * K]));
-    x = tf.concat(parts, 3) as tf.Tensor4D;
-  }
-  return tf.add(x, x0);
-}
 
 function params(C: number, K: number, rng: Rng): ReplaceBlockParams {
   const S = C / K, lim = Math.sqrt(6 / (9 * C + 9 * K));

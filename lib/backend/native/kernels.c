@@ -1902,41 +1902,42 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
     float best[CH];
     int where[CH];
     vi takes[WIN];
-    int at[WIN];
+    int at[kh * kw];  // the window's pixels inside the input, in scan order (offsets in xb)
     for (int oy = 0; oy < oh; oy++) {
       for (int ox = 0; ox < ow; ox++) {
         const size_t cell = ((size_t)oy * ow + ox) * c;
-        int y0 = oy * sh - pt, x0 = ox * sw - pl;
+        const int y0 = oy * sh - pt, x0 = ox * sw - pl;
+        int npos = 0;
+        for (int ky = 0; ky < kh; ky++) {
+          const int iy = y0 + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < kw; kx++) {
+            const int ix = x0 + kx;
+            if (ix >= 0 && ix < w) at[npos++] = (iy * w + ix) * c;
+          }
+        }
         int c0 = 0;
         // whole vectors of channels: the window's maximum, then its first position that holds it
         // (the scalar loop's rule: the first strictly greater value wins, -inf and NaN never do)
         for (; vec_ok && c0 + VL <= c; c0 += VL) {
           vf m = (vf){0} - INFINITY;
-          int npos = 0;
-          for (int ky = 0; ky < kh; ky++) {
-            int iy = y0 + ky;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = 0; kx < kw; kx++) {
-              int ix = x0 + kx;
-              if (ix < 0 || ix >= w) continue;
-              vf v;
-              at[npos++] = (iy * w + ix) * c + c0;
-              memcpy(&v, xb + at[npos - 1], sizeof(vf));
-              m = select_vf(v > m, v, m);
-            }
+          for (int q = 0; q < npos; q++) {
+            vf v;
+            memcpy(&v, xb + at[q] + c0, sizeof(vf));
+            m = select_vf(v > m, v, m);
           }
           vi open = (vi){0} - 1;  // lanes whose gradient no position has taken yet
           const vi found = m > ((vf){0} - INFINITY);
           for (int q = 0; q < npos; q++) {
             vf v;
-            memcpy(&v, xb + at[q], sizeof(vf));
+            memcpy(&v, xb + at[q] + c0, sizeof(vf));
             takes[q] = (v == m) & found & open;
             open &= ~takes[q];
           }
           for (int d = 0; d < D; d++) {
             vf gv;
             memcpy(&gv, dyb + d * oimg + cell + c0, sizeof(vf));
-            float* dxd = dxb + d * img;
+            float* dxd = dxb + d * img + c0;
             for (int q = 0; q < npos; q++) {
               vf acc;
               memcpy(&acc, dxd + at[q], sizeof(vf));
@@ -1946,19 +1947,12 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
           }
         }
         for (; c0 < c; c0 += CH) {
-          int cn = c - c0 < CH ? c - c0 : CH;
+          const int cn = c - c0 < CH ? c - c0 : CH;
           for (int j = 0; j < cn; j++) { best[j] = -INFINITY; where[j] = -1; }
-          for (int ky = 0; ky < kh; ky++) {
-            int iy = y0 + ky;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = 0; kx < kw; kx++) {
-              int ix = x0 + kx;
-              if (ix < 0 || ix >= w) continue;
-              int base = (iy * w + ix) * c + c0;
-              const float* xp = xb + base;
-              for (int j = 0; j < cn; j++) {
-                if (xp[j] > best[j]) { best[j] = xp[j]; where[j] = base + j; }
-              }
+          for (int q = 0; q < npos; q++) {
+            const float* xp = xb + at[q] + c0;
+            for (int j = 0; j < cn; j++) {
+              if (xp[j] > best[j]) { best[j] = xp[j]; where[j] = at[q] + c0 + j; }
             }
           }
           for (int d = 0; d < D; d++)
@@ -3152,13 +3146,6 @@ void gl_gunn_layer_backward(const float* const* in, float* const* out, int n, in
 //      final state [a_0 | … | a_{S−1}] [rows, C]; stats [S, 3o]: per unit mean | biased variance |
 //      1/√(var + ε)
 
-// dst += src, elementwise
-static void add_rows(float* dst, const float* src, size_t n) {
-  int threads = memory_threads((double)n);
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 void gl_gunn_block_forward(const float* const* in, float* const* out, int n, int h, int w, int C,
                            int S, float eps) {
   SERIALIZED;
@@ -3184,10 +3171,7 @@ void gl_gunn_block_forward(const float* const* in, float* const* out, int n, int
       for (int k = 0; k < o; k++) sr[k] = ar[k] > 0.f ? ar[k] : 0.f;
     }
   }
-  float* y = out[0];
-  const size_t total = (size_t)rows * C;
-#pragma omp parallel for schedule(static) num_threads(memory_threads((double)total))
-  for (size_t i = 0; i < total; i++) y[i] = state[i] + x[i];
+  gl_binary(state, x, out[0], (long)rows * C, (long)rows * C, 0);  // y = state + x
 }
 
 // Backward of gl_gunn_block_forward for the gradient dy of y.
@@ -3244,8 +3228,8 @@ void gl_gunn_block_backward(const float* const* in, float* const* out, int n, in
       backprop_input(dz, in[4 + 2 * j], ds, n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1, 1, 1);
     } else {
       backprop_input(dz, in[4 + 2 * j], dxc, n, h, w, C, 3, 3, o, h, w, 1, 1, 1, 1, 1, 1, 0);
-      add_rows(ds, dxc, (size_t)rows * C);
+      gl_binary(ds, dxc, ds, (long)rows * C, (long)rows * C, 0);
     }
   }
-  add_rows(ds, dy, (size_t)rows * C);
+  gl_binary(ds, dy, ds, (long)rows * C, (long)rows * C, 0);  // the residual's gradient
 }
