@@ -15,6 +15,7 @@
  */
 
 import type { GradientLayout } from "./per_example.ts";
+import { loadedNativeLib } from "../backend/select.ts";
 
 /** Normalisation names (the GradNet paper's study). */
 export const NORMALIZATIONS = ["none", "scale", "std", "std_l2", "power", "scale_power"] as const;
@@ -125,6 +126,8 @@ export interface NormalizeOptions {
   exponent?: number;
   /** the row layout (std_l2: per-layer L2 norms) */
   layout?: GradientLayout;
+  /** false: the TypeScript loops even when the native library is loaded */
+  native?: boolean;
 }
 
 function signedPow(v: number, e: number): number {
@@ -219,6 +222,15 @@ export function normalizeEntries(
   if (o.kind === "none") return;
   checkStats(o);
   const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
+  if (o.kind === "scale" || (o.kind === "scale_power" && e === 0.5)) {
+    const lib = o.native === false ? null : loadedNativeLib();
+    if (lib && (index instanceof Uint16Array || index instanceof Uint32Array)) {
+      lib.scaleEntries(index, value, o.stats!.min, o.stats!.max, o.kind === "scale_power");
+    } else {
+      scaleEntries(index, value, o.stats!, o.kind === "scale_power");
+    }
+    return;
+  }
   for (let q = 0; q < value.length; q++) {
     if (value[q] !== 0) value[q] = normalizeValue(value[q], index[q], o.kind, o.stats, e);
   }
@@ -235,5 +247,27 @@ export function normalizeEntries(
       const norm = Math.sqrt(ss);
       if (norm > 0) { for (let j = from; j < q; j++) value[j] /= norm; }
     }
+  }
+}
+
+/**
+ * scale (and scale_power with exponent 0.5, the paper's) on sparse entries: the arithmetic of
+ * {@link normalizeValue} in one monomorphic loop. The generic loop (a switch and a call per entry)
+ * took ~0.35 ms for a row of 20,000 entries (h = 64 MNIST features); this one about a tenth.
+ */
+function scaleEntries(
+  index: ArrayLike<number>,
+  value: Float32Array,
+  s: CoordinateStats,
+  root: boolean,
+): void {
+  const min = s.min, max = s.max;
+  for (let q = 0; q < value.length; q++) {
+    const g = value[q];
+    if (g === 0) continue;
+    const i = index[q];
+    const range = max[i] - min[i];
+    const n = (g - min[i]) / (range === 0 ? 1 : range);
+    value[q] = root ? (n < 0 ? -Math.sqrt(-n) : Math.sqrt(n)) : n;
   }
 }

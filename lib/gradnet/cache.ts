@@ -166,6 +166,11 @@ export class FeatureCache {
 
   /** Normalises every row of a chunk with `f`, on its stored entries. */
   private static normalizeChunk(c: Chunk, f: Featurizer): void {
+    if (f.o.normalization !== "std_l2") {
+      // entry by entry (no per-row norms): every row of the chunk in one pass
+      f.normalizeSparse(c.index, c.value);
+      return;
+    }
     const rows = c.rowStart.length - 1;
     for (let r = 0; r < rows; r++) {
       const a = c.rowStart[r], b = c.rowStart[r + 1];

@@ -93,3 +93,39 @@ Deno.test("power is sign(g)·|g|^e", () => {
   normalizeRows(r, { kind: "power", exponent: 0.25, layout });
   assert.deepStrictEqual(Array.from(r.subarray(0, 7)), [-2, 0, 3, 1, -1, 4, 0.5]);
 });
+
+Deno.test("the native scale normalisation of sparse entries gives the TypeScript bits (zero ranges, both index widths)", async () => {
+  const { normalizeEntries } = await import("../../lib/gradients/normalize.ts");
+  const { initBackend, loadedNativeLib } = await import("../../lib/backend/select.ts");
+  await initBackend("native", { log: null });
+  const rng = new Rng(8);
+  for (const size of [300, 70_000]) {
+    const min = Float32Array.from({ length: size }, () => -Math.abs(rng.normal()));
+    const max = Float32Array.from(
+      { length: size },
+      (_, i) => (i % 7 === 0 ? min[i] : Math.abs(rng.normal())),
+    );
+    const stats = { count: 1, min, max, mean: new Float32Array(size), std: new Float32Array(size) };
+    const at: number[] = [];
+    for (let i = 0; i < size; i++) if (rng.uniform(0, 1) < 0.3) at.push(i);
+    const index = size > 65536 ? Uint32Array.from(at) : Uint16Array.from(at);
+    // values in range, out of range (negative after scaling), and exact zeros
+    const value = Float32Array.from(
+      at,
+      (i) => (i % 5 === 0 ? 0 : min[i] + rng.uniform(-0.5, 1.2) * (max[i] - min[i] + 1)),
+    );
+    for (const kind of ["scale", "scale_power"] as const) {
+      const a = value.slice(), b = value.slice();
+      const before = loadedNativeLib()!.calls.scale_entries ?? 0;
+      normalizeEntries(index, a, { kind, stats });
+      assert.strictEqual(
+        loadedNativeLib()!.calls.scale_entries,
+        before + 1,
+        "native path not taken",
+      );
+      normalizeEntries(index, b, { kind, stats, native: false });
+      assert.deepStrictEqual(a, b, `${kind}, ${size} coordinates`);
+      assert.ok(a.some((v) => v < 0) && a.some((v) => v > 0) && a.some((v) => v === 0));
+    }
+  }
+});

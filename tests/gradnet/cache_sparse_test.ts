@@ -202,3 +202,83 @@ Deno.test("sparse GradNet training: interrupted and resumed, it ends with the un
   assert.notDeepStrictEqual(await weights(c), await weights(untrained), "training changed nothing");
   [a, b, c, untrained].forEach((net) => net.dispose());
 });
+
+Deno.test("the native sparse step walks the weights in tiles: same as the TypeScript step, and the same bits at 1 and 2 threads", async () => {
+  const { loadedNativeLib, currentBackend } = await import("../../lib/backend/select.ts");
+  const lib = loadedNativeLib()!;
+  const threadsBefore = currentBackend()!.threads;
+  // blocks big enough for many tiles of ~40 KB (5,000 rows × 40 units: 20), a row split between
+  // threads inside the big block, and 40 rows (more than one group of 32 in the forward pass)
+  const blockSizes = [900, 5000, 300], hidden = [3, 40, 7], classes = 6, P = 6200, B = 40;
+  const rng = new Rng(9);
+  const rows: SparseRow[] = Array.from({ length: B }, () => {
+    const idx: number[] = [];
+    for (let j = 0; j < P; j++) if (rng.uniform(0, 1) < 0.15) idx.push(j);
+    return { index: Uint16Array.from(idx), value: Float32Array.from(idx, () => rng.uniform(0, 1)) };
+  });
+  const targets = Int32Array.from({ length: B }, () => rng.int(classes));
+  const values = () => {
+    const r = new Rng(3);
+    const out: Float32Array[] = [];
+    blockSizes.forEach((d, i) => {
+      out.push(Float32Array.from({ length: d * hidden[i] }, () => r.normal() * 0.05));
+      out.push(new Float32Array(hidden[i]).fill(0.01));
+    });
+    const H = hidden.reduce((a, b) => a + b);
+    out.push(
+      Float32Array.from({ length: H * classes }, () => r.normal() * 0.05),
+      new Float32Array(classes),
+    );
+    return out;
+  };
+  const train = (native: boolean, threads: number) => {
+    lib.setThreads(threads);
+    const net = new SparseGradNet(blockSizes, hidden, classes, values(), { native });
+    const losses = [0, 1, 2].map(() => net.step(rows, targets, 0.5).loss);
+    return { losses, theta: net.theta.slice() };
+  };
+  try {
+    const ts = train(false, 1), one = train(true, 1), two = train(true, 2);
+    assert.deepStrictEqual(two.theta, one.theta, "2 threads changed the bits");
+    assert.deepStrictEqual(two.losses, one.losses);
+    let worst = 0;
+    for (let j = 0; j < ts.theta.length; j++) {
+      worst = Math.max(worst, Math.abs(one.theta[j] - ts.theta[j]));
+    }
+    assert.ok(worst < 2e-6, `native vs TypeScript: max difference ${worst}`);
+    one.losses.forEach((l, s) => assert.ok(Math.abs(l - ts.losses[s]) < 1e-4 * B, `loss ${s}`));
+    const moved = values().flatMap((v) => Array.from(v)).filter((v, j) => v !== one.theta[j]);
+    assert.ok(moved.length > 0.1 * ts.theta.length, "the steps moved few weights");
+  } finally {
+    lib.setThreads(threadsBefore);
+  }
+});
+
+Deno.test("native row compression keeps every nonzero in order (uint16 and uint32 indices, ragged tails)", async () => {
+  const { loadedNativeLib } = await import("../../lib/backend/select.ts");
+  const lib = loadedNativeLib()!;
+  const rng = new Rng(4);
+  for (const P of [37, 1000, 65536 + 21]) {
+    const rows = 5;
+    const dense = Float32Array.from(
+      { length: rows * P },
+      () => (rng.uniform(0, 1) < 0.2 ? rng.normal() : rng.uniform(0, 1) < 0.1 ? -0 : 0),
+    );
+    dense[3] = 1; // a row that starts with an entry
+    const got = lib.compressRows(dense, P);
+    assert.strictEqual(got.index instanceof Uint32Array, P > 65536);
+    let e = 0;
+    for (let r = 0; r < rows; r++) {
+      assert.strictEqual(got.rowStart[r], e, `P ${P}, row ${r} start`);
+      for (let j = 0; j < P; j++) {
+        const v = dense[r * P + j];
+        if (v === 0) continue; // −0 too
+        assert.strictEqual(got.index[e], j, `P ${P}, row ${r}, entry ${e}`);
+        assert.strictEqual(got.value[e], v);
+        e++;
+      }
+    }
+    assert.strictEqual(got.rowStart[rows], e);
+    assert.strictEqual(got.value.length, e);
+  }
+});

@@ -124,6 +124,11 @@ const SYMBOLS = {
     result: "void",
   },
   gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
+  gl_scale_entries: {
+    // idx, idx32, val, n, min, max, root
+    parameters: [buf, i32, buf, "i64", buf, buf, i32],
+    result: "void",
+  },
   gl_compress_rows: {
     // rows, nrows, P, idx32, idx, val, rowStart
     parameters: [buf, i32, "i64", i32, buf, buf, buf],
@@ -302,6 +307,17 @@ export interface NativeLib {
     rows: Float32Array,
     P: number,
   ): { index: Uint16Array | Uint32Array; value: Float32Array; rowStart: Uint32Array };
+  /**
+   * scale (root false) or scale_power with exponent 0.5 (root true) on sparse entries in place,
+   * with the arithmetic of lib/gradients/normalize.ts (see kernels.c)
+   */
+  scaleEntries(
+    index: Uint16Array | Uint32Array,
+    value: Float32Array,
+    min: Float32Array,
+    max: Float32Array,
+    root: boolean,
+  ): void;
   /** GradNet's hidden layers of sparse rows into hid [rows, H] (see kernels.c) */
   gradnetHidden(a: GradNetNativeArgs, hid: Float32Array): void;
   /**
@@ -685,6 +701,19 @@ export function openNativeLib(path: string): NativeLib {
         rowStart as Uint32Array<ArrayBuffer>,
       );
       return { index, value, rowStart };
+    },
+    scaleEntries(index, value, min, max, root) {
+      count("scale_entries");
+      if (index.length !== value.length) throw new RangeError("one index per value");
+      s.gl_scale_entries(
+        index as Uint16Array<ArrayBuffer>,
+        index instanceof Uint32Array ? 1 : 0,
+        asBuf(value),
+        BigInt(value.length),
+        asBuf(min),
+        asBuf(max),
+        root ? 1 : 0,
+      );
     },
     gradnetHidden(a, hid) {
       count("gradnet_hidden");
