@@ -13,6 +13,7 @@
  */
 
 import { benchGunnBlock, benchGunnStep } from "./bench/w4_gunn.ts";
+import { benchGradNetStep } from "./bench/wgn_gradnet.ts";
 import { join } from "node:path";
 import { COMMON_CHOICES, runCli } from "../lib/config/cli.ts";
 import { declareConfig, key } from "../lib/config/declare.ts";
@@ -49,8 +50,9 @@ const WORKLOADS = [
   "W4step",
   "W5",
   "Wgemm",
+  "Wgn",
 ] as const;
-const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5"];
+const DEFAULT_WORKLOADS = ["W1", "W1conv", "W2", "W3", "W3g", "W4", "W5", "Wgn"];
 
 const W3_VARIANTS = [
   "baseline",
@@ -124,6 +126,7 @@ async function ourLines(ctx: BenchContext, cfg: Config): Promise<BenchLine[]> {
     }
     if (w === "W4") lines.push(...(await benchGunnBlock(ctx)));
     if (w === "W4step") lines.push(...(await benchGunnStep(ctx)));
+    if (w === "Wgn") lines.push(...(await benchGradNetStep(ctx)));
     if (w === "Wgemm" && ctx.backend === "native") lines.push(...(await gemmLines(ctx, cfg)));
     if (w === "W3stream") {
       for (const n of cfg.streamN) {

@@ -131,8 +131,8 @@ const CONFIG = declareConfig({
   }),
   cache: key(
     "auto",
-    "auto: cache every label's features when views are fixed and they fit in memory | off",
-    { choices: ["auto", "off"] as const },
+    "auto: cache every label's features when views are fixed (in memory, or in a file in the run folder when they do not fit) | file: always in a file | off",
+    { choices: ["auto", "file", "off"] as const },
   ),
   chunk: key(500, "examples per gradient-feature chunk", { int: true, min: 1 }),
   checkpointEvery: key(200, "GradNet checkpoint every this many steps", { int: true, min: 1 }),

@@ -28,6 +28,8 @@ import type { OptimizerConfig } from "../train/optimizers.ts";
 import { UserError } from "../util/errors.ts";
 import { Featurizer } from "./features.ts";
 import { FeatureCache } from "./cache.ts";
+import { FileFeatureCache, freeDiskBytes } from "./file_cache.ts";
+import { join } from "node:path";
 import { type AugmentPolicy, testView } from "./preprocess.ts";
 import {
   accuracyOf,
@@ -88,8 +90,11 @@ export interface ExperimentOptions {
   curveValImages: number;
   /** checkpoint every this many GradNet steps */
   checkpointEvery: number;
-  /** "auto": cache the training features when views are fixed and they fit; "off": never */
-  cache: "auto" | "off";
+  /**
+   * "auto": cache the training features when views are fixed — in memory when they fit, else in
+   * a file in the run folder when the disk holds it; "file": always in a file; "off": never
+   */
+  cache: "auto" | "file" | "off";
 }
 
 /** The data of one GradNet run. */
@@ -231,29 +236,63 @@ export async function gradNetOnSnapshot(
   try {
     let { path, why } = featurePath(o, s);
     const share = s.sparsify ? s.selectionPercent / 100 : 1;
+    const perRow = Math.ceil(share * f.layout.size);
     const cachedExamples = (path === "cached" ? data.gnTrain.n : 0) + valIdx.length;
-    const need = FeatureCache.estimateBytes(
-      cachedExamples,
-      classes,
-      f.layout.size,
-      Math.ceil(share * f.layout.size),
-    );
+    const need = FeatureCache.estimateBytes(cachedExamples, classes, f.layout.size, perRow);
     const budget = 0.6 * Deno.systemMemoryInfo().total;
-    if (path === "cached" && need > budget) {
-      path = "augmented";
-      why = `caching would take ${(need / 2 ** 30).toFixed(1)} GiB, more than 60 % of memory`;
+    let store: "memory" | "file" = o.cache === "file" ? "file" : "memory";
+    if (path === "cached" && store === "memory" && need > budget) {
+      // too big for memory: a file in the run folder when the disk holds it (with a margin)
+      const fileNeed = FileFeatureCache.estimateBytes(data.gnTrain.n, classes, perRow);
+      const free = freeDiskBytes(run.path);
+      const inMemory = `caching would take ${
+        (need / 2 ** 30).toFixed(1)
+      } GiB, more than 60 % of memory`;
+      if (free !== null && fileNeed < 0.8 * free) {
+        store = "file";
+        console.error(
+          `${name}: ${inMemory}: training features cached in a file of ~${
+            (fileNeed / 2 ** 30).toFixed(1)
+          } GiB`,
+        );
+      } else {
+        path = "augmented";
+        why = `${inMemory}, and ${
+          (fileNeed / 2 ** 30).toFixed(1)
+        } GiB on disk, more than 80 % of the ${
+          free === null ? "(unknown)" : (free / 2 ** 30).toFixed(1)
+        } GiB free`;
+      }
     }
     if (path !== "cached") console.error(`${name}: training features per visit (${why})`);
     if (path === "tfjs") return await onTheFly();
-    return await sparse(path);
+    return await sparse(path, store);
   } finally {
     net.dispose();
   }
 
-  async function sparse(path: "cached" | "augmented"): Promise<SettingResult> {
+  async function sparse(
+    path: "cached" | "augmented",
+    store: "memory" | "file",
+  ): Promise<SettingResult> {
     let rows: TrainRows;
     let trainBytes = 0;
-    if (path === "cached") {
+    let fileCache: FileFeatureCache | null = null;
+    if (path === "cached" && store === "file") {
+      fileCache = await FileFeatureCache.build(
+        f,
+        (idx) => testView(data.gnTrain, idx, view),
+        data.gnTrain.n,
+        classes,
+        {
+          chunk: o.chunk,
+          label: `${tag} features (train, to file)`,
+          path: join(run.path, `${name}-features.bin`),
+        },
+      );
+      rows = cachedRows({ cache: fileCache, labels: data.gnTrain.labels });
+      trainBytes = fileCache.bytes;
+    } else if (path === "cached") {
       const trainCache = await build(data.gnTrain, data.gnTrain.n, `${tag} features (train)`, true);
       rows = cachedRows({ cache: trainCache, labels: data.gnTrain.labels });
       trainBytes = trainCache.bytes;
@@ -261,21 +300,27 @@ export async function gradNetOnSnapshot(
       await setStatistics();
       rows = augmentedRows(f, data.gnTrain, { seed: o.seed, chunk: o.chunk, ...view });
     }
-    const valCache = await build(data.val, valIdx.length, `${tag} features (validation)`, false);
-    const { history } = await trainGradNetSparse(
-      run,
-      net,
-      rows,
-      { cache: valCache, labels: data.val.labels },
-      {
-        seed: o.seed,
-        epochs: o.epochs,
-        batch: o.batch,
-        lr: s.lr,
-        evalAt: curveEpochs(o.epochs),
-        name,
-      },
-    );
+    let valCache: FeatureCache, history: Awaited<ReturnType<typeof trainGradNetSparse>>["history"];
+    try {
+      valCache = await build(data.val, valIdx.length, `${tag} features (validation)`, false);
+      ({ history } = await trainGradNetSparse(
+        run,
+        net,
+        rows,
+        { cache: valCache, labels: data.val.labels },
+        {
+          seed: o.seed,
+          epochs: o.epochs,
+          batch: o.batch,
+          lr: s.lr,
+          evalAt: curveEpochs(o.epochs),
+          name,
+        },
+      ));
+    } finally {
+      // the file is rebuilt on resume: free the disk now
+      fileCache?.close();
+    }
     // the test set: features computed once, chunk by chunk, and the final model scored once
     const final = await SparseGradNet.fromGradNet(net);
     let correct = 0;

@@ -116,11 +116,13 @@ export class Featurizer {
     for (const b of labelGradientBlocks(this.ops, x, { ...this.gradients, labelChunk })) {
       const [, kk, p] = b.gradients.shape;
       k = b.probabilities.shape[1];
-      out ??= new Float32Array(n * k * p);
       const block = (await b.gradients.data()) as Float32Array;
       b.gradients.dispose();
       this.sparsified(block);
       if (o.normalize !== false) this.normalize(block);
+      // one block of every label is already the [N, K, P] layout: no copy (h = 64: 265 MB a chunk)
+      if (kk === k && out === null) return { rows: block, classes: k };
+      out ??= new Float32Array(n * k * p);
       for (let i = 0; i < n; i++) {
         out.set(block.subarray(i * kk * p, (i + 1) * kk * p), (i * k + b.labels[0]) * p);
       }

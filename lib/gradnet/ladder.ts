@@ -110,7 +110,7 @@ export function experimentOptions(cfg: LadderConfig): ExperimentOptions {
     testRule: cfg.testRule as TestRule,
     curveValImages: cfg.curveValImages,
     checkpointEvery: cfg.checkpointEvery,
-    cache: cfg.cache as "auto" | "off",
+    cache: cfg.cache as "auto" | "file" | "off",
   };
 }
 

@@ -24,6 +24,7 @@ import { mix, Rng } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
 import { FeatureCache, featureChunk, type SparseRow } from "./cache.ts";
+import type { FeatureRows } from "./file_cache.ts";
 import { SparseGradNet } from "./sparse.ts";
 import { InterruptedError, interruptRequested } from "../util/interrupt.ts";
 import { UserError } from "../util/errors.ts";
@@ -233,8 +234,8 @@ export async function trainGradNet(
 
 /** Labelled cached features: a feature cache and the true label of each of its examples. */
 export interface CachedSet {
-  /** features of every example and label */
-  cache: FeatureCache;
+  /** features of every example and label (in memory or in a file) */
+  cache: FeatureRows;
   /** true label of each example */
   labels: ArrayLike<number>;
 }
