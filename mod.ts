@@ -162,6 +162,7 @@ export { UserError } from "./lib/util/errors.ts";
 
 // GradNet: cached sparse features, sparse training, the experiment on one base snapshot
 export { FeatureCache, type SparseRow } from "./lib/gradnet/cache.ts";
+export { type FeatureRows, FileFeatureCache, freeDiskBytes } from "./lib/gradnet/file_cache.ts";
 export { SparseGradNet } from "./lib/gradnet/sparse.ts";
 export { Featurizer } from "./lib/gradnet/features.ts";
 export {

@@ -252,8 +252,8 @@ export function normalizeEntries(
 
 /**
  * scale (and scale_power with exponent 0.5, the paper's) on sparse entries: the arithmetic of
- * {@link normalizeValue} in one monomorphic loop. The generic loop (a switch and a call per entry)
- * took ~0.35 ms for a row of 20,000 entries (h = 64 MNIST features); this one about a tenth.
+ * {@link normalizeValue}, and the reference of the native `gl_scale_entries` (kernels.c), which
+ * takes 8.5 ms for 100 rows of h = 64 features where the TypeScript loops take 18.
  */
 function scaleEntries(
   index: ArrayLike<number>,

@@ -127,8 +127,11 @@ export interface SettingResult {
   acc: number;
   /** validation curve, one point per measured epoch */
   curve: CurvePoint[];
-  /** how the features were trained: cached rows, recomputed augmented rows, or TF.js layers */
-  path: "cached" | "augmented" | "tfjs";
+  /**
+   * how the features were trained: cached rows (in memory, or "cached-file"), recomputed
+   * augmented rows, or TF.js layers
+   */
+  path: "cached" | "cached-file" | "augmented" | "tfjs";
   /** bytes of cached features */
   cacheBytes: number;
   /** GradNet training steps per second (without feature computation on the cached path) */
@@ -351,7 +354,7 @@ export async function gradNetOnSnapshot(
         train_loss: h.train_loss,
         train_acc: h.train_acc,
       })),
-      path,
+      path: fileCache ? "cached-file" : path,
       cacheBytes: trainBytes + valCache.bytes,
       stepsPerSecond: steps / Math.max(seconds, 1e-9),
     };

@@ -177,3 +177,31 @@ Deno.test({
     assert.strictEqual(a.reads, ra.table.length * 2 * split.test.n);
   },
 });
+
+Deno.test({
+  name: "gradnet --cache=file: the numbers of the in-memory cache, and no feature file left behind",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { main, DEFAULTS, GRADNET_SPEC } = await import("../../scripts/gradnet.ts");
+    const cfg = {
+      ...DEFAULTS,
+      ...GRADNET_SPEC.presets.smoke,
+      backend: "native" as const,
+      epochs: 6,
+    };
+    const mem = await main({ ...cfg, out: await Deno.makeTempDir() }, { quiet: true });
+    const file = await main(
+      { ...cfg, cache: "file" as const, out: await Deno.makeTempDir() },
+      { quiet: true },
+    );
+    const numbers = (r: typeof mem) => r.table.map((row) => [row.base_acc, row.gradnet_acc]);
+    assert.deepStrictEqual(numbers(file), numbers(mem));
+    assert.deepStrictEqual(file.table.map((r) => r.features), ["cached-file", "cached-file"]);
+    assert.deepStrictEqual(mem.table.map((r) => r.features), ["cached", "cached"]);
+    assert.deepStrictEqual(file.curves.map((c) => c.y), mem.curves.map((c) => c.y));
+    for await (const e of Deno.readDir(file.run.path)) {
+      assert.ok(!e.name.endsWith("-features.bin"), `${e.name} left in the run folder`);
+    }
+  },
+});
