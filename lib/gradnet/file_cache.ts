@@ -1,6 +1,6 @@
 /**
  * GradNet's feature cache in a file, for features that do not fit in memory — the paper's
- * `cnn_cifar(64)` on MNIST: 30,000 examples × 10 labels × ~20,300 stored entries, 36 GB. The
+ * `cnn_cifar(64)` on MNIST: 30,000 examples × 10 labels × ~20,300 stored entries, 38.5 GB. The
  * rows are computed once per base snapshot, as in memory (cache.ts), and written raw (sparsified,
  * not normalised); the normalisation statistics come from the same pass, and each row read back
  * is normalised with them — the same arithmetic on the same values as the in-memory cache, so
