@@ -123,7 +123,7 @@ const SYMBOLS = {
     parameters: [buf, buf, i32, i32, i32, i32, i32],
     result: "void",
   },
-  gl_count_nonzero: { parameters: [buf, "i64"], result: "i64" },
+  gl_count_rows: { parameters: [buf, i32, "i64", buf], result: "i64" },
   gl_scale_entries: {
     // idx, idx32, val, n, min, max, root
     parameters: [buf, i32, buf, "i64", buf, buf, i32],
@@ -687,10 +687,12 @@ export function openNativeLib(path: string): NativeLib {
     compressRows(rows, P) {
       count("compress_rows");
       const nrows = rows.length / P;
-      const nnz = Number(s.gl_count_nonzero(asBuf(rows), BigInt(rows.length)));
+      const rowStart = new Uint32Array(nrows + 1);
+      const nnz = Number(
+        s.gl_count_rows(asBuf(rows), nrows, BigInt(P), rowStart as Uint32Array<ArrayBuffer>),
+      );
       const index = P <= 65536 ? new Uint16Array(nnz) : new Uint32Array(nnz);
       const value = new Float32Array(nnz);
-      const rowStart = new Uint32Array(nrows + 1);
       s.gl_compress_rows(
         asBuf(rows),
         nrows,

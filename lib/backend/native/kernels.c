@@ -2982,13 +2982,20 @@ int gl_gradnet_step(const void* idx, const float* val, const int* rowStart, int 
   return 0;
 }
 
-// Nonzero entries of rows [nrows, P] (the feature cache's sizing pass).
-long gl_count_nonzero(const float* rows, long n) {
+// The feature cache's sizing pass: rowStart[r] = nonzero entries of rows before r (nrows + 1
+// values); returns their total. Rows are counted in parallel.
+long gl_count_rows(const float* rows, int nrows, long P, uint32_t* rowStart) {
   SERIALIZED;
-  long c = 0;
-#pragma omp parallel for reduction(+ : c) num_threads(memory_threads((double)n))
-  for (long i = 0; i < n; i++) c += rows[i] != 0.f;
-  return c;
+#pragma omp parallel for schedule(static) num_threads(memory_threads((double)nrows * P))
+  for (int r = 0; r < nrows; r++) {
+    const float* row = rows + (size_t)r * P;
+    uint32_t c = 0;
+    for (long j = 0; j < P; j++) c += row[j] != 0.f;
+    rowStart[r + 1] = c;
+  }
+  rowStart[0] = 0;
+  for (int r = 0; r < nrows; r++) rowStart[r + 1] += rowStart[r];
+  return (long)rowStart[nrows];
 }
 
 // GradNet's scale normalisation on sparse entries, in place: v ← (v − min[i]) / (max[i] − min[i])
@@ -3044,22 +3051,12 @@ static long compress_row(const float* row, long P, int idx32, void* idx, float* 
 }
 
 // Compresses rows [nrows, P] to their nonzero entries: ascending indices (uint16, or uint32 when
-// idx32) and values, row r's entries at rowStart[r] … rowStart[r+1] − 1. idx and val hold the
-// count from gl_count_nonzero. Rows are counted, then compressed, in parallel.
+// idx32) and values, row r's entries at rowStart[r] … rowStart[r+1] − 1, rowStart as
+// gl_count_rows left it. Rows are compressed in parallel.
 void gl_compress_rows(const float* rows, int nrows, long P, int idx32, void* idx, float* val,
-                      uint32_t* rowStart) {
+                      const uint32_t* rowStart) {
   SERIALIZED;
-  const int threads = memory_threads((double)nrows * P);
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int r = 0; r < nrows; r++) {
-    const float* row = rows + (size_t)r * P;
-    uint32_t c = 0;
-    for (long j = 0; j < P; j++) c += row[j] != 0.f;
-    rowStart[r + 1] = c;
-  }
-  rowStart[0] = 0;
-  for (int r = 0; r < nrows; r++) rowStart[r + 1] += rowStart[r];
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(memory_threads((double)nrows * P))
   for (int r = 0; r < nrows; r++) {
     compress_row(rows + (size_t)r * P, P, idx32, idx, val, rowStart[r]);
   }
