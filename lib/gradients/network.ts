@@ -177,7 +177,10 @@ export interface Tape {
    * with a ReLU, the activation (the derivative needs only the sign)
    */
   outputs: Tensor[];
-  /** per op: the activation's derivative at the pre-activation (null: linear or no activation) */
+  /**
+   * per op: the activation's derivative at the pre-activation (null: linear, no activation, or a
+   * ReLU whose derivative the max-pool above applies)
+   */
   derivatives: (Tensor | null)[];
   logits: Tensor2D;
 }
@@ -289,7 +292,8 @@ export function forward(ops: NetOp[], x: Tensor): Tape {
   }
   // Derivatives once per forward pass: every seed block of the backward pass reuses them.
   ops.forEach((op, i) => {
-    const act = op.kind === "conv" || op.kind === "dense" || op.kind === "act";
+    const act = (op.kind === "conv" || op.kind === "dense" || op.kind === "act") &&
+      !reluFoldedIntoPool(ops, i + 1);
     derivatives.push(
       act
         ? actDerivative(op.kind === "act" ? inputs[i] : outputs[i], op.activation, op.alpha)
@@ -297,6 +301,20 @@ export function forward(ops: NetOp[], x: Tensor): Tape {
     );
   });
   return { inputs, outputs, derivatives, logits: h as Tensor2D };
+}
+
+/**
+ * Whether op i is a max-pool right above a ReLU layer whose derivative its native gradient
+ * kernel applies (`positive`: only windows with a maximum above 0 pass a gradient, which is
+ * step(ReLU output) at the winner): the layer then keeps no derivative and the backward pass
+ * skips a multiply of all D gradients by the mask.
+ */
+function reluFoldedIntoPool(ops: NetOp[], i: number): boolean {
+  const op = ops[i], below = ops[i - 1];
+  return op?.kind === "maxpool" && below !== undefined &&
+    (below.kind === "conv" || below.kind === "dense" || below.kind === "act") &&
+    below.activation === "relu" &&
+    tf.getKernel("GradlabMaxPoolGradDirs", tf.getBackend()) !== undefined;
 }
 
 /** Repeats each row of a tensor D times: [N, ...] → [N·D, ...] (row i·D + d = row i). */
@@ -342,12 +360,22 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
         if (der) g = mulRows(g, der, d);
         deltas.set(i, g);
         if (i === firstWeight) return deltas; // nothing below the first weight layer needs it
+        const inputShape = [n * d, ...input.shape.slice(1)] as [number, number, number, number];
         g = op.kind === "dense"
           ? tf.matMul(g as Tensor2D, op.kernel, false, true)
+          : tf.getKernel("GradlabConvInputGradDirs", tf.getBackend())
+          // native: the zeros a max-pool above leaves in g, the same for an example's d
+          // directions, are skipped (kernels.c, "sparse deltas")
+          ? tf.engine().runKernel("GradlabConvInputGradDirs", { dy: g, filter: op.kernel }, {
+            inputShape,
+            strides: op.strides,
+            pad: op.pad,
+            D: d,
+          } as unknown as tf.NamedAttrMap) as Tensor
           : tf.conv2dTranspose(
             g as Tensor4D,
             op.kernel,
-            [n * d, ...(input.shape.slice(1) as [number, number, number])],
+            inputShape,
             op.strides,
             op.pad,
           );
@@ -355,11 +383,13 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
       }
       case "maxpool": {
         const attrs = { filterSize: op.pool, strides: op.strides, pad: op.pad };
-        if (d > 1 && tf.getKernel("GradlabMaxPoolGradDirs", tf.getBackend())) {
+        const positive = reluFoldedIntoPool(ops, i);
+        if ((d > 1 || positive) && tf.getKernel("GradlabMaxPoolGradDirs", tf.getBackend())) {
           // native: each window's winner found once per example for all d directions
           g = tf.engine().runKernel("GradlabMaxPoolGradDirs", { dy: g, input }, {
             ...attrs,
             D: d,
+            positive,
           } as unknown as tf.NamedAttrMap) as Tensor;
           break;
         }

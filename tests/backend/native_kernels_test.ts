@@ -32,14 +32,15 @@ Deno.test({
   },
 });
 
-/** Naive float64 3×3 convolution (stride 1, padding pt/pl) and its two gradients for dy. */
-function reference3x3(
+/** Naive float64 k×k convolution (stride 1, padding pt/pl) and its two gradients for dy. */
+function referenceConv(
   x: Float32Array,
   [n, h, w, ci]: number[],
   f: Float32Array,
   co: number,
   [oh, ow, pt, pl]: number[],
   dy: Float32Array,
+  k = 3,
 ): { y: Float64Array; dx: Float64Array; dw: Float64Array } {
   const y = new Float64Array(n * oh * ow * co);
   const dx = new Float64Array(x.length);
@@ -47,15 +48,15 @@ function reference3x3(
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       for (let ox = 0; ox < ow; ox++) {
-        for (let ky = 0; ky < 3; ky++) {
-          for (let kx = 0; kx < 3; kx++) {
+        for (let ky = 0; ky < k; ky++) {
+          for (let kx = 0; kx < k; kx++) {
             const iy = oy + ky - pt, ix = ox + kx - pl;
             if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
             for (let i = 0; i < ci; i++) {
               const xi = ((b * h + iy) * w + ix) * ci + i;
               for (let o = 0; o < co; o++) {
                 const yo = ((b * oh + oy) * ow + ox) * co + o,
-                  fo = ((ky * 3 + kx) * ci + i) * co + o;
+                  fo = ((ky * k + kx) * ci + i) * co + o;
                 y[yo] += x[xi] * f[fo];
                 dx[xi] += dy[yo] * f[fo];
                 dw[fo] += dy[yo] * x[xi];
@@ -109,7 +110,7 @@ Deno.test({
       const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
       const pt = pad === "same" ? 1 : pad === "valid" ? 0 : pad[1][0];
       const pl = pad === "same" ? 1 : pad === "valid" ? 0 : pad[2][0];
-      const ref = reference3x3(
+      const ref = referenceConv(
         x.dataSync() as Float32Array,
         shape,
         f.dataSync() as Float32Array,
@@ -154,6 +155,84 @@ Deno.test({
 
 Deno.test({
   name:
+    "native: 5×5 stride-1 convolutions of ≥ 48 channels run by Winograd F(2×2, 5×5) and equal a float64 reference and the direct kernels",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await initBackend("native", { log: null });
+    const lib = loadedNativeLib()!;
+    const rng = new Rng(13);
+    type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]];
+    // GradNet's c1 at h = 64 ('same' on 11×11: partial tiles), channels not a multiple of the
+    // vector, asymmetric padding
+    const cases: [number[], number, Pad][] = [
+      [[4, 11, 11, 64], 64, "same"],
+      [[2, 9, 8, 50], 49, "valid"],
+      [[2, 7, 9, 48], 56, [[0, 0], [1, 3], [4, 0], [0, 0]]],
+    ];
+    for (const [shape, co, pad] of cases) {
+      const x = tf.tensor4d(rng.normals(shape[0] * shape[1] * shape[2] * shape[3]), shape as never);
+      const f = tf.tensor4d(rng.normals(25 * shape[3] * co), [5, 5, shape[3], co]);
+      const passes = (): Float32Array[] =>
+        tf.tidy(() => {
+          const y = tf.conv2d(x, f, 1, pad);
+          const dy = tf.tensor(new Rng(5).normals(y.size), y.shape);
+          const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy))
+          )([x, f]);
+          return [y, dx, dw, dy].map((t) => t.dataSync() as Float32Array);
+        });
+      const before = lib.winogradCalls();
+      const wino = passes();
+      // two forward passes (tf.grads runs its own) and the input gradient; the filter gradient
+      // stays direct
+      assert.strictEqual(lib.winogradCalls() - before, 3, `${shape}: passes run by Winograd`);
+      const was = lib.setWinograd(false);
+      const direct = passes();
+      lib.setWinograd(was);
+      const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
+      const pt = pad === "same" ? 2 : pad === "valid" ? 0 : pad[1][0];
+      const pl = pad === "same" ? 2 : pad === "valid" ? 0 : pad[2][0];
+      const ref = referenceConv(
+        x.dataSync() as Float32Array,
+        shape,
+        f.dataSync() as Float32Array,
+        co,
+        [oh, ow, pt, pl],
+        wino[3],
+        5,
+      );
+      ["y", "dx"].forEach((what, k) => {
+        const truth = [ref.y, ref.dx][k];
+        const scale = truth.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        let worstRef = 0, worstDirect = 0;
+        for (let i = 0; i < truth.length; i++) {
+          worstRef = Math.max(worstRef, Math.abs(wino[k][i] - truth[i]) / scale);
+          worstDirect = Math.max(worstDirect, Math.abs(wino[k][i] - direct[k][i]) / scale);
+        }
+        // the transforms' constants (up to 16 and 1/24) cost more rounding than F(2×2, 3×3)'s:
+        // measured ≤ 5e-6 of the largest value at 64 channels
+        assert(worstRef < 1e-5, `${shape} ${what}: ${worstRef} from the float64 reference`);
+        assert(worstDirect < 1e-5, `${shape} ${what}: ${worstDirect} from the direct kernels`);
+      });
+      tf.dispose([x, f]);
+    }
+    // not for Winograd: 32 channels
+    const before = lib.winogradCalls();
+    tf.tidy(() => {
+      tf.conv2d(
+        tf.ones([1, 8, 8, 32]) as tf.Tensor4D,
+        tf.ones([5, 5, 32, 32]) as tf.Tensor4D,
+        1,
+        "same",
+      ).dataSync();
+    });
+    assert.strictEqual(lib.winogradCalls(), before);
+  },
+});
+
+Deno.test({
+  name:
     "native: the max-pool gradient of D directions equals the single-direction kernel on repeated rows (ties included)",
   sanitizeResources: false,
   sanitizeOps: false,
@@ -191,6 +270,20 @@ Deno.test({
         ) as tf.Tensor;
         assert.deepStrictEqual(ours.shape, ref.shape);
         assert.deepStrictEqual(Array.from(ours.dataSync()), Array.from(ref.dataSync()), `${shape}`);
+        // `positive`: the reference times step(input), the ReLU derivative it stands for when
+        // the input is a ReLU's output (+ 0 turns the reference's −0 into 0)
+        const folded = tf.engine().runKernel("GradlabMaxPoolGradDirs", { dy, input }, {
+          ...attrs,
+          D,
+          positive: true,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const masked = tf.mul(ref, tf.step(rep(input)));
+        assert.deepStrictEqual(
+          Array.from(folded.dataSync()),
+          Array.from(masked.dataSync(), (v) => v + 0),
+          `${shape}, positive`,
+        );
+        assert.ok(masked.abs().sum().arraySync() < ref.abs().sum().arraySync(), "no window ≤ 0");
       });
     }
   },

@@ -9,6 +9,7 @@ import { initBackend } from "../../lib/backend/select.ts";
 import {
   allLabelGradients,
   type GradientLayout,
+  gradientLayout,
   perExampleGradients,
 } from "../../lib/gradients/per_example.ts";
 import { cnnCifar, countParams } from "../../lib/models/cnn_cifar.ts";
@@ -218,5 +219,124 @@ Deno.test({
       (calls.perExampleConv ?? 0) > 0 && (calls.perExampleDense ?? 0) > 0,
       JSON.stringify(calls),
     );
+  },
+});
+
+/** conv 5×5 (20) → max-pool 2 → conv 3×3 (12) → max-pool 3/2 → dense: deltas below pools. */
+function pooledCnn() {
+  const init = (seed: number) => tf.initializers.glorotNormal({ seed });
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [10, 10, 3],
+        filters: 20,
+        kernelSize: 5,
+        padding: "same",
+        activation: "relu",
+        kernelInitializer: init(21),
+        biasInitializer: tf.initializers.constant({ value: 0.02 }),
+      }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({
+        filters: 12,
+        kernelSize: 3,
+        padding: "same",
+        activation: "relu",
+        kernelInitializer: init(22),
+      }),
+      tf.layers.maxPooling2d({ poolSize: 3, strides: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10, kernelInitializer: init(23) }),
+    ],
+  });
+}
+
+/** A stride-2 conv below a max-pool: taps of single pixels (the kernel rows are not contiguous). */
+function stridedPooledCnn() {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [12, 12, 2],
+        filters: 16,
+        kernelSize: 3,
+        strides: 2,
+        padding: "same",
+        activation: "relu",
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 24 }),
+      }),
+      tf.layers.maxPooling2d({ poolSize: 2, padding: "same" }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotNormal({ seed: 25 }) }),
+    ],
+  });
+}
+
+Deno.test({
+  name:
+    "gradients through max-pools (the native sparse-delta kernels) equal the tf.grads loop for every label, in label blocks of 10, 3 and 1",
+  fn: async () => {
+    const lib = BACKEND === "native"
+      ? (await import("../../lib/backend/select.ts")).loadedNativeLib()
+      : null;
+    const sparseCalls = () => [
+      lib?.calls.perExampleConvSparse ?? 0,
+      lib?.calls.conv2dBackpropInputSparse ?? 0,
+    ];
+    const cases: [string, () => tf.LayersModel, number[]][] = [
+      ["pooled CNN (20 and 12 channels)", pooledCnn, [10, 10, 3]],
+      ["cnn_cifar(16)", () => cnnCifar(16, { seed: 4 }), [24, 24, 3]],
+      ["stride-2 conv", stridedPooledCnn, [12, 12, 2]],
+    ];
+    for (const [name, build, shape] of cases) {
+      const model = build();
+      const rng = new Rng(31);
+      const n = 5;
+      const x = tf.tensor(rng.normals(n * shape.reduce((a, b) => a * b, 1)), [n, ...shape]);
+      const layout = gradientLayout(model, { includeBias: true });
+      const want = Array.from(
+        { length: 10 },
+        (_, k) => loopReference(model, x, new Array(n).fill(k), layout),
+      );
+      const check = (got: Float32Array, i: number, k: number, what: string) => {
+        for (const b of layout.blocks) {
+          const ref = want[k].subarray(
+            i * layout.size + b.offset,
+            i * layout.size + b.offset + b.size,
+          );
+          const e = relErr(got.subarray(b.offset, b.offset + b.size), ref);
+          assert.ok(
+            e < 2e-6,
+            `${name}, ${what}: example ${i}, label ${k}, ${b.layer} ${b.part}: ${e}`,
+          );
+        }
+      };
+      const before = sparseCalls();
+      for (const labelChunk of [10, 3]) {
+        const { gradients } = allLabelGradients(model, x, { includeBias: true, labelChunk });
+        const g = gradients.dataSync() as Float32Array;
+        for (let i = 0; i < n; i++) {
+          for (let k = 0; k < 10; k++) {
+            const at = (i * 10 + k) * layout.size;
+            check(g.subarray(at, at + layout.size), i, k, `label blocks of ${labelChunk}`);
+          }
+        }
+        gradients.dispose();
+      }
+      const labels = Array.from({ length: n }, (_, i) => (3 * i + 1) % 10);
+      const one = perExampleGradients(model, x, labels, { includeBias: true }).gradients;
+      const g1 = one.dataSync() as Float32Array;
+      for (let i = 0; i < n; i++) {
+        check(g1.subarray(i * layout.size, (i + 1) * layout.size), i, labels[i], "one label");
+      }
+      const after = sparseCalls();
+      if (lib) {
+        // the sparse filter gradient ran in every case, the sparse input gradient where there is one
+        assert.ok(after[0] > before[0], `${name}: ${JSON.stringify(lib.calls)}`);
+        if (name !== "stride-2 conv") {
+          assert.ok(after[1] > before[1], `${name}: no sparse input gradient`);
+        }
+      }
+      tf.dispose([x, one]);
+    }
   },
 });

@@ -16,6 +16,6 @@ Deno.test({
     }).output();
     const out = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
     assert.strictEqual(code, 0, out);
-    assert.match(out, /ok \| 9 passed/);
+    assert.match(out, /ok \| 10 passed/);
   },
 });

@@ -35,14 +35,19 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, ...Array(15).fill(i32)],
     result: "void",
   },
+  gl_conv2d_backprop_input_dirs: {
+    // dy, f, dx, D, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl → 1 if sparse
+    parameters: [buf, buf, buf, ...Array(16).fill(i32)],
+    result: i32,
+  },
   gl_conv2d_backprop_filter: {
     // x, dy, dw, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl
     parameters: [buf, buf, buf, ...Array(15).fill(i32)],
     result: "void",
   },
   gl_max_pool_grad_dirs: {
-    // x, dy, dx, D, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl
-    parameters: [buf, buf, buf, ...Array(13).fill(i32)],
+    // x, dy, dx, D, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl, positive
+    parameters: [buf, buf, buf, ...Array(14).fill(i32)],
     result: "void",
   },
   gl_binary_dirs: { parameters: [buf, buf, buf, "i64", "i64", "i64", i32], result: "void" },
@@ -89,9 +94,9 @@ const SYMBOLS = {
   gl_copy_block: { parameters: [buf, "i64", buf, "i64", "i64", "i64"], result: "void" },
   gl_sparsify: { parameters: [buf, i32, "i64", i32, buf, buf, "f64"], result: "i64" },
   gl_pe_conv: {
-    // x, delta, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl, D, P, koff, boff
+    // x, delta, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl, D, P, koff, boff → 1 if sparse
     parameters: [buf, buf, buf, ...Array(14).fill(i32), "i64", "i64", "i64"],
-    result: "void",
+    result: i32,
   },
   gl_pe_dense: {
     // a, delta, out, n, in, out, D, P, koff, boff
@@ -261,15 +266,31 @@ export interface NativeLib {
     alpha?: number,
   ): void;
   conv2dBackpropInput(dy: Float32Array, f: Float32Array, dx: Float32Array, g: ConvGeometry): void;
+  /**
+   * The input gradient of D directions per example (dy, dx [g.n = n·D, …]): over the nonzero
+   * (position, channel) pairs of each example's dy when they are few, else the dense kernel.
+   * Returns whether the sparse kernel ran.
+   */
+  conv2dBackpropInputDirs(
+    dy: Float32Array,
+    f: Float32Array,
+    dx: Float32Array,
+    g: ConvGeometry,
+    D: number,
+  ): boolean;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, g: ConvGeometry): void;
   maxPoolGrad(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry): void;
-  /** the max-pool gradient of D directions per example: dy, dx [n·D, …], x [n, …] */
+  /**
+   * the max-pool gradient of D directions per example: dy, dx [n·D, …], x [n, …]; with
+   * `positive`, windows whose maximum is not above 0 pass nothing (a ReLU's derivative folded in)
+   */
   maxPoolGradDirs(
     x: Float32Array,
     dy: Float32Array,
     dx: Float32Array,
     g: PoolGeometry,
     D: number,
+    positive?: boolean,
   ): void;
   /** out[i, d, :] = a[i, d, :] (op) b[i, 0, :] for a [n, D, m] (op: 0 add, 1 subtract, 2 multiply) */
   binaryDirs(
@@ -542,6 +563,20 @@ export function openNativeLib(path: string): NativeLib {
       // deno-lint-ignore no-explicit-any
       (s.gl_conv2d_backprop_input as any)(asBuf(dy), asBuf(f), asBuf(dx), ...geometryArgs(g));
     },
+    conv2dBackpropInputDirs(dy, f, dx, g, D) {
+      const [n, ...rest] = geometryArgs(g);
+      // deno-lint-ignore no-explicit-any
+      const sparse = (s.gl_conv2d_backprop_input_dirs as any)(
+        asBuf(dy),
+        asBuf(f),
+        asBuf(dx),
+        D,
+        n / D,
+        ...rest,
+      ) === 1;
+      count(sparse ? "conv2dBackpropInputSparse" : "conv2dBackpropInput");
+      return sparse;
+    },
     conv2dBackpropFilter(x, dy, dw, g) {
       count("conv2dBackpropFilter");
       // deno-lint-ignore no-explicit-any
@@ -557,11 +592,21 @@ export function openNativeLib(path: string): NativeLib {
       // deno-lint-ignore no-explicit-any
       (s.gl_max_pool_grad as any)(asBuf(x), asBuf(dy), asBuf(dx), ...poolArgs(g), g.pt, g.pl);
     },
-    maxPoolGradDirs(x, dy, dx, g, D) {
+    maxPoolGradDirs(x, dy, dx, g, D, positive = false) {
       count("maxPoolGradDirs");
       const [n, ...rest] = poolArgs(g);
       // deno-lint-ignore no-explicit-any
-      (s.gl_max_pool_grad_dirs as any)(asBuf(x), asBuf(dy), asBuf(dx), D, n, ...rest, g.pt, g.pl);
+      (s.gl_max_pool_grad_dirs as any)(
+        asBuf(x),
+        asBuf(dy),
+        asBuf(dx),
+        D,
+        n,
+        ...rest,
+        g.pt,
+        g.pl,
+        positive ? 1 : 0,
+      );
     },
     binaryDirs(a, b, out, [n, D, m], op) {
       count("binaryDirs");
@@ -766,7 +811,7 @@ export function openNativeLib(path: string): NativeLib {
     perExampleConv(x, delta, out, g, o) {
       count("perExampleConv");
       // deno-lint-ignore no-explicit-any
-      (s.gl_pe_conv as any)(
+      const sparse = (s.gl_pe_conv as any)(
         asBuf(x),
         asBuf(delta),
         asBuf(out),
@@ -787,7 +832,8 @@ export function openNativeLib(path: string): NativeLib {
         BigInt(o.P),
         BigInt(o.kernelOffset),
         BigInt(o.biasOffset),
-      );
+      ) === 1;
+      if (sparse) count("perExampleConvSparse");
     },
     perExampleDense(a, delta, out, o) {
       count("perExampleDense");

@@ -1216,6 +1216,21 @@ static int wino_ok(int kh, int kw, int sh, int sw, int dh, int dw, int ci, int c
          ci >= WINO_MIN_CHANNELS && co >= WINO_MIN_CHANNELS;
 }
 
+// 5×5 convolutions, stride 1, by F(2×2, 5×5): 6×6 input patches, 36 points against the direct
+// method's 100 multiply-adds per tile (2.8× fewer). The transforms use the points 0, ±1, ±2, ∞
+// (those of F(4, 3)); Bᵀ, G and Aᵀ below follow from them (Toom–Cook). Forward passes and input
+// gradients only (the filter gradient stays direct). GradNet's base network cnn_cifar(h) has a
+// 5×5 h → h convolution on 11×11 maps: at h = 64 its forward pass was a third of a W3g batch.
+// Channels at least this many on both sides (batch 64 on 11×11, 1 thread: 64 → 64 ran 6.7 →
+// 4.7 ms, 48 → 48 5.1 → 4.0, 32 → 32 1.77 → 1.68, 16 → 16 0.54 → 0.75).
+#define WINO5_MIN_CHANNELS 48
+
+static int wino5_ok(int kh, int kw, int sh, int sw, int dh, int dw, int ci, int co) {
+  return g_winograd && kh == 5 && kw == 5 && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
+         ci >= WINO5_MIN_CHANNELS && co >= WINO5_MIN_CHANNELS;
+}
+#define WT5 36  // points of an F(2×2, 5×5) tile
+
 static float* g_wv[MAX_THREADS];  // a chunk's transformed input [16][tiles][ci]
 static size_t g_wvcap[MAX_THREADS];
 static float* g_wm[MAX_THREADS];  // its transformed outputs [16][tiles][co] (or A·dy·Aᵀ, packed)
@@ -1252,6 +1267,53 @@ static void wino_filter(const float* f, int ci, int co, int nrw, float* U) {
     }
 }
 
+// G·a for the 5 values of a filter column or row (G's rows: a0/4, −Σa/6, −Σ(−1)ᵏaₖ/6,
+// Σ2ᵏaₖ/24, Σ(−2)ᵏaₖ/24, a4), VL output channels at once.
+ALWAYS_INLINE void wino5_g(const vf a[5], vf t[6]) {
+  const vf even = a[0] + a[2] + a[4], odd = a[1] + a[3];
+  const vf even2 = a[0] + 4.f * a[2] + 16.f * a[4], odd2 = 2.f * a[1] + 8.f * a[3];
+  t[0] = a[0] * 0.25f;
+  t[1] = (even + odd) * (-1.f / 6);
+  t[2] = (even - odd) * (-1.f / 6);
+  t[3] = (even2 + odd2) * (1.f / 24);
+  t[4] = (even2 - odd2) * (1.f / 24);
+  t[5] = a[4];
+}
+
+// U = G·g·Gᵀ (6×5 · 5×5 · 5×6) for every (ci, co), as wino_filter's panels of 36 points; f is
+// [5][5][ci][co]; VL output channels at once (panels hold whole vectors: nrw is VL or 2·VL).
+static void wino5_filter(const float* f, int ci, int co, int nrw, float* U) {
+  const int np = (co + nrw - 1) / nrw;
+  const size_t per_point = (size_t)np * ci * nrw;
+  memset(U, 0, WT5 * per_point * sizeof(float));
+  for (int i = 0; i < ci; i++)
+    for (int o = 0; o < co; o += VL) {
+      const int lanes = co - o < VL ? co - o : VL;
+      vf g[5][5], t[6][5], u[6][6];
+      for (int y = 0; y < 5; y++)
+        for (int x = 0; x < 5; x++) {
+          const float* src = f + (((size_t)y * 5 + x) * ci + i) * co + o;
+          g[y][x] = (vf){0};
+          if (lanes == VL)
+            memcpy(&g[y][x], src, sizeof(vf));
+          else
+            for (int l = 0; l < lanes; l++) g[y][x][l] = src[l];
+        }
+      for (int x = 0; x < 5; x++) {  // t = G·g, column x
+        vf col[5], r[6];
+        for (int y = 0; y < 5; y++) col[y] = g[y][x];
+        wino5_g(col, r);
+        for (int y = 0; y < 6; y++) t[y][x] = r[y];
+      }
+      for (int y = 0; y < 6; y++) wino5_g(t[y], u[y]);  // u = t·Gᵀ, row y
+      const int jp = o / nrw, jj = o % nrw;
+      for (int p = 0; p < WT5; p++) {
+        float* dst = U + p * per_point + ((size_t)jp * ci + i) * nrw + jj;
+        for (int l = 0; l < lanes; l++) dst[l] = u[p / 6][p % 6][l];
+      }
+    }
+}
+
 // The 16 input pointers of tile `t` (pixel rows, or `zero` outside the image).
 // Tile t's image, tile row and tile column.
 static void wino_tile(long t, int tiles_h, int tiles_w, long* nb, int* ty, int* tx) {
@@ -1274,19 +1336,20 @@ static void wino_out_pixels(float* y, int oh, int ow, int c, int tiles_h, int ti
     }
 }
 
+// The size × size input pointers of tile t's patch (4 for F(2×2, 3×3), 6 for F(2×2, 5×5)).
 static void wino_patch(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
-                       int pl, long t, const float* zero, const float* p[16]) {
+                       int pl, long t, const float* zero, int size, const float** p) {
   long nb;
   int ty, tx;
   wino_tile(t, tiles_h, tiles_w, &nb, &ty, &tx);
   const float* img = x + (size_t)nb * h * w * c;
   const int y0 = 2 * ty - pt, x0 = 2 * tx - pl;
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 4; j++) {
+  for (int i = 0; i < size; i++)
+    for (int j = 0; j < size; j++) {
       const int iy = y0 + i, ix = x0 + j;
-      p[i * 4 + j] = ((unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)w)
-                         ? img + ((size_t)iy * w + ix) * c
-                         : zero;
+      p[i * size + j] = ((unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)w)
+                            ? img + ((size_t)iy * w + ix) * c
+                            : zero;
     }
 }
 
@@ -1330,7 +1393,8 @@ static void wino_input(const float* x, int h, int w, int c, int tiles_h, int til
                        int pl, long t0, int nt, const float* zero, float* V) {
   const size_t pstride = (size_t)c, ld = wino_ld(c);
   const float* P[WINO_TILES][16];
-  for (int k = 0; k < nt; k++) wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, P[k]);
+  for (int k = 0; k < nt; k++)
+    wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, 4, P[k]);
   int ch = 0;
   for (; ch + VL <= c; ch += VL) {
     vf s0[4], s1[4], s2[4], s3[4];  // Bᵀ·d of the patch's columns 0 … 3 (registers, not memory)
@@ -1361,6 +1425,59 @@ static void wino_input(const float* x, int h, int w, int c, int tiles_h, int til
       wino_bt_d_b(d, r);
       float* v = V + (size_t)k * ld;
       for (int q = 0; q < 16; q++) v[q * pstride + ch] = r[q][0];
+    }
+  }
+}
+
+// Bᵀ·d for 6 values (F(2×2, 5×5)): Bᵀ's rows are (4, 0, −5, 0, 1, 0), (0, −4, −4, 1, 1, 0),
+// (0, 4, −4, −1, 1, 0), (0, −2, −1, 2, 1, 0), (0, 2, −1, −2, 1, 0), (0, 4, 0, −5, 0, 1).
+ALWAYS_INLINE void wino5_bt(const vf d[6], vf s[6]) {
+  const vf a = d[4] - 4.f * d[2], b = d[3] - 4.f * d[1];  // shared by rows 1 and 2
+  const vf e = d[4] - d[2], f = 2.f * (d[3] - d[1]);      // shared by rows 3 and 4
+  s[0] = 4.f * d[0] - 5.f * d[2] + d[4];
+  s[1] = a + b;
+  s[2] = a - b;
+  s[3] = e + f;
+  s[4] = e - f;
+  s[5] = 4.f * d[1] - 5.f * d[3] + d[5];
+}
+
+// V[k][ξ][·] = (Bᵀ·d·B)[ξ] for the tiles t0 .. t0+nt−1 of F(2×2, 5×5), as wino_input (without
+// its reuse of columns between neighbouring tiles).
+static void wino5_input(const float* x, int h, int w, int c, int tiles_h, int tiles_w, int pt,
+                        int pl, long t0, int nt, const float* zero, float* V) {
+  const size_t ld = (size_t)WT5 * c + VL;
+  const float* P[WT5];
+  for (int k = 0; k < nt; k++) {
+    wino_patch(x, h, w, c, tiles_h, tiles_w, pt, pl, t0 + k, zero, 6, P);
+    float* v = V + (size_t)k * ld;
+    for (int ch = 0; ch < c; ch += VL) {
+      const int lanes = c - ch < VL ? c - ch : VL;
+      vf col[6][6];  // Bᵀ·d, column by column
+      for (int j = 0; j < 6; j++) {
+        vf d[6];
+        for (int i = 0; i < 6; i++) {
+          if (lanes == VL) {
+            memcpy(&d[i], P[i * 6 + j] + ch, sizeof(vf));
+          } else {
+            d[i] = (vf){0};
+            for (int l = 0; l < lanes; l++) d[i][l] = P[i * 6 + j][ch + l];
+          }
+        }
+        wino5_bt(d, col[j]);
+      }
+      for (int i = 0; i < 6; i++) {  // (Bᵀ·d)·B, row by row
+        vf row[6], r[6];
+        for (int j = 0; j < 6; j++) row[j] = col[j][i];
+        wino5_bt(row, r);
+        for (int q = 0; q < 6; q++) {
+          if (lanes == VL) {
+            memcpy(v + (size_t)(i * 6 + q) * c + ch, &r[q], sizeof(vf));
+          } else {
+            for (int l = 0; l < lanes; l++) v[(size_t)(i * 6 + q) * c + ch + l] = r[q][l];
+          }
+        }
+      }
     }
   }
 }
@@ -1419,10 +1536,28 @@ ALWAYS_INLINE void wino_at_m_a(const vf q[16], vf o[4]) {
   o[3] = s1[1] - s1[2] - s1[3];
 }
 
+// Aᵀ·m·A of F(2×2, 5×5): Aᵀ = [(1, 1, 1, 1, 1, 0), (0, 1, −1, 2, −2, 1)]
+ALWAYS_INLINE void wino5_at_m_a(const vf q[36], vf o[4]) {
+  vf s0[6], s1[6];
+  for (int j = 0; j < 6; j++) {
+    const vf a = q[6 + j] + q[12 + j], b = q[18 + j] + q[24 + j];
+    const vf e = q[6 + j] - q[12 + j], f = q[18 + j] - q[24 + j];
+    s0[j] = q[j] + a + b;
+    s1[j] = e + 2.f * f + q[30 + j];
+  }
+  o[0] = s0[0] + (s0[1] + s0[2]) + (s0[3] + s0[4]);
+  o[1] = (s0[1] - s0[2]) + 2.f * (s0[3] - s0[4]) + s0[5];
+  o[2] = s1[0] + (s1[1] + s1[2]) + (s1[3] + s1[4]);
+  o[3] = (s1[1] - s1[2]) + 2.f * (s1[3] - s1[4]) + s1[5];
+}
+
 // Forward: y [n, oh, ow, co] from x [n, h, w, ci] (3×3, stride 1, padding pt/pl), U from
 // wino_filter, then the epilogue; with `accumulate` (and no epilogue) y += the convolution.
+// r = 5: the same for a 5×5 filter by F(2×2, 5×5) (U from wino5_filter).
 static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int pl, int oh, int ow,
-                      const float* U, int co, float* y, const epilogue_t* epi, int accumulate) {
+                      const float* U, int co, float* y, const epilogue_t* epi, int accumulate,
+                      int r) {
+  const int points = r == 5 ? WT5 : WT;
   const kernels_t* kn = kernels_for(co);
   const int nrw = kn->nrw, np = (co + nrw - 1) / nrw;
   const size_t upp = (size_t)np * ci * nrw;  // U floats per point
@@ -1431,7 +1566,8 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
   const long chunks = (T + WINO_TILES - 1) / WINO_TILES;
   const float* zero = zeros_of((size_t)ci);
   if (!zero) return;
-  const size_t vsize = WINO_TILES * wino_ld(ci), msize = WINO_TILES * wino_ld(co);
+  const size_t ldv_ = (size_t)points * ci + VL, ldm_ = (size_t)points * co + VL;  // between tiles
+  const size_t vsize = WINO_TILES * ldv_, msize = WINO_TILES * ldm_;
   const int threads = chunks < g_threads ? (int)chunks : g_threads;
   for (int t = 0; t < threads; t++)
     if (!grow(&g_wv[t], &g_wvcap[t], vsize) || !grow(&g_wm[t], &g_wmcap[t], msize)) return;
@@ -1442,9 +1578,12 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
     float* M = g_wm[tid];
     const long t0 = chk * WINO_TILES;
     const int nt = T - t0 < WINO_TILES ? (int)(T - t0) : WINO_TILES;
-    wino_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
-    const int ldv = (int)wino_ld(ci), ldm = (int)wino_ld(co);  // between tiles
-    for (int p = 0; p < WT; p++) {
+    if (r == 5)
+      wino5_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
+    else
+      wino_input(x, h, w, ci, tiles_h, tiles_w, pt, pl, t0, nt, zero, V);
+    const int ldv = (int)ldv_, ldm = (int)ldm_;
+    for (int p = 0; p < points; p++) {
       const float* Vp = V + (size_t)p * ci;
       float* Mp = M + (size_t)p * co;
       const float* rows[2 * MR];
@@ -1469,16 +1608,19 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
     }
     // y = Aᵀ·m·A per tile, written where the output exists
     for (int k = 0; k < nt; k++) {
-      const float* m = M + (size_t)k * wino_ld(co);
+      const float* m = M + (size_t)k * ldm_;
       float* out[2][2];
       wino_out_pixels(y, oh, ow, co, tiles_h, tiles_w, t0 + k, NULL, out);
       int ch = 0;
       if (out[0][0] && out[0][1] && out[1][0] && out[1][1]) {
         // the whole tile exists: whole vectors of channels, the epilogue after
         for (; ch + VL <= co; ch += VL) {
-          vf q[16], o[4];
-          for (int p = 0; p < WT; p++) memcpy(&q[p], m + (size_t)p * co + ch, sizeof(vf));
-          wino_at_m_a(q, o);
+          vf q[WT5], o[4];
+          for (int p = 0; p < points; p++) memcpy(&q[p], m + (size_t)p * co + ch, sizeof(vf));
+          if (r == 5)
+            wino5_at_m_a(q, o);
+          else
+            wino_at_m_a(q, o);
           for (int i = 0; i < 4; i++) {
             float* px = out[i / 2][i % 2] + ch;
             if (accumulate) {
@@ -1499,9 +1641,12 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
           }
       }
       for (; ch < co; ch++) {  // the other channels, and partial tiles: one lane each
-        vf q[16], o[4];
-        for (int p = 0; p < WT; p++) q[p] = (vf){0} + m[(size_t)p * co + ch];
-        wino_at_m_a(q, o);
+        vf q[WT5], o[4];
+        for (int p = 0; p < points; p++) q[p] = (vf){0} + m[(size_t)p * co + ch];
+        if (r == 5)
+          wino5_at_m_a(q, o);
+        else
+          wino_at_m_a(q, o);
         for (int i = 0; i < 4; i++) {
           float* px = out[i / 2][i % 2];
           if (!px) continue;
@@ -1518,15 +1663,19 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
 }
 
 // Forward entry for a convolution that wino_ok() accepts.
+// r: the filter's size, 3 (wino_ok) or 5 (wino5_ok).
 static void wino_forward(const float* x, const float* f, float* y, int n, int h, int w, int ci,
                          int co, int oh, int ow, int pt, int pl, const epilogue_t* epi,
-                         int accumulate) {
+                         int accumulate, int r) {
   const int nrw = kernels_for(co)->nrw;
-  float* U = grow(&g_wu, &g_wucap, (size_t)WT * round_up(co, nrw) * ci);
+  float* U = grow(&g_wu, &g_wucap, (size_t)(r == 5 ? WT5 : WT) * round_up(co, nrw) * ci);
   if (!U) return;
   g_wino_calls++;
-  wino_filter(f, ci, co, nrw, U);
-  wino_conv(x, n, h, w, ci, pt, pl, oh, ow, U, co, y, epi, accumulate);
+  if (r == 5)
+    wino5_filter(f, ci, co, nrw, U);
+  else
+    wino_filter(f, ci, co, nrw, U);
+  wino_conv(x, n, h, w, ci, pt, pl, oh, ow, U, co, y, epi, accumulate, r);
 }
 
 // Filter gradient dw [3][3][ci][co] of the convolution above, from x and dy [n, oh, ow, co].
@@ -1657,7 +1806,11 @@ void gl_conv2d(const float* x, const float* f, float* y, int n, int h, int w, in
   epilogue_t e = {bias, act, alpha};
   const epilogue_t* epi = (bias || act) ? &e : NULL;
   if (wino_ok(kh, kw, sh, sw, dh, dw, ci, co) && pt >= 0 && pl >= 0) {
-    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi, 0);
+    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi, 0, 3);
+    return;
+  }
+  if (wino5_ok(kh, kw, sh, sw, dh, dw, ci, co) && pt >= 0 && pl >= 0) {
+    wino_forward(x, f, y, n, h, w, ci, co, oh, ow, pt, pl, epi, 0, 5);
     return;
   }
   if (ci >= INDIRECT_MIN_CHANNELS && kh * kw * ci > 0) {
@@ -1685,7 +1838,11 @@ static void backprop_input(const float* dy, const float* f, float* dx, int n, in
           ft[(((size_t)(kh - 1 - y) * kw + (kw - 1 - x)) * co + o) * ci + i] =
               f[(((size_t)y * kw + x) * ci + i) * co + o];
   if (wino_ok(kh, kw, sh, sw, dh, dw, co, ci) && pt <= 2 && pl <= 2) {
-    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 2 - pt, 2 - pl, NULL, accumulate);
+    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 2 - pt, 2 - pl, NULL, accumulate, 3);
+    return;
+  }
+  if (wino5_ok(kh, kw, sh, sw, dh, dw, co, ci) && pt <= 4 && pl <= 4 && !accumulate) {
+    wino_forward(dy, ft, dx, n, oh, ow, co, ci, h, w, 4 - pt, 4 - pl, NULL, 0, 5);
     return;
   }
   conv_t g = {dy, n, oh, ow, co, kh, kw, h, w, 1, 1, dh, dw,
@@ -1887,8 +2044,13 @@ void gl_avg_pool_grad(const float* dy, float* dx, int n, int h, int w, int c, in
 // position that takes its gradient are found once per example and serve all D directions (the
 // engine repeated x and the pooled output D times and ran the single-direction kernel over n·D
 // rows: 4.5 ms of a 10-label W3g batch at h = 16).
+//
+// positive = 1: a window whose maximum is not above 0 passes no gradient. Below a ReLU (x its
+// output) that is the ReLU's derivative at the winner, so the engine skips its multiply (a pass
+// over D gradients and their mask; lib/gradients/network.ts).
 void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, int n, int h, int w,
-                           int c, int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl) {
+                           int c, int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl,
+                           int positive) {
   SERIALIZED;
   const size_t img = (size_t)h * w * c, oimg = (size_t)oh * ow * c;
   enum { CH = 64, WIN = 64 };
@@ -1927,7 +2089,7 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
             m = select_vf(v > m, v, m);
           }
           vi open = (vi){0} - 1;  // lanes whose gradient no position has taken yet
-          const vi found = m > ((vf){0} - INFINITY);
+          const vi found = positive ? m > (vf){0} : m > ((vf){0} - INFINITY);
           for (int q = 0; q < npos; q++) {
             vf v;
             memcpy(&v, xb + at[q] + c0, sizeof(vf));
@@ -1955,6 +2117,8 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
               if (xp[j] > best[j]) { best[j] = xp[j]; where[j] = at[q] + c0 + j; }
             }
           }
+          for (int j = 0; j < cn; j++)
+            if (positive && !(best[j] > 0.f)) where[j] = -1;
           for (int d = 0; d < D; d++)
             for (int j = 0; j < cn; j++)
               if (where[j] >= 0) dxb[d * img + where[j]] += dyb[d * oimg + cell + c0 + j];
@@ -1966,7 +2130,7 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
 
 void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, int w, int c,
                       int oh, int ow, int kh, int kw, int sh, int sw, int pt, int pl) {
-  gl_max_pool_grad_dirs(x, dy, dx, 1, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl);
+  gl_max_pool_grad_dirs(x, dy, dx, 1, n, h, w, c, oh, ow, kh, kw, sh, sw, pt, pl, 0);
 }
 
 // out[cols] = sum over rows of x[rows][cols] (reduce leading axes).
@@ -2477,6 +2641,456 @@ void gl_bn_backward(const float* x, const float* dy, const float* gamma, const f
 }
 
 // ---------------------------------------------------------------------------------------------
+// Backward passes over sparse deltas. Below a max-pool, a conv layer's output delta has one
+// nonzero position per pooling window and channel (a 2×2 pool: a quarter of the positions, a
+// third of an 11×11 map pooled to 6×6), and the ReLU in between zeroes more. The delta's zeros are
+// the same for all D directions of an example (the pool's winners and the ReLU's mask come from
+// the forward pass). The dense products spend most of their multiplies on those zeros: W3g's
+// 10-label batch at h = 64 spent 36 % of its time in the per-example filter gradients and 32 %
+// in convolutions, 71 % of whose multiplies are zeros.
+//
+// So per example, the nonzero (position, channel) pairs are listed once — a pair is kept when any
+// direction's value is nonzero (NaN included) — with their D values side by side, and the sums
+// run over the list. Skipping exact zeros changes only the order of the remaining additions (and
+// a product 0 · ±inf or 0 · NaN, which the dense product would turn into NaN), so results agree
+// with the dense kernels to rounding.
+
+// Listed pairs above this fraction of all pairs run the dense kernels instead.
+#define SPARSE_MAX_DENSITY 0.45
+// Nor do products with fewer multiply-adds than this per pair and tap (the tap's channels times
+// the directions): the lists and pointers cost more than the zeros save.
+#define SPARSE_MIN_WORK 8
+
+#if defined(__AVX512F__)
+// r[k][c] = r[c][k] for 16 rows of 16 floats, in registers.
+ALWAYS_INLINE void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // r[i + m], 128-bit lane L: column 4L + m of rows i..i+3
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 2]);
+    const __m512d c = _mm512_castps_pd(t[i + 1]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int m = 0; m < 4; m++) {
+    t[m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);
+    t[4 + m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);
+    t[8 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+    t[12 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+  }
+  for (int m = 0; m < 4; m++) {
+    r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+    r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
+    r[4 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd);
+  }
+}
+#endif
+
+// dst[k·ds + c] = src[c·ss + k] for c < cn, k < kn (cn, kn ≤ 16).
+static void transpose_block(const float* src, size_t ss, int cn, float* dst, size_t ds, int kn) {
+#if defined(__AVX512F__)
+  if (cn == 16 && kn == 16) {
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
+    transpose16(r);
+    for (int k = 0; k < 16; k++) _mm512_storeu_ps(dst + k * ds, r[k]);
+    return;
+  }
+#endif
+  for (int k = 0; k < kn; k++)
+    for (int c = 0; c < cn; c++) dst[k * ds + c] = src[c * ss + k];
+}
+
+// Floats between two channels' lists: a list may be written a vector past its end.
+static int sparse_stride(int pix) { return pix + 16; }
+
+// The lists of one example. By channel (filter gradient): cnt[c] pairs of channel c, map[p] of
+// their positions p in idx[c·ls + j] and their values in val[(c·ls + j)·D + d], ls =
+// sparse_stride(pix). By position (input gradient): cnt[p], channels idx[p·co + j], values
+// val[(p·co + j)·D + d]. Positions ascend in a channel's list, channels in a position's. Returns
+// the number of pairs.
+static long sparse_lists(const float* dl, int D, int pix, int co, int by_channel, const int* map,
+                         int* cnt, int* idx, float* val) {
+  const size_t dstride = (size_t)pix * co, ls = sparse_stride(pix);
+  memset(cnt, 0, (size_t)(by_channel ? co : pix) * sizeof(int));
+  long total = 0;
+#if defined(__AVX512F__)
+  if (D == 1 && by_channel) {
+    // blocks of 16 positions × 16 channels, transposed: each channel's nonzeros among the 16
+    // positions compressed into its list (scattering pair by pair into 64 lists at once took a
+    // sixth of a W3g batch at h = 64)
+    for (int p0 = 0; p0 < pix; p0 += 16) {
+      const int pn = pix - p0 < 16 ? pix - p0 : 16;
+      const __mmask16 pm = (__mmask16)((1u << pn) - 1);
+      const __m512i where = _mm512_maskz_loadu_epi32(pm, map + p0);
+      for (int c0 = 0; c0 < co; c0 += 16) {
+        const int cn = co - c0 < 16 ? co - c0 : 16;
+        const __mmask16 cm = (__mmask16)((1u << cn) - 1);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+          r[i] = i < pn ? _mm512_maskz_loadu_ps(cm, dl + (size_t)(p0 + i) * co + c0)
+                        : _mm512_setzero_ps();
+        transpose16(r);  // r[l]: channel c0 + l at positions p0 …
+        for (int l = 0; l < cn; l++) {
+          const __mmask16 k = _mm512_mask_cmp_ps_mask(pm, r[l], _mm512_setzero_ps(), _CMP_NEQ_UQ);
+          const int c = c0 + l, j = cnt[c];
+          _mm512_storeu_ps(val + c * ls + j, _mm512_maskz_compress_ps(k, r[l]));
+          _mm512_storeu_si512(idx + c * ls + j, _mm512_maskz_compress_epi32(k, where));
+          cnt[c] = j + __builtin_popcount(k);
+          total += __builtin_popcount(k);
+        }
+      }
+    }
+    return total;
+  }
+  if (D == 1) {  // by position: each position's nonzero channels compressed into its list
+    for (int p = 0; p < pix; p++) {
+      const float* at = dl + (size_t)p * co;
+      int m = 0;
+      for (int c0 = 0; c0 < co; c0 += 16) {
+        const int cn = co - c0 < 16 ? co - c0 : 16;
+        const __mmask16 cm = (__mmask16)((1u << cn) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(cm, at + c0);
+        const __mmask16 k = _mm512_mask_cmp_ps_mask(cm, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        const __m512i chan = _mm512_add_epi32(_mm512_set1_epi32(c0),
+                                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                                11, 12, 13, 14, 15));
+        _mm512_storeu_ps(val + (size_t)p * co + m, _mm512_maskz_compress_ps(k, v));
+        _mm512_storeu_si512(idx + (size_t)p * co + m, _mm512_maskz_compress_epi32(k, chan));
+        m += __builtin_popcount(k);
+      }
+      cnt[p] = m;
+      total += m;
+    }
+    return total;
+  }
+#endif
+  for (int p = 0; p < pix; p++) {
+    const float* at = dl + (size_t)p * co;
+    for (int c0 = 0; c0 < co; c0 += 16) {
+      const int cn = co - c0 < 16 ? co - c0 : 16;
+      unsigned live = 0;  // bit l: channel c0 + l is nonzero in some direction
+#if defined(__AVX512F__)
+      const __mmask16 lanes = (__mmask16)((1u << cn) - 1);
+      for (int d = 0; d < D; d++)
+        live |= _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, at + d * dstride + c0),
+                                        _mm512_setzero_ps(), _CMP_NEQ_UQ);
+#else
+      for (int d = 0; d < D; d++)
+        for (int l = 0; l < cn; l++) live |= (unsigned)(at[d * dstride + c0 + l] != 0.f) << l;
+#endif
+      for (; live; live &= live - 1) {
+        const int c = c0 + __builtin_ctz(live);
+        const int j = by_channel ? cnt[c]++ : cnt[p]++;
+        const size_t slot = by_channel ? c * ls + j : (size_t)p * co + j;
+        idx[slot] = by_channel ? map[p] : c;
+        float* v = val + slot * D;
+        for (int d = 0; d < D; d++) v[d] = at[d * dstride + c];
+        total++;
+      }
+    }
+  }
+  return total;
+}
+
+// The fraction of listed pairs in (up to) four examples spread over the batch: the choice between
+// the sparse and the dense kernels, made once per call from the inputs alone.
+static double sparse_density(const float* delta, int n, int D, int pix, int co) {
+  long pairs = 0, all = 0;
+  const int step = n > 4 ? n / 4 : 1;
+  for (int i = 0; i < n && all < 4L * pix * co; i += step) {
+    const float* dl = delta + (size_t)i * D * pix * co;
+    for (int p = 0; p < pix; p++)
+      for (int c0 = 0; c0 < co; c0 += 16) {
+        const int cn = co - c0 < 16 ? co - c0 : 16;
+        unsigned live = 0;
+        for (int d = 0; d < D; d++)
+          for (int l = 0; l < cn; l++)
+            live |= (unsigned)(dl[((size_t)d * pix + p) * co + c0 + l] != 0.f) << l;
+        pairs += __builtin_popcount(live);
+      }
+    all += (long)pix * co;
+  }
+  return all ? (double)pairs / all : 1.0;
+}
+
+// s[d·ss + r·VL + ·] = Σ_j a_j[off + r·VL + ·] · v_j[d0 + d] for r < R, d < DT: one register tile
+// per list, R vectors of a row (filter taps or input channels) by DT directions. Small tiles keep
+// NS accumulator sets (alternate list entries) to hide the FMA latency.
+#define SPARSE_TILE(R, DT)                                                                      \
+  static void sparse_tile_##R##_##DT(int n, const float* const* ap, const float* const* vp,     \
+                                     int off, int d0, float* s, size_t ss) {                    \
+    enum { NS = R * DT >= 8 ? 1 : R * DT >= 4 ? 2 : 4 };                                        \
+    vf acc[NS][R][DT];                                                                          \
+    for (int q = 0; q < NS; q++)                                                                \
+      for (int r = 0; r < R; r++)                                                               \
+        for (int d = 0; d < DT; d++) acc[q][r][d] = (vf){0};                                    \
+    int j = 0;                                                                                  \
+    for (; j + NS <= n; j += NS)                                                                \
+      for (int q = 0; q < NS; q++) {                                                            \
+        const float* a = ap[j + q] + off;                                                       \
+        const float* v = vp[j + q] + d0;                                                        \
+        vf x[R];                                                                                \
+        for (int r = 0; r < R; r++) memcpy(&x[r], a + r * VL, sizeof(vf));                      \
+        for (int d = 0; d < DT; d++) {                                                          \
+          const vf b = (vf){0} + v[d];                                                          \
+          for (int r = 0; r < R; r++) acc[q][r][d] += x[r] * b;                                 \
+        }                                                                                       \
+      }                                                                                         \
+    for (; j < n; j++) {                                                                        \
+      const float* a = ap[j] + off;                                                             \
+      const float* v = vp[j] + d0;                                                              \
+      for (int r = 0; r < R; r++) {                                                             \
+        vf x;                                                                                   \
+        memcpy(&x, a + r * VL, sizeof(vf));                                                     \
+        for (int d = 0; d < DT; d++) acc[0][r][d] += x * ((vf){0} + v[d]);                      \
+      }                                                                                         \
+    }                                                                                           \
+    for (int q = 1; q < NS; q++)                                                                \
+      for (int r = 0; r < R; r++)                                                               \
+        for (int d = 0; d < DT; d++) acc[0][r][d] += acc[q][r][d];                              \
+    for (int d = 0; d < DT; d++)                                                                \
+      for (int r = 0; r < R; r++) memcpy(s + d * ss + r * VL, &acc[0][r][d], sizeof(vf));       \
+  }
+SPARSE_TILE(1, 10)
+SPARSE_TILE(2, 10)
+SPARSE_TILE(1, 5)
+SPARSE_TILE(2, 5)
+SPARSE_TILE(4, 5)
+SPARSE_TILE(1, 2)
+SPARSE_TILE(2, 2)
+SPARSE_TILE(4, 2)
+SPARSE_TILE(8, 2)
+SPARSE_TILE(1, 1)
+SPARSE_TILE(2, 1)
+SPARSE_TILE(4, 1)
+SPARSE_TILE(8, 1)
+
+typedef void (*sparse_tile_fn)(int, const float* const*, const float* const*, int, int, float*,
+                               size_t);
+
+// Directions per tile for the dw directions left: 10, 5, 2 or 1.
+static int sparse_dirs(int left) { return left >= 10 ? 10 : left >= 5 ? 5 : left >= 2 ? 2 : 1; }
+
+// Vectors per tile row for dt directions (at most 20 accumulators).
+static int sparse_rows_max(int dt) { return dt >= 10 ? 2 : dt >= 5 ? 4 : 8; }
+
+// The tile of dt directions (from sparse_dirs) and at least `rows` vectors (at most
+// sparse_rows_max(dt)); *got is its vector count.
+static sparse_tile_fn sparse_tile(int dt, int rows, int* got) {
+  const int r = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+  *got = r;
+  switch (dt) {
+    case 10: return r == 1 ? sparse_tile_1_10 : sparse_tile_2_10;
+    case 5: return r == 1 ? sparse_tile_1_5 : r == 2 ? sparse_tile_2_5 : sparse_tile_4_5;
+    case 2:
+      return r == 1 ? sparse_tile_1_2 : r == 2 ? sparse_tile_2_2 : r == 4 ? sparse_tile_4_2 : sparse_tile_8_2;
+    default:
+      return r == 1 ? sparse_tile_1_1 : r == 2 ? sparse_tile_2_1 : r == 4 ? sparse_tile_4_1 : sparse_tile_8_1;
+  }
+}
+
+// Per-thread scratch of the sparse kernels.
+static float* g_sp_list[MAX_THREADS];  // cnt, idx (int) and val of one example
+static size_t g_sp_lcap[MAX_THREADS];
+static float* g_sp_ptrs[MAX_THREADS];  // tile list pointers (two float slots per pointer)
+static size_t g_sp_pcap[MAX_THREADS];
+static float* g_sp_tile[MAX_THREADS];  // filter gradient: a tile group's results before transposing
+static size_t g_sp_tcap[MAX_THREADS];
+static float* g_sp_x[MAX_THREADS];     // filter gradient: the example's input, with slack for tiles
+static size_t g_sp_xcap[MAX_THREADS];
+static float* g_sp_wt;                 // input gradient: the filter as [kh·kw][co][ci]
+static size_t g_sp_wtcap;
+
+enum { SPARSE_GROUP = 16 };  // output channels transposed together (filter gradient)
+
+// One thread's scratch: the lists (counts, indices, values), a second index per pair, and
+// ptr_entries pointer pairs for the tiles.
+typedef struct {
+  int *cnt, *idx, *idx2;
+  float* val;
+  const float **ap, **vp;
+} sparse_scratch_t;
+
+static int sparse_scratch(int tid, int pix, int co, int D, size_t ptr_entries, sparse_scratch_t* s) {
+  // room for either layout, and for a vector written past the last list's end
+  const size_t pairs = (size_t)sparse_stride(pix) * co, counts = (size_t)(pix > co ? pix : co);
+  float* l = grow(&g_sp_list[tid], &g_sp_lcap[tid], counts + 2 * pairs + pairs * D);
+  float* p = grow(&g_sp_ptrs[tid], &g_sp_pcap[tid], 4 * ptr_entries);
+  if (!l || !p) return 0;
+  s->cnt = (int*)l;
+  s->idx = (int*)(l + counts);
+  s->idx2 = (int*)(l + counts + pairs);
+  s->val = l + counts + 2 * pairs;
+  s->ap = (const float**)p;
+  s->vp = (const float**)(p + 2 * ptr_entries);
+  return 1;
+}
+
+// The per-example filter gradients of one example over its listed pairs: row d of out (stride P)
+// gets [kh][kw][ci][co] at koff (and the bias at boff ≥ 0). The example's input is copied with
+// its padding written out, so every tap of a pair reads the copy in bounds and a kernel row is
+// one contiguous run of kw·ci values (for unit column stride and dilation): the pointers are built
+// once per pair, not per tap.
+static void pe_conv_sparse(const conv_t* g, const float* dl, int D, int co, float* out, long P,
+                           long koff, long boff, int tid) {
+  const int pix = g->oh * g->ow, ci = g->c;
+  const int bottom = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->pt - g->h;
+  const int right = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->pl - g->w;
+  const int hp = g->h + g->pt + (bottom > 0 ? bottom : 0);
+  const int wp = g->w + g->pl + (right > 0 ? right : 0);
+  const int rows_run = g->sw == 1 && g->dw == 1;  // kernel rows are contiguous in the copy
+  const int C = rows_run ? g->kw * ci : ci, taps = rows_run ? g->kh : g->kh * g->kw;
+  const int span = rows_run ? 1 : g->kw;
+  const int cw_max = 8 * VL;
+  const size_t xn = (size_t)hp * wp * ci;
+  sparse_scratch_t sc;
+  float* x = grow(&g_sp_x[tid], &g_sp_xcap[tid], xn + cw_max);
+  float* tile = grow(&g_sp_tile[tid], &g_sp_tcap[tid], (size_t)10 * SPARSE_GROUP * cw_max);
+  const size_t ls = sparse_stride(pix);
+  if (!x || !tile || !sparse_scratch(tid, pix, co, D, (size_t)co * ls, &sc)) return;
+  // the copy; a tile reads whole vectors, so a row's last one may pass its end into the slack
+  memset(x, 0, (xn + cw_max) * sizeof(float));
+  for (int y = 0; y < g->h; y++)
+    memcpy(x + ((size_t)(y + g->pt) * wp + g->pl) * ci, g->x + (size_t)y * g->w * ci,
+           (size_t)g->w * ci * sizeof(float));
+  const int *cnt = sc.cnt, *at = sc.idx;
+  const float* val = sc.val;
+  const float **ap = sc.ap, **vp = sc.vp;
+  int* origin = sc.idx2;  // each output position's window origin in the copy
+  for (int oy = 0, p = 0; oy < g->oh; oy++)
+    for (int ox = 0; ox < g->ow; ox++) origin[p++] = (oy * g->sh * wp + ox * g->sw) * ci;
+  sparse_lists(dl, D, pix, co, 1, origin, sc.cnt, sc.idx, sc.val);
+  for (int c = 0; c < co; c++)
+    for (int j = 0; j < cnt[c]; j++) {
+      const size_t e = c * ls + j;
+      ap[e] = x + at[e];
+      vp[e] = val + e * D;
+    }
+  const size_t ss = (size_t)SPARSE_GROUP * cw_max;  // tile[d][channel in group][k]
+  for (int t = 0; t < taps; t++) {
+    const int ky = t / span, kx = t % span;
+    const int toff = (ky * g->dh * wp + kx * g->dw) * ci;
+    for (int c0 = 0; c0 < co; c0 += SPARSE_GROUP) {
+      const int gn = co - c0 < SPARSE_GROUP ? co - c0 : SPARSE_GROUP;
+      for (int d0 = 0; d0 < D;) {
+        const int dt = sparse_dirs(D - d0);
+        for (int k0 = 0; k0 < C;) {
+          int rows;
+          const int want = (C - k0 + VL - 1) / VL, most = sparse_rows_max(dt);
+          const sparse_tile_fn fn = sparse_tile(dt, want < most ? want : most, &rows);
+          const int kn = C - k0 < rows * VL ? C - k0 : rows * VL;
+          for (int cl = 0; cl < gn; cl++) {
+            const size_t e = (c0 + cl) * ls;
+            fn(cnt[c0 + cl], ap + e, vp + e, toff + k0, d0, tile + (size_t)cl * cw_max, ss);
+          }
+          for (int d = 0; d < dt; d++) {
+            float* dst = out + (size_t)(d0 + d) * P + koff + ((size_t)t * C + k0) * co + c0;
+            for (int kb = 0; kb < kn; kb += 16)
+              transpose_block(tile + d * ss + kb, cw_max, gn, dst + (size_t)kb * co, co,
+                              kn - kb < 16 ? kn - kb : 16);
+          }
+          k0 += kn;
+        }
+        d0 += dt;
+      }
+    }
+  }
+  if (boff < 0) return;
+  for (int d = 0; d < D; d++) {
+    float* b = out + (size_t)d * P + boff;
+    for (int c = 0; c < co; c++) {
+      float s = 0.f;
+      for (int j = 0; j < cnt[c]; j++) s += val[(c * ls + j) * D + d];
+      b[c] = s;
+    }
+  }
+}
+
+static float* g_sp_dx[MAX_THREADS];  // input gradient: one example's padded result, D directions
+static size_t g_sp_dxcap[MAX_THREADS];
+
+// Input gradient for D directions per example: dy [n·D, oh, ow, co], f [kh, kw, ci, co],
+// dx [n·D, h, w, ci]. Over the listed pairs of each example's dy (above) for a stride-1,
+// undilated convolution: each pair (position, channel) adds its filter slice times its D values
+// to the input window it reads, a kernel row at a time (kw·ci contiguous values of a copy with
+// the padding written out); the dense kernel otherwise. Returns 1 if the sparse kernel ran.
+int gl_conv2d_backprop_input_dirs(const float* dy, const float* f, float* dx, int D, int n, int h,
+                                  int w, int ci, int kh, int kw, int co, int oh, int ow, int sh,
+                                  int sw, int dh, int dw, int pt, int pl) {
+  SERIALIZED;
+  const int pix = oh * ow, row = kw * ci;
+  if (sh != 1 || sw != 1 || dh != 1 || dw != 1 || n <= 0 || row * D < SPARSE_MIN_WORK ||
+      sparse_density(dy, n, D, pix, co) > SPARSE_MAX_DENSITY) {
+    backprop_input(dy, f, dx, n * D, h, w, ci, kh, kw, co, oh, ow, sh, sw, dh, dw, pt, pl, 0);
+    return 0;
+  }
+  const int hp = oh + kh - 1, wp = ow + kw - 1;  // the padded input the windows read
+  const size_t pimg = (size_t)hp * wp * ci, img = (size_t)h * w * ci;
+  const int cw_max = 8 * VL;
+  // the filter as [co][kh][kw·ci]: a pair's kernel rows, contiguous
+  float* wt = grow(&g_sp_wt, &g_sp_wtcap, (size_t)kh * row * co + cw_max);
+  if (!wt) return 1;
+  for (int t = 0; t < kh * kw; t++)
+    for (int i = 0; i < ci; i++)
+      for (int c = 0; c < co; c++) wt[((size_t)c * kh * kw + t) * ci + i] = f[((size_t)t * ci + i) * co + c];
+  memset(wt + (size_t)kh * row * co, 0, cw_max * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
+  for (int b = 0; b < n; b++) {
+    const int tid = thread_id();
+    sparse_scratch_t sc;
+    float* acc = grow(&g_sp_dx[tid], &g_sp_dxcap[tid], (size_t)D * pimg);
+    float* tile = grow(&g_sp_tile[tid], &g_sp_tcap[tid], (size_t)10 * SPARSE_GROUP * cw_max);
+    if (!acc || !tile || !sparse_scratch(tid, pix, co, D, (size_t)co * pix, &sc)) continue;
+    memset(acc, 0, (size_t)D * pimg * sizeof(float));
+    sparse_lists(dy + (size_t)b * D * pix * co, D, pix, co, 0, NULL, sc.cnt, sc.idx, sc.val);
+    for (int p = 0; p < pix; p++) {
+      const int m = sc.cnt[p];
+      if (!m) continue;
+      const float** ap = sc.ap + (size_t)p * co;
+      const float** vp = sc.vp + (size_t)p * co;
+      for (int j = 0; j < m; j++) {
+        const size_t e = (size_t)p * co + j;
+        ap[j] = wt + (size_t)sc.idx[e] * kh * row;
+        vp[j] = sc.val + e * D;
+      }
+      const int oy = p / ow, ox = p % ow;
+      for (int ky = 0; ky < kh; ky++) {
+        float* arow = acc + ((size_t)(oy + ky) * wp + ox) * ci;  // padded input row oy + ky
+        for (int d0 = 0; d0 < D;) {
+          const int dt = sparse_dirs(D - d0);
+          for (int k0 = 0; k0 < row;) {
+            int rows;
+            const int want = (row - k0 + VL - 1) / VL, most = sparse_rows_max(dt);
+            const sparse_tile_fn fn = sparse_tile(dt, want < most ? want : most, &rows);
+            const int kn = row - k0 < rows * VL ? row - k0 : rows * VL;
+            fn(m, ap, vp, ky * row + k0, d0, tile, cw_max);
+            for (int d = 0; d < dt; d++) {
+              float* a = arow + (size_t)(d0 + d) * pimg + k0;
+              const float* s = tile + (size_t)d * cw_max;
+              for (int k = 0; k < kn; k++) a[k] += s[k];
+            }
+            k0 += kn;
+          }
+          d0 += dt;
+        }
+      }
+    }
+    for (int d = 0; d < D; d++)  // crop the padding
+      for (int y = 0; y < h; y++)
+        memcpy(dx + ((size_t)b * D + d) * img + (size_t)y * w * ci,
+               acc + (size_t)d * pimg + ((size_t)(y + pt) * wp + pl) * ci, (size_t)w * ci * sizeof(float));
+  }
+  return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Per-example weight gradients written straight into the rows of a [rows, P] matrix: row
 // r = i·D + dd holds example i's gradient for seed direction dd. Each layer's block uses its
 // TF.js weight layout: conv kernel [kh][kw][ci][co], dense kernel [in][out], biases [out].
@@ -2491,22 +3105,33 @@ static size_t g_pe_rcap[MAX_THREADS];
 // Conv layer: x [n, h, w, ci] (the layer's input), delta [n·D, oh, ow, co]. Each (example,
 // direction) is the filter gradient of a batch of one, computed by the same in-place kernels as
 // Conv2DBackpropFilter, into its row block.
-void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int w, int ci, int kh,
+int gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int w, int ci, int kh,
                 int kw, int co, int oh, int ow, int sh, int sw, int pt, int pl, int D, long P,
                 long koff, long boff) {
   SERIALIZED;
   const int pix = oh * ow;
   const long pairs = (long)n * D;
   const int K = kh * kw * ci, N = D * co;
+  if (n > 0 && (sw == 1 ? kw * ci : ci) * D >= SPARSE_MIN_WORK &&
+      sparse_density(delta, n, D, pix, co) <= SPARSE_MAX_DENSITY) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
+    for (int i = 0; i < n; i++) {
+      int tid = thread_id();
+      conv_t g = {x + (size_t)i * h * w * ci, 1, h, w, ci, kh, kw, oh, ow, sh, sw, 1, 1, pt, pl, 1, 1};
+      pe_conv_sparse(&g, delta + (size_t)i * D * pix * co, D, co, out + (size_t)i * D * P, P, koff,
+                     boff, tid);
+    }
+    return 1;
+  }
   if (D > 1 && n >= 2 * g_threads) {
     // All D directions of an example in one product patchesᵀ [K, pix] · [pix, D·co]: one pass
     // over the patches instead of D, and panels D times wider than a layer of co channels fills
     // (W3g's 10-label rows: 89 → see README), then scattered into the D rows.
-    if (!zeros_of((size_t)kw * ci + MR)) return;
+    if (!zeros_of((size_t)kw * ci + MR)) return 0;
     for (int t = 0; t < g_threads; t++) {
       if (!grow(&g_pe_dirs[t], &g_pe_dcap[t], (size_t)pix * N) ||
           !grow(&g_pe_res[t], &g_pe_rcap[t], (size_t)K * N))
-        return;
+        return 0;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
     for (int i = 0; i < n; i++) {
@@ -2540,9 +3165,9 @@ void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, in
         }
       }
     }
-    return;
+    return 0;
   }
-  if (!zeros_of((size_t)kw * ci + MR)) return;  // grown before the threads read it
+  if (!zeros_of((size_t)kw * ci + MR)) return 0;  // grown before the threads read it
 #pragma omp parallel num_threads(g_threads)
   {
     int tid = thread_id();
@@ -2567,6 +3192,7 @@ void gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, in
       }
     }
   }
+  return 0;
 }
 
 // Dense layer: a [n, in], delta [n·D, outc]; kernel block [in][out] = a ⊗ delta.

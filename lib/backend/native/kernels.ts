@@ -142,6 +142,31 @@ function makeKernels(
     return out;
   }
 
+  // The input gradient of D directions per example (lib/gradients/network.ts): dy [n·D, …] and
+  // attrs as Conv2DBackpropInput's (inputShape [n·D, …]) plus D; the kernel skips the zeros
+  // that a max-pool above leaves in dy (kernels.c, "sparse deltas").
+  function conv2dBackpropInputDirs(args: KernelArgs): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape,
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      1,
+      attrs.pad,
+    );
+    const out = backend.makeOutput(info.inShape, "float32");
+    if (tf.util.sizeFromShape(info.inShape) === 0) return out;
+    lib.conv2dBackpropInputDirs(
+      f32View(backend, dy),
+      f32View(backend, filter),
+      f32View(backend, out),
+      geometry(info),
+      attrs.D as number,
+    );
+    return out;
+  }
+
   function conv2dBackpropFilter(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const { x, dy } = inputs as Record<string, tf.TensorInfo>;
@@ -248,7 +273,8 @@ function makeKernels(
   }
 
   // The max-pool gradient of D directions per example (lib/gradients/network.ts): dy [n·D, …],
-  // input [n, …] (attrs D, filterSize, strides, pad); no repeated input and output.
+  // input [n, …] (attrs D, filterSize, strides, pad, and `positive`: windows whose maximum is
+  // not above 0 pass nothing); no repeated input and output.
   function maxPoolGradDirs(args: KernelArgs): tf.TensorInfo {
     const { inputs, backend, attrs } = args;
     const { dy, input } = inputs as Record<string, tf.TensorInfo>;
@@ -256,7 +282,14 @@ function makeKernels(
     const g = poolGeometry(input, attrs);
     const out = backend.makeOutput([input.shape[0] * D, ...input.shape.slice(1)], "float32");
     if (tf.util.sizeFromShape(out.shape) === 0) return out;
-    lib.maxPoolGradDirs(f32View(backend, input), f32View(backend, dy), f32View(backend, out), g, D);
+    lib.maxPoolGradDirs(
+      f32View(backend, input),
+      f32View(backend, dy),
+      f32View(backend, out),
+      g,
+      D,
+      attrs.positive === true,
+    );
     return out;
   }
 
@@ -823,6 +856,7 @@ function makeKernels(
     GradlabIm2Col: im2col,
     MaxPoolGrad: maxPoolGrad,
     GradlabMaxPoolGradDirs: maxPoolGradDirs,
+    GradlabConvInputGradDirs: conv2dBackpropInputDirs,
     AvgPoolGrad: avgPoolGrad,
     Sum: (args) => reduceSum(args, "Sum"),
     Mean: (args) => reduceSum(args, "Mean"),
