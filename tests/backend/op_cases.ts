@@ -219,6 +219,13 @@ export const POOL_CASES: OpCase[] = [
     },
   },
   {
+    // windows that do not overlap and leave pixels between them (zeroed, not written by a window),
+    // 16 channels in vectors and 4 in the scalar tail
+    name: "maxPool 2x2 s3 valid, 20 channels (gaps between windows)",
+    shapes: [[2, 8, 7, 20]],
+    f: (x) => tf.maxPool(x as tf.Tensor4D, 2, 3, "valid"),
+  },
+  {
     name: "maxPool 3x3 s1 same, 32 channels (overlapping windows)",
     shapes: [[2, 6, 7, 32]],
     f: (x) => tf.maxPool(x as tf.Tensor4D, 3, 1, "same"),

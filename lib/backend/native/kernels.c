@@ -2055,12 +2055,31 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
   const size_t img = (size_t)h * w * c, oimg = (size_t)oh * ow * c;
   enum { CH = 64, WIN = 64 };
   const int vec_ok = kh * kw <= WIN;
+  // Windows that do not overlap (GradNet's 2×2 pools) write each of their pixels once, so dx is
+  // stored rather than zeroed and then added to; only pixels no window covers are zeroed.
+  unsigned char* covered = NULL;
+  if (sh >= kh && sw >= kw && (covered = (unsigned char*)calloc((size_t)h * w, 1)) != NULL) {
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++)
+        for (int ky = 0; ky < kh; ky++)
+          for (int kx = 0; kx < kw; kx++) {
+            const int iy = oy * sh - pt + ky, ix = ox * sw - pl + kx;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) covered[iy * w + ix] = 1;
+          }
+  }
+  const int disjoint = covered != NULL;
 #pragma omp parallel for schedule(static) num_threads(g_threads)
   for (int b = 0; b < n; b++) {
     const float* xb = x + b * img;
     float* dxb = dx + (size_t)b * D * img;
     const float* dyb = dy + (size_t)b * D * oimg;
-    memset(dxb, 0, (size_t)D * img * sizeof(float));
+    if (!disjoint) {
+      memset(dxb, 0, (size_t)D * img * sizeof(float));
+    } else {
+      for (int q = 0; q < h * w; q++)
+        if (!covered[q])
+          for (int d = 0; d < D; d++) memset(dxb + d * img + (size_t)q * c, 0, (size_t)c * sizeof(float));
+    }
     float best[CH];
     int where[CH];
     vi takes[WIN];
@@ -2101,9 +2120,12 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
             memcpy(&gv, dyb + d * oimg + cell + c0, sizeof(vf));
             float* dxd = dxb + d * img + c0;
             for (int q = 0; q < npos; q++) {
-              vf acc;
-              memcpy(&acc, dxd + at[q], sizeof(vf));
-              acc += select_vf(takes[q], gv, (vf){0});
+              vf acc = select_vf(takes[q], gv, (vf){0});
+              if (!disjoint) {
+                vf old;
+                memcpy(&old, dxd + at[q], sizeof(vf));
+                acc += old;
+              }
               memcpy(dxd + at[q], &acc, sizeof(vf));
             }
           }
@@ -2119,6 +2141,9 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
           }
           for (int j = 0; j < cn; j++)
             if (positive && !(best[j] > 0.f)) where[j] = -1;
+          if (disjoint)
+            for (int d = 0; d < D; d++)
+              for (int q = 0; q < npos; q++) memset(dxb + d * img + at[q] + c0, 0, (size_t)cn * sizeof(float));
           for (int d = 0; d < D; d++)
             for (int j = 0; j < cn; j++)
               if (where[j] >= 0) dxb[d * img + where[j]] += dyb[d * oimg + cell + c0 + j];
@@ -2126,6 +2151,7 @@ void gl_max_pool_grad_dirs(const float* x, const float* dy, float* dx, int D, in
       }
     }
   }
+  free(covered);
 }
 
 void gl_max_pool_grad(const float* x, const float* dy, float* dx, int n, int h, int w, int c,
@@ -2692,14 +2718,14 @@ ALWAYS_INLINE void transpose16(__m512 r[16]) {
 }
 #endif
 
-// dst[k·ds + c] = src[c·ss + k] for c < cn, k < kn (cn, kn ≤ 16).
+// dst[k·ds + c] = src[c·ss + k] for c < cn, k < kn (cn, kn ≤ 16; src rows readable to 16).
 static void transpose_block(const float* src, size_t ss, int cn, float* dst, size_t ds, int kn) {
 #if defined(__AVX512F__)
-  if (cn == 16 && kn == 16) {
+  if (cn == 16) {  // reads 16 values of each source row whatever kn is
     __m512 r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
     transpose16(r);
-    for (int k = 0; k < 16; k++) _mm512_storeu_ps(dst + k * ds, r[k]);
+    for (int k = 0; k < kn; k++) _mm512_storeu_ps(dst + k * ds, r[k]);
     return;
   }
 #endif
