@@ -2739,13 +2739,11 @@ static int sparse_stride(int pix) { return pix + 16; }
 // The lists of one example. By channel (filter gradient): cnt[c] pairs of channel c, map[p] of
 // their positions p in idx[c·ls + j] and their values in val[(c·ls + j)·D + d], ls =
 // sparse_stride(pix). By position (input gradient): cnt[p], channels idx[p·co + j], values
-// val[(p·co + j)·D + d]. Positions ascend in a channel's list, channels in a position's. Returns
-// the number of pairs.
-static long sparse_lists(const float* dl, int D, int pix, int co, int by_channel, const int* map,
+// val[(p·co + j)·D + d]. Positions ascend in a channel's list, channels in a position's.
+static void sparse_lists(const float* dl, int D, int pix, int co, int by_channel, const int* map,
                          int* cnt, int* idx, float* val) {
   const size_t dstride = (size_t)pix * co, ls = sparse_stride(pix);
   memset(cnt, 0, (size_t)(by_channel ? co : pix) * sizeof(int));
-  long total = 0;
 #if defined(__AVX512F__)
   if (D == 1 && by_channel) {
     // blocks of 16 positions × 16 channels, transposed: each channel's nonzeros among the 16
@@ -2769,11 +2767,10 @@ static long sparse_lists(const float* dl, int D, int pix, int co, int by_channel
           _mm512_storeu_ps(val + c * ls + j, _mm512_maskz_compress_ps(k, r[l]));
           _mm512_storeu_si512(idx + c * ls + j, _mm512_maskz_compress_epi32(k, where));
           cnt[c] = j + __builtin_popcount(k);
-          total += __builtin_popcount(k);
         }
       }
     }
-    return total;
+    return;
   }
   if (D == 1) {  // by position: each position's nonzero channels compressed into its list
     for (int p = 0; p < pix; p++) {
@@ -2792,9 +2789,8 @@ static long sparse_lists(const float* dl, int D, int pix, int co, int by_channel
         m += __builtin_popcount(k);
       }
       cnt[p] = m;
-      total += m;
     }
-    return total;
+    return;
   }
 #endif
   for (int p = 0; p < pix; p++) {
@@ -2818,11 +2814,9 @@ static long sparse_lists(const float* dl, int D, int pix, int co, int by_channel
         idx[slot] = by_channel ? map[p] : c;
         float* v = val + slot * D;
         for (int d = 0; d < D; d++) v[d] = at[d * dstride + c];
-        total++;
       }
     }
   }
-  return total;
 }
 
 // The fraction of listed pairs in (up to) four examples spread over the batch: the choice between
@@ -2931,7 +2925,7 @@ static float* g_sp_tile[MAX_THREADS];  // filter gradient: a tile group's result
 static size_t g_sp_tcap[MAX_THREADS];
 static float* g_sp_x[MAX_THREADS];     // filter gradient: the example's input, with slack for tiles
 static size_t g_sp_xcap[MAX_THREADS];
-static float* g_sp_wt;                 // input gradient: the filter as [kh·kw][co][ci]
+static float* g_sp_wt;                 // input gradient: the filter as [co][kh][kw·ci]
 static size_t g_sp_wtcap;
 
 enum { SPARSE_GROUP = 16 };  // output channels transposed together (filter gradient)
