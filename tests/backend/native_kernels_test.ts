@@ -70,6 +70,84 @@ function referenceConv(
   return { y, dx, dw };
 }
 
+type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]];
+
+/**
+ * For each case (input shape, output channels, padding) of a k×k stride-1 convolution: the forward
+ * pass and both gradients run `winograd` passes by Winograd, and the results named in `checked`
+ * ("y", "dx", "dw") lie within `bound` (of the largest value) of a float64 reference and of the
+ * direct kernels.
+ */
+function checkWinograd(
+  k: number,
+  cases: [number[], number, Pad][],
+  winograd: number,
+  checked: ("y" | "dx" | "dw")[],
+  bound: number,
+  rng: Rng,
+) {
+  const lib = loadedNativeLib()!;
+  for (const [shape, co, pad] of cases) {
+    const x = tf.tensor4d(rng.normals(shape[0] * shape[1] * shape[2] * shape[3]), shape as never);
+    const f = tf.tensor4d(rng.normals(k * k * shape[3] * co), [k, k, shape[3], co]);
+    const passes = (): Float32Array[] =>
+      tf.tidy(() => {
+        const y = tf.conv2d(x, f, 1, pad);
+        const dy = tf.tensor(new Rng(5).normals(y.size), y.shape);
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy))
+        )([x, f]);
+        return [y, dx, dw, dy].map((t) => t.dataSync() as Float32Array);
+      });
+    const before = lib.winogradCalls();
+    const wino = passes();
+    assert.strictEqual(lib.winogradCalls() - before, winograd, `${shape}: passes run by Winograd`);
+    const was = lib.setWinograd(false);
+    const direct = passes();
+    lib.setWinograd(was);
+    const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
+    const half = (k - 1) / 2;
+    const pt = pad === "same" ? half : pad === "valid" ? 0 : pad[1][0];
+    const pl = pad === "same" ? half : pad === "valid" ? 0 : pad[2][0];
+    const ref = referenceConv(
+      x.dataSync() as Float32Array,
+      shape,
+      f.dataSync() as Float32Array,
+      co,
+      [oh, ow, pt, pl],
+      wino[3],
+      k,
+    );
+    (["y", "dx", "dw"] as const).forEach((what, i) => {
+      if (!checked.includes(what)) return;
+      const truth = [ref.y, ref.dx, ref.dw][i];
+      const scale = truth.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      let worstRef = 0, worstDirect = 0;
+      for (let j = 0; j < truth.length; j++) {
+        worstRef = Math.max(worstRef, Math.abs(wino[i][j] - truth[j]) / scale);
+        worstDirect = Math.max(worstDirect, Math.abs(wino[i][j] - direct[i][j]) / scale);
+      }
+      assert(worstRef < bound, `${shape} ${what}: ${worstRef} from the float64 reference`);
+      assert(worstDirect < bound, `${shape} ${what}: ${worstDirect} from the direct kernels`);
+    });
+    tf.dispose([x, f]);
+  }
+}
+
+type Shape4 = [number, number, number, number];
+
+/** Runs `convs` (input shape, filter shape, stride) and asserts that Winograd ran none of them. */
+function assertNoWinograd(convs: [Shape4, Shape4, number][]) {
+  const lib = loadedNativeLib()!;
+  const before = lib.winogradCalls();
+  tf.tidy(() => {
+    for (const [xs, fs, stride] of convs) {
+      tf.conv2d(tf.ones(xs) as tf.Tensor4D, tf.ones(fs) as tf.Tensor4D, stride, "same").dataSync();
+    }
+  });
+  assert.strictEqual(lib.winogradCalls(), before);
+}
+
 Deno.test({
   name:
     "native: 3×3 stride-1 convolutions of ≥ 16 channels run by Winograd and equal a float64 reference and the direct kernels",
@@ -77,79 +155,24 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     await initBackend("native", { log: null });
-    const lib = loadedNativeLib()!;
-    const rng = new Rng(11);
-    type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]];
     // partial tiles (odd output sizes), columns not a multiple of the vector, asymmetric
-    // padding, and the W4 shape (many chunks; the filter gradient's fixed parts)
-    const cases: [number[], number, Pad][] = [
-      [[2, 8, 7, 16], 24, "valid"],
-      [[3, 9, 5, 20], 17, "same"],
-      [[2, 6, 7, 16], 16, [[0, 0], [2, 1], [0, 2], [0, 0]]],
-      [[64, 16, 16, 64], 16, "same"],
-    ];
-    for (const [shape, co, pad] of cases) {
-      const x = tf.tensor4d(rng.normals(shape[0] * shape[1] * shape[2] * shape[3]), shape as never);
-      const f = tf.tensor4d(rng.normals(9 * shape[3] * co), [3, 3, shape[3], co]);
-      const passes = (): Float32Array[] =>
-        tf.tidy(() => {
-          const y = tf.conv2d(x, f, 1, pad);
-          const dy = tf.tensor(new Rng(5).normals(y.size), y.shape);
-          const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-            tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy))
-          )([x, f]);
-          return [y, dx, dw, dy].map((t) => t.dataSync() as Float32Array);
-        });
-      const before = lib.winogradCalls();
-      const wino = passes();
-      // two forward passes (tf.grads runs its own), the input and the filter gradient
-      assert.strictEqual(lib.winogradCalls() - before, 4, `${shape}: passes run by Winograd`);
-      const was = lib.setWinograd(false);
-      const direct = passes();
-      lib.setWinograd(was);
-      const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
-      const pt = pad === "same" ? 1 : pad === "valid" ? 0 : pad[1][0];
-      const pl = pad === "same" ? 1 : pad === "valid" ? 0 : pad[2][0];
-      const ref = referenceConv(
-        x.dataSync() as Float32Array,
-        shape,
-        f.dataSync() as Float32Array,
-        co,
-        [oh, ow, pt, pl],
-        wino[3],
-      );
-      ["y", "dx", "dw"].forEach((what, k) => {
-        const truth = [ref.y, ref.dx, ref.dw][k];
-        const scale = truth.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        let worstRef = 0, worstDirect = 0;
-        for (let i = 0; i < truth.length; i++) {
-          worstRef = Math.max(worstRef, Math.abs(wino[k][i] - truth[i]) / scale);
-          worstDirect = Math.max(worstDirect, Math.abs(wino[k][i] - direct[k][i]) / scale);
-        }
-        assert(worstRef < 2e-6, `${shape} ${what}: ${worstRef} from the float64 reference`);
-        assert(worstDirect < 2e-6, `${shape} ${what}: ${worstDirect} from the direct kernels`);
-      });
-      tf.dispose([x, f]);
-    }
+    // padding, and the W4 shape (many chunks; the filter gradient's fixed parts); two forward
+    // passes (tf.grads runs its own), the input and the filter gradient
+    checkWinograd(
+      3,
+      [
+        [[2, 8, 7, 16], 24, "valid"],
+        [[3, 9, 5, 20], 17, "same"],
+        [[2, 6, 7, 16], 16, [[0, 0], [2, 1], [0, 2], [0, 0]]],
+        [[64, 16, 16, 64], 16, "same"],
+      ],
+      4,
+      ["y", "dx", "dw"],
+      2e-6,
+      new Rng(11),
+    );
     // not for Winograd: stride 2, and fewer than 16 channels
-    const before = lib.winogradCalls();
-    tf.tidy(() => {
-      tf.conv2d(
-        tf.ones([1, 8, 8, 16]) as tf.Tensor4D,
-        tf.ones([3, 3, 16, 16]) as tf.Tensor4D,
-        2,
-        "same",
-      )
-        .dataSync();
-      tf.conv2d(
-        tf.ones([1, 8, 8, 12]) as tf.Tensor4D,
-        tf.ones([3, 3, 12, 16]) as tf.Tensor4D,
-        1,
-        "same",
-      )
-        .dataSync();
-    });
-    assert.strictEqual(lib.winogradCalls(), before);
+    assertNoWinograd([[[1, 8, 8, 16], [3, 3, 16, 16], 2], [[1, 8, 8, 12], [3, 3, 12, 16], 1]]);
   },
 });
 
@@ -160,74 +183,24 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     await initBackend("native", { log: null });
-    const lib = loadedNativeLib()!;
-    const rng = new Rng(13);
-    type Pad = "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]];
     // GradNet's c1 at h = 64 ('same' on 11×11: partial tiles), channels not a multiple of the
-    // vector, asymmetric padding
-    const cases: [number[], number, Pad][] = [
-      [[4, 11, 11, 64], 64, "same"],
-      [[2, 9, 8, 50], 49, "valid"],
-      [[2, 7, 9, 48], 56, [[0, 0], [1, 3], [4, 0], [0, 0]]],
-    ];
-    for (const [shape, co, pad] of cases) {
-      const x = tf.tensor4d(rng.normals(shape[0] * shape[1] * shape[2] * shape[3]), shape as never);
-      const f = tf.tensor4d(rng.normals(25 * shape[3] * co), [5, 5, shape[3], co]);
-      const passes = (): Float32Array[] =>
-        tf.tidy(() => {
-          const y = tf.conv2d(x, f, 1, pad);
-          const dy = tf.tensor(new Rng(5).normals(y.size), y.shape);
-          const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-            tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy))
-          )([x, f]);
-          return [y, dx, dw, dy].map((t) => t.dataSync() as Float32Array);
-        });
-      const before = lib.winogradCalls();
-      const wino = passes();
-      // two forward passes (tf.grads runs its own) and the input gradient; the filter gradient
-      // stays direct
-      assert.strictEqual(lib.winogradCalls() - before, 3, `${shape}: passes run by Winograd`);
-      const was = lib.setWinograd(false);
-      const direct = passes();
-      lib.setWinograd(was);
-      const [, oh, ow] = tf.conv2d(x, f, 1, pad).shape;
-      const pt = pad === "same" ? 2 : pad === "valid" ? 0 : pad[1][0];
-      const pl = pad === "same" ? 2 : pad === "valid" ? 0 : pad[2][0];
-      const ref = referenceConv(
-        x.dataSync() as Float32Array,
-        shape,
-        f.dataSync() as Float32Array,
-        co,
-        [oh, ow, pt, pl],
-        wino[3],
-        5,
-      );
-      ["y", "dx"].forEach((what, k) => {
-        const truth = [ref.y, ref.dx][k];
-        const scale = truth.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        let worstRef = 0, worstDirect = 0;
-        for (let i = 0; i < truth.length; i++) {
-          worstRef = Math.max(worstRef, Math.abs(wino[k][i] - truth[i]) / scale);
-          worstDirect = Math.max(worstDirect, Math.abs(wino[k][i] - direct[k][i]) / scale);
-        }
-        // the transforms' constants (up to 16 and 1/24) cost more rounding than F(2×2, 3×3)'s:
-        // measured ≤ 5e-6 of the largest value at 64 channels
-        assert(worstRef < 1e-5, `${shape} ${what}: ${worstRef} from the float64 reference`);
-        assert(worstDirect < 1e-5, `${shape} ${what}: ${worstDirect} from the direct kernels`);
-      });
-      tf.dispose([x, f]);
-    }
+    // vector, asymmetric padding; two forward passes and the input gradient (the filter gradient
+    // stays direct). The transforms' constants (up to 16 and 1/24) cost more rounding than
+    // F(2×2, 3×3)'s: measured ≤ 5e-6 of the largest value at 64 channels.
+    checkWinograd(
+      5,
+      [
+        [[4, 11, 11, 64], 64, "same"],
+        [[2, 9, 8, 50], 49, "valid"],
+        [[2, 7, 9, 48], 56, [[0, 0], [1, 3], [4, 0], [0, 0]]],
+      ],
+      3,
+      ["y", "dx"],
+      1e-5,
+      new Rng(13),
+    );
     // not for Winograd: 32 channels
-    const before = lib.winogradCalls();
-    tf.tidy(() => {
-      tf.conv2d(
-        tf.ones([1, 8, 8, 32]) as tf.Tensor4D,
-        tf.ones([5, 5, 32, 32]) as tf.Tensor4D,
-        1,
-        "same",
-      ).dataSync();
-    });
-    assert.strictEqual(lib.winogradCalls(), before);
+    assertNoWinograd([[[1, 8, 8, 32], [5, 5, 32, 32], 1]]);
   },
 });
 

@@ -2916,6 +2916,16 @@ static sparse_tile_fn sparse_tile(int dt, int rows, int* got) {
   }
 }
 
+// The tile for dt directions and the `left` values of a row from some offset on: as many vectors
+// as cover them, at most sparse_rows_max(dt); *kn: how many values it covers.
+static sparse_tile_fn sparse_tile_for(int dt, int left, int* kn) {
+  int rows;
+  const int want = (left + VL - 1) / VL, most = sparse_rows_max(dt);
+  const sparse_tile_fn fn = sparse_tile(dt, want < most ? want : most, &rows);
+  *kn = left < rows * VL ? left : rows * VL;
+  return fn;
+}
+
 // Per-thread scratch of the sparse kernels.
 static float* g_sp_list[MAX_THREADS];  // cnt, idx (int) and val of one example
 static size_t g_sp_lcap[MAX_THREADS];
@@ -3002,10 +3012,8 @@ static void pe_conv_sparse(const conv_t* g, const float* dl, int D, int co, floa
       for (int d0 = 0; d0 < D;) {
         const int dt = sparse_dirs(D - d0);
         for (int k0 = 0; k0 < C;) {
-          int rows;
-          const int want = (C - k0 + VL - 1) / VL, most = sparse_rows_max(dt);
-          const sparse_tile_fn fn = sparse_tile(dt, want < most ? want : most, &rows);
-          const int kn = C - k0 < rows * VL ? C - k0 : rows * VL;
+          int kn;
+          const sparse_tile_fn fn = sparse_tile_for(dt, C - k0, &kn);
           for (int cl = 0; cl < gn; cl++) {
             const size_t e = (c0 + cl) * ls;
             fn(cnt[c0 + cl], ap + e, vp + e, toff + k0, d0, tile + (size_t)cl * cw_max, ss);
@@ -3086,10 +3094,8 @@ int gl_conv2d_backprop_input_dirs(const float* dy, const float* f, float* dx, in
         for (int d0 = 0; d0 < D;) {
           const int dt = sparse_dirs(D - d0);
           for (int k0 = 0; k0 < row;) {
-            int rows;
-            const int want = (row - k0 + VL - 1) / VL, most = sparse_rows_max(dt);
-            const sparse_tile_fn fn = sparse_tile(dt, want < most ? want : most, &rows);
-            const int kn = row - k0 < rows * VL ? row - k0 : rows * VL;
+            int kn;
+            const sparse_tile_fn fn = sparse_tile_for(dt, row - k0, &kn);
             fn(m, ap, vp, ky * row + k0, d0, tile, cw_max);
             for (int d = 0; d < dt; d++) {
               float* a = arow + (size_t)(d0 + d) * pimg + k0;

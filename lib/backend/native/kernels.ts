@@ -118,11 +118,24 @@ function makeKernels(
   }
 
   function conv2dBackpropInput(args: KernelArgs): tf.TensorInfo {
-    const { inputs, backend, attrs } = args;
+    const { inputs, attrs } = args;
     const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
     if (!isChannelsLast(attrs.dataFormat) || !allFloat32(dy, filter)) {
       return fallback("Conv2DBackpropInput")(args);
     }
+    return inputGradient(args, null);
+  }
+
+  // The input gradient of D directions per example (lib/gradients/network.ts): dy [n·D, …] and
+  // attrs as Conv2DBackpropInput's (inputShape [n·D, …]) plus D; the kernel skips the zeros
+  // that a max-pool above leaves in dy (kernels.c, "sparse deltas").
+  function conv2dBackpropInputDirs(args: KernelArgs): tf.TensorInfo {
+    return inputGradient(args, args.attrs.D as number);
+  }
+
+  function inputGradient(args: KernelArgs, D: number | null): tf.TensorInfo {
+    const { inputs, backend, attrs } = args;
+    const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
     const info = tf.backend_util.computeConv2DInfo(
       attrs.inputShape,
       filter.shape as [number, number, number, number],
@@ -133,37 +146,9 @@ function makeKernels(
     );
     const out = backend.makeOutput(info.inShape, "float32");
     if (tf.util.sizeFromShape(info.inShape) === 0) return out;
-    lib.conv2dBackpropInput(
-      f32View(backend, dy),
-      f32View(backend, filter),
-      f32View(backend, out),
-      geometry(info),
-    );
-    return out;
-  }
-
-  // The input gradient of D directions per example (lib/gradients/network.ts): dy [n·D, …] and
-  // attrs as Conv2DBackpropInput's (inputShape [n·D, …]) plus D; the kernel skips the zeros
-  // that a max-pool above leaves in dy (kernels.c, "sparse deltas").
-  function conv2dBackpropInputDirs(args: KernelArgs): tf.TensorInfo {
-    const { inputs, backend, attrs } = args;
-    const { dy, filter } = inputs as Record<string, tf.TensorInfo>;
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      1,
-      attrs.pad,
-    );
-    const out = backend.makeOutput(info.inShape, "float32");
-    if (tf.util.sizeFromShape(info.inShape) === 0) return out;
-    lib.conv2dBackpropInputDirs(
-      f32View(backend, dy),
-      f32View(backend, filter),
-      f32View(backend, out),
-      geometry(info),
-      attrs.D as number,
-    );
+    const [dyv, fv, ov] = [dy, filter, out].map((t) => f32View(backend, t));
+    if (D === null) lib.conv2dBackpropInput(dyv, fv, ov, geometry(info));
+    else lib.conv2dBackpropInputDirs(dyv, fv, ov, geometry(info), D);
     return out;
   }
 
