@@ -1194,7 +1194,11 @@ void gl_matmul(const float* a, const float* b, float* c, int batch, int M, int N
 // (at 64 channels the plain stride is 4 KiB: the 64 → 16 forward ran 1.5× slower)
 static size_t wino_ld(int c) { return (size_t)WT * c + VL; }
 
-static int g_winograd = 1;  // gl_set_winograd(0) forces direct convolution (tests, benchmarks)
+// gl_set_winograd(0) forces direct convolution (tests, benchmarks), for the calling thread only:
+// `deno test --parallel` runs test modules on threads of one process, and one module's switch
+// must not change the algorithm (and so the bits) under another's feet (the thread-count test
+// saw different filter gradients at 2 threads while the Winograd tests ran beside it).
+static __thread int g_winograd = 1;
 // Passes run by Winograd, counted per calling thread (tests prove the path ran; `deno test
 // --parallel` runs other test modules' convolutions on other threads of the same process).
 static __thread double g_wino_calls;
