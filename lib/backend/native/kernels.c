@@ -2741,6 +2741,22 @@ static void transpose_block(const float* src, size_t ss, int cn, float* dst, siz
     for (int c = 0; c < cn; c++) dst[k * ds + c] = src[c * ss + k];
 }
 
+// Bit l set: channel l of at[0 .. cn) (cn ≤ 16) is nonzero (or NaN) in some of the D directions,
+// which lie dstride floats apart.
+static unsigned live_channels(const float* at, size_t dstride, int D, int cn) {
+  unsigned live = 0;
+#if defined(__AVX512F__)
+  const __mmask16 lanes = (__mmask16)((1u << cn) - 1);
+  for (int d = 0; d < D; d++)
+    live |= _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, at + d * dstride),
+                                    _mm512_setzero_ps(), _CMP_NEQ_UQ);
+#else
+  for (int d = 0; d < D; d++)
+    for (int l = 0; l < cn; l++) live |= (unsigned)(at[d * dstride + l] != 0.f) << l;
+#endif
+  return live;
+}
+
 // Floats between two channels' lists: a list may be written a vector past its end.
 static int sparse_stride(int pix) { return pix + 16; }
 
@@ -2805,17 +2821,7 @@ static void sparse_lists(const float* dl, int D, int pix, int co, int by_channel
     const float* at = dl + (size_t)p * co;
     for (int c0 = 0; c0 < co; c0 += 16) {
       const int cn = co - c0 < 16 ? co - c0 : 16;
-      unsigned live = 0;  // bit l: channel c0 + l is nonzero in some direction
-#if defined(__AVX512F__)
-      const __mmask16 lanes = (__mmask16)((1u << cn) - 1);
-      for (int d = 0; d < D; d++)
-        live |= _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, at + d * dstride + c0),
-                                        _mm512_setzero_ps(), _CMP_NEQ_UQ);
-#else
-      for (int d = 0; d < D; d++)
-        for (int l = 0; l < cn; l++) live |= (unsigned)(at[d * dstride + c0 + l] != 0.f) << l;
-#endif
-      for (; live; live &= live - 1) {
+      for (unsigned live = live_channels(at + c0, dstride, D, cn); live; live &= live - 1) {
         const int c = c0 + __builtin_ctz(live);
         const int j = by_channel ? cnt[c]++ : cnt[p]++;
         const size_t slot = by_channel ? c * ls + j : (size_t)p * co + j;
@@ -2837,11 +2843,7 @@ static double sparse_density(const float* delta, int n, int D, int pix, int co) 
     for (int p = 0; p < pix; p++)
       for (int c0 = 0; c0 < co; c0 += 16) {
         const int cn = co - c0 < 16 ? co - c0 : 16;
-        unsigned live = 0;
-        for (int d = 0; d < D; d++)
-          for (int l = 0; l < cn; l++)
-            live |= (unsigned)(dl[((size_t)d * pix + p) * co + c0 + l] != 0.f) << l;
-        pairs += __builtin_popcount(live);
+        pairs += __builtin_popcount(live_channels(dl + (size_t)p * co + c0, (size_t)pix * co, D, cn));
       }
     all += (long)pix * co;
   }
