@@ -222,12 +222,13 @@ export function normalizeEntries(
   if (o.kind === "none") return;
   checkStats(o);
   const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
-  if (o.kind === "scale" || (o.kind === "scale_power" && e === 0.5)) {
+  const scale = scaleStep(o);
+  if (scale) {
     const lib = o.native === false ? null : loadedNativeLib();
     if (lib && (index instanceof Uint16Array || index instanceof Uint32Array)) {
-      lib.scaleEntries(index, value, o.stats!.min, o.stats!.max, o.kind === "scale_power");
+      lib.scaleEntries(index, value, scale.min, scale.max, scale.root);
     } else {
-      scaleEntries(index, value, o.stats!, o.kind === "scale_power");
+      scaleEntries(index, value, o.stats!, scale.root);
     }
     return;
   }
@@ -248,6 +249,29 @@ export function normalizeEntries(
       if (norm > 0) { for (let j = from; j < q; j++) value[j] /= norm; }
     }
   }
+}
+
+/**
+ * The statistics of a normalisation that is a plain scale — scale, or scale_power with exponent
+ * 0.5 (the paper's: `root`) — as the native kernels take them; null for any other.
+ *
+ * @example
+ * ```ts
+ * import { scaleStep } from "./normalize.ts";
+ * const one = Float32Array.of(1);
+ * const stats = { count: 1, min: Float32Array.of(0), max: Float32Array.of(2), mean: one, std: one };
+ * if (scaleStep({ kind: "scale_power", stats })?.root !== true) throw new Error("the paper's is a root scale");
+ * if (scaleStep({ kind: "scale_power", stats, exponent: 0.25 }) !== null) throw new Error("not a plain scale");
+ * if (scaleStep({ kind: "none" }) !== null) throw new Error("none scales nothing");
+ * ```
+ */
+export function scaleStep(
+  o: NormalizeOptions,
+): { min: Float32Array; max: Float32Array; root: boolean } | null {
+  const e = o.exponent ?? (o.kind === "power" ? 0.125 : 0.5);
+  if (o.kind !== "scale" && !(o.kind === "scale_power" && e === 0.5)) return null;
+  checkStats(o);
+  return { min: o.stats!.min, max: o.stats!.max, root: o.kind === "scale_power" };
 }
 
 /**

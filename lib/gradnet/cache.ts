@@ -34,6 +34,26 @@ export interface SparseRow {
   value: Float32Array;
 }
 
+/** Sparse rows back to back: row r's entries are rowStart[r] … rowStart[r + 1] − 1. */
+export interface RowBatch {
+  /** ascending feature indices of each row's entries */
+  idx: Uint16Array | Uint32Array;
+  /** their values */
+  val: Float32Array;
+  /** where each row starts, and one past the last */
+  rowStart: Int32Array;
+  /** rows */
+  rows: number;
+}
+
+/** The rows of a batch as views into it. */
+export function batchRows(b: RowBatch): SparseRow[] {
+  return Array.from({ length: b.rows }, (_, r) => ({
+    index: b.idx.subarray(b.rowStart[r], b.rowStart[r + 1]),
+    value: b.val.subarray(b.rowStart[r], b.rowStart[r + 1]),
+  }));
+}
+
 interface Chunk {
   start: number;
   count: number;

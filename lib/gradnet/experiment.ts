@@ -37,6 +37,7 @@ import {
   cachedRows,
   gradientStatistics,
   gradNetPredict,
+  prefetchedRows,
   sumRuleAccuracy,
   type TestRule,
   trainGradNet,
@@ -293,7 +294,7 @@ export async function gradNetOnSnapshot(
           path: join(run.path, `${name}-features.bin`),
         },
       );
-      rows = cachedRows({ cache: fileCache, labels: data.gnTrain.labels });
+      rows = prefetchedRows(fileCache, data.gnTrain.labels);
       trainBytes = fileCache.bytes;
     } else if (path === "cached") {
       const trainCache = await build(data.gnTrain, data.gnTrain.n, `${tag} features (train)`, true);

@@ -21,6 +21,7 @@ import {
   type Normalization,
   normalizeEntries,
   normalizeRows,
+  scaleStep,
 } from "../gradients/normalize.ts";
 
 /** How gradient rows become features. */
@@ -85,6 +86,17 @@ export class Featurizer {
       stats: this.stats ?? undefined,
       exponent: this.o.exponent,
       layout: this.layout,
+    });
+  }
+
+  /** The normalisation as the native row reader takes it: "raw", a plain scale, or null (other). */
+  scaleStep(): ReturnType<typeof scaleStep> | "raw" {
+    this.needStats();
+    if (this.o.normalization === "none") return "raw";
+    return scaleStep({
+      kind: this.o.normalization,
+      stats: this.stats ?? undefined,
+      exponent: this.o.exponent,
     });
   }
 

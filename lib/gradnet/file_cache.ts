@@ -19,7 +19,8 @@ import type * as tf from "@tensorflow/tfjs";
 import { RunningStats } from "../gradients/normalize.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
-import { FeatureCache, featureChunk, type SparseRow } from "./cache.ts";
+import { loadedNativeLib } from "../backend/select.ts";
+import { FeatureCache, featureChunk, type RowBatch, type SparseRow } from "./cache.ts";
 
 /** What training and scoring read from a cache, in memory or in a file. */
 export interface FeatureRows {
@@ -261,6 +262,58 @@ export class FileFeatureCache implements FeatureRows {
     }
     this.f?.normalizeSparse(index, value);
     return { index, value };
+  }
+
+  /**
+   * Rows number `rows[q]` (= example · K + label) back to back, normalised as {@link row} does
+   * them, in `into` when it holds them (else in new arrays; the batch written is returned). With
+   * the native library and a scale normalisation (the paper's) the file is read and decoded on a
+   * thread of its own, so the caller can compute meanwhile — `into` must then stay untouched until
+   * the promise settles.
+   */
+  async readRows(rows: Int32Array, into: RowBatch | null): Promise<RowBatch> {
+    let entries = 0;
+    for (const r of rows) {
+      if (!(r >= 0 && r < this.count.length)) {
+        throw new RangeError(`row ${r} outside ${this.n} × ${this.classes}`);
+      }
+      entries += this.count[r];
+    }
+    let b = into;
+    if (!b || !(b.idx instanceof Uint32Array) || b.idx.length < entries) {
+      const cap = Math.max(entries + (entries >> 2), 1024);
+      b = {
+        idx: new Uint32Array(cap),
+        val: new Float32Array(cap),
+        rowStart: b?.rowStart ?? new Int32Array(0),
+        rows: 0,
+      };
+    }
+    if (b.rowStart.length < rows.length + 1) b.rowStart = new Int32Array(rows.length + 1);
+    b.rows = rows.length;
+    const lib = loadedNativeLib();
+    const scale = this.f ? this.f.scaleStep() : "raw";
+    if (lib && scale !== null) {
+      const file = { size: this.size, start: this.start, count: this.count, wide: this.wide };
+      await lib.readFeatureRows(
+        this.path,
+        rows,
+        file,
+        b as RowBatch & { idx: Uint32Array },
+        scale === "raw" ? null : scale,
+      );
+      return b;
+    }
+    let at = 0;
+    rows.forEach((r, q) => {
+      const { index, value } = this.row(Math.floor(r / this.classes), r % this.classes);
+      b.rowStart[q] = at;
+      b.idx.set(index, at);
+      b.val.set(value, at);
+      at += value.length;
+    });
+    b.rowStart[rows.length] = at;
+    return b;
   }
 
   /** Bytes of the file. */

@@ -22,7 +22,7 @@ import type { NamedArray } from "../run/bundle.ts";
 import type { GradNet } from "../models/gradnet.ts";
 import { loadedNativeLib } from "../backend/select.ts";
 import type { GradNetNativeArgs, NativeLib } from "../backend/native/ffi.ts";
-import type { SparseRow } from "./cache.ts";
+import { batchRows, type RowBatch, type SparseRow } from "./cache.ts";
 
 /**
  * GradNet's parameters on the host, with sparse forward, SGD step and the sum test rule.
@@ -292,19 +292,21 @@ export class SparseGradNet {
   }
 
   /**
-   * One plain-SGD step on the mean softmax cross-entropy of a batch: every gradient is taken at
-   * the weights before the step, as autodiff does. Returns the batch's summed loss and the
+   * One plain-SGD step on the mean softmax cross-entropy of a batch (rows, or rows back to back):
+   * every gradient is taken at the weights before the step, as autodiff does. Returns the batch's summed loss and the
    * number of rows whose argmax is the target.
    */
   step(
-    rows: SparseRow[],
+    batch: SparseRow[] | RowBatch,
     targets: ArrayLike<number>,
     lr: number,
   ): { loss: number; correct: number } {
     if (this.lib) {
       const t = targets instanceof Int32Array ? targets : Int32Array.from(targets);
-      return this.lib.gradnetStep(this.staged(rows), this.oOff, this.C, t, lr);
+      const staged = Array.isArray(batch) ? this.staged(batch) : { ...this.layout, ...batch };
+      return this.lib.gradnetStep(staged, this.oOff, this.C, t, lr);
     }
+    const rows = Array.isArray(batch) ? batch : batchRows(batch);
     const B = rows.length, H = this.H, C = this.C;
     this.grow(B);
     const hid = this.hid, dhid = this.dhid, p = this.p, Wo = this.Wo;

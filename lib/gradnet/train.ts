@@ -23,8 +23,8 @@ import { GradNet } from "../models/gradnet.ts";
 import { mix, Rng } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import type { Featurizer } from "./features.ts";
-import { FeatureCache, featureChunk, type SparseRow } from "./cache.ts";
-import type { FeatureRows } from "./file_cache.ts";
+import { FeatureCache, featureChunk, type RowBatch, type SparseRow } from "./cache.ts";
+import type { FeatureRows, FileFeatureCache } from "./file_cache.ts";
 import { SparseGradNet } from "./sparse.ts";
 import { InterruptedError, interruptRequested } from "../util/interrupt.ts";
 import { UserError } from "../util/errors.ts";
@@ -258,7 +258,53 @@ export interface TrainRows {
     labels: Int32Array,
     from: number,
     to: number,
-  ): Promise<SparseRow[]>;
+  ): Promise<SparseRow[] | RowBatch>;
+}
+
+/**
+ * Training rows from a feature file, read one batch ahead: while a step runs on batch s, the
+ * rows of batch s + 1 are read (on a thread of their own with the native library) into the other
+ * of two buffers. A batch returned is valid until the next call.
+ */
+export function prefetchedRows(cache: FileFeatureCache, targets: ArrayLike<number>): TrainRows {
+  const K = cache.classes;
+  const buffers: (RowBatch | null)[] = [null, null];
+  let flip = 0;
+  let ahead: { key: string; slot: number; read: Promise<RowBatch> } | null = null;
+  const read = (order: Int32Array, labels: Int32Array, from: number, to: number, slot: number) => {
+    const rows = Int32Array.from(
+      { length: to - from },
+      (_, q) => order[from + q] * K + labels[from + q],
+    );
+    const p = cache.readRows(rows, buffers[slot]).then((b) => (buffers[slot] = b));
+    p.catch(() => {}); // awaited later, or dropped on an interrupt: never an unhandled rejection
+    return p;
+  };
+  return {
+    n: cache.n,
+    classes: K,
+    targets,
+    async rows(epoch, order, labels, from, to) {
+      const key = `${epoch}/${from}/${to}`;
+      let batch: RowBatch;
+      if (ahead?.key === key) {
+        batch = await ahead.read;
+        flip = ahead.slot;
+      } else {
+        // a read ahead of another batch (after a resume) must end before its buffer is reused
+        if (ahead) await ahead.read.catch(() => {});
+        flip = 1 - flip;
+        batch = await read(order, labels, from, to, flip);
+      }
+      ahead = null;
+      const next = to + (to - from);
+      if (next <= labels.length) {
+        const slot = 1 - flip;
+        ahead = { key: `${epoch}/${to}/${next}`, slot, read: read(order, labels, to, next, slot) };
+      }
+      return batch;
+    },
+  };
 }
 
 /** Training rows from a feature cache. */
@@ -389,7 +435,7 @@ export async function trainGradNetSparse(
     unit: "step",
     quiet: o.quiet,
   });
-  let lastSave = performance.now();
+  let lastSave = performance.now(), lastYield = lastSave;
   while (at.epoch < o.epochs) {
     const order = epochOrder(o.seed + 1, at.epoch, train.n);
     const rng = new Rng(mix(o.seed, 0x1abe1, at.epoch));
@@ -409,6 +455,11 @@ export async function trainGradNetSparse(
       at.correct += r.correct;
       const seen = (at.step + 1) * o.batch;
       bar.tick(1, `epoch ${at.epoch + 1}/${o.epochs} loss ${(at.loss / seen).toFixed(4)}`);
+      if (performance.now() - lastYield > 200) {
+        // rows from memory resolve at once: let the event loop see a Ctrl-C (it took 35 s)
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
       if (interruptRequested()) {
         at.step++;
         at.seconds += (performance.now() - t) / 1000;

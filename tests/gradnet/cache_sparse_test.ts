@@ -203,6 +203,41 @@ Deno.test("sparse GradNet training: interrupted and resumed, it ends with the un
   [a, b, c, untrained].forEach((net) => net.dispose());
 });
 
+Deno.test("sparse GradNet training on rows in memory lets a signal in: a stop asked for by a timer ends it early", async () => {
+  const { RunDir } = await import("../../lib/run/run_dir.ts");
+  const { trainGradNetSparse, cachedRows } = await import("../../lib/gradnet/train.ts");
+  const { setInterruptRequested, InterruptedError } = await import("../../lib/util/interrupt.ts");
+  const { net, P, classes, dense, rng } = setup(7);
+  const n = 40;
+  const cache = FeatureCache.fromDense(dense(n * classes), n, classes, P);
+  const labels = Int32Array.from({ length: n }, () => rng.int(classes));
+  const run = await RunDir.create({ out: await Deno.makeTempDir(), paper: "t", config: {} });
+  // a signal handler runs as an event, like this timer: rows from memory resolve at once, so
+  // without a yield the loop would train every epoch before the timer could fire
+  const epochs = 20_000;
+  const timer = setTimeout(() => setInterruptRequested(true), 20);
+  try {
+    const opts = {
+      seed: 3,
+      epochs,
+      batch: 5,
+      lr: 0.1,
+      name: "gn",
+      quiet: true,
+      checkpointSeconds: 1e9,
+    };
+    await assert.rejects(
+      trainGradNetSparse(run, net, cachedRows({ cache, labels }), null, opts),
+      (e: Error) =>
+        e instanceof InterruptedError && Number(/epoch (\d+)/.exec(e.message)?.[1]) < epochs,
+    );
+  } finally {
+    clearTimeout(timer);
+    setInterruptRequested(false);
+    net.dispose();
+  }
+});
+
 Deno.test("the native sparse step walks the weights in tiles: same as the TypeScript step, and the same bits at 1 and 2 threads", async () => {
   const { loadedNativeLib, currentBackend } = await import("../../lib/backend/select.ts");
   const lib = loadedNativeLib()!;

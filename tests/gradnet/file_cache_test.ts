@@ -1,16 +1,19 @@
 /**
  * The file-backed feature cache (lib/gradnet/file_cache.ts) against the in-memory one: the same
- * rows, bit for bit, the same normalisation statistics; rows whose index gaps do not fit 16 bits.
+ * rows, bit for bit, the same normalisation statistics; rows whose index gaps do not fit 16 bits;
+ * batches read on the native reader's thread and read one step ahead (prefetchedRows) equal to the
+ * rows read one by one.
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert";
 import { join } from "node:path";
-import { initBackend } from "../../lib/backend/select.ts";
+import { initBackend, loadedNativeLib } from "../../lib/backend/select.ts";
 import { cnnCifar } from "../../lib/models/cnn_cifar.ts";
 import { netFromModel } from "../../lib/gradients/network.ts";
 import { syntheticSplit } from "../../lib/data/named.ts";
 import { Featurizer } from "../../lib/gradnet/features.ts";
-import { FeatureCache } from "../../lib/gradnet/cache.ts";
+import { batchRows, FeatureCache, type RowBatch } from "../../lib/gradnet/cache.ts";
+import { cachedRows, prefetchedRows } from "../../lib/gradnet/train.ts";
 import { FileFeatureCache } from "../../lib/gradnet/file_cache.ts";
 import { testView } from "../../lib/gradnet/preprocess.ts";
 import { Rng } from "../../lib/util/rng.ts";
@@ -28,12 +31,20 @@ const data = syntheticSplit({
   noise: 30,
 });
 const view = { policy: "none" as const, crop: 12 };
-const featurizer = (base: tf.LayersModel) =>
-  new Featurizer(netFromModel(base), {
-    sparsify: true,
-    selectionPercent: 15,
-    normalization: "scale_power",
+const featurizer = (base: tf.LayersModel, normalization: "scale_power" | "std" = "scale_power") =>
+  new Featurizer(netFromModel(base), { sparsify: true, selectionPercent: 15, normalization });
+
+const nativeReads = () => loadedNativeLib()!.calls.read_feature_rows ?? 0;
+
+/** Asserts that `batch` holds the rows `want`, bit for bit. */
+function assertBatch(batch: RowBatch, want: { index: ArrayLike<number>; value: Float32Array }[]) {
+  const got = batchRows(batch);
+  assert.strictEqual(got.length, want.length);
+  got.forEach((r, q) => {
+    assert.deepStrictEqual(Array.from(r.index), Array.from(want[q].index), `row ${q} indices`);
+    assert.deepStrictEqual(r.value, want[q].value, `row ${q} values`);
   });
+}
 
 Deno.test("the file cache gives the in-memory cache's rows and statistics, bit for bit", async () => {
   const base = cnnCifar(3, { inputShape: [12, 12, 1], classes: 4, seed: 2 });
@@ -65,8 +76,84 @@ Deno.test("the file cache gives the in-memory cache's rows and statistics, bit f
     assert.ok(a.value.some((v) => v !== 0));
   }
   assert.throws(() => file.row(50, 0), RangeError);
+
+  // a batch (repeats, any order) read and normalised on the native reader's thread
+  const picks = [[3, 1], [49, 3], [0, 0], [3, 1], [25, 2]];
+  const before = nativeReads();
+  const small: RowBatch = {
+    idx: new Uint32Array(4),
+    val: new Float32Array(4),
+    rowStart: new Int32Array(2),
+    rows: 0,
+  };
+  const batch = await file.readRows(Int32Array.from(picks, ([i, k]) => 4 * i + k), small);
+  assert.strictEqual(nativeReads(), before + 1);
+  assert.notStrictEqual(batch.idx, small.idx, "a batch too big for the arrays given gets new ones");
+  assertBatch(batch, picks.map(([i, k]) => mem.row(i, k)));
+  await assert.rejects(file.readRows(Int32Array.of(200), null), RangeError);
+
+  // training batches read one step ahead equal the in-memory cache's, across two epochs and a
+  // jump (a resume in the middle of an epoch)
+  const ahead = prefetchedRows(file, data.train.labels);
+  const direct = cachedRows({ cache: mem, labels: data.train.labels });
+  const rng = new Rng(9);
+  for (const [epoch, steps] of [[0, [0, 1, 2, 3, 4, 5, 6]], [1, [0, 1, 4, 5, 6]]] as const) {
+    const order = Int32Array.from(rng.permutation(50));
+    const labels = Int32Array.from({ length: 49 }, () => rng.int(4));
+    for (const s of steps) {
+      const got = await ahead.rows(epoch, order, labels, 7 * s, 7 * s + 7);
+      const want = await direct.rows(epoch, order, labels, 7 * s, 7 * s + 7);
+      assert.ok(!Array.isArray(got));
+      assertBatch(got as RowBatch, want as { index: Uint32Array; value: Float32Array }[]);
+    }
+  }
   file.close();
   await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  base.dispose();
+});
+
+Deno.test("file cache batches under a normalisation the native reader does not do, and a cut file", async () => {
+  const base = cnnCifar(3, { inputShape: [12, 12, 1], classes: 4, seed: 3 });
+  const mem = await FeatureCache.build(
+    featurizer(base, "std"),
+    (idx) => testView(data.train, idx, view),
+    20,
+    4,
+    {
+      chunk: 20,
+      label: "",
+      quiet: true,
+      statistics: true,
+    },
+  );
+  const path = await Deno.makeTempFile();
+  const file = await FileFeatureCache.build(
+    featurizer(base, "std"),
+    (idx) => testView(data.train, idx, view),
+    20,
+    4,
+    { chunk: 20, label: "", quiet: true, path },
+  );
+  const picks = [[19, 3], [2, 0], [2, 0]];
+  const before = nativeReads();
+  assertBatch(
+    await file.readRows(Int32Array.from(picks, ([i, k]) => 4 * i + k), null),
+    picks.map(([i, k]) => mem.row(i, k)),
+  );
+  assert.strictEqual(nativeReads(), before, "std is read on the main thread");
+  file.close();
+
+  // a file cut short: the native reader's error, not a crash or a short batch
+  const raw = FileFeatureCache.fromDense(
+    Float32Array.from({ length: 40 }, (_, j) => j % 3),
+    4,
+    2,
+    5,
+    path,
+  );
+  await Deno.truncate(path, 20);
+  await assert.rejects(raw.readRows(Int32Array.of(0, 7), null), /reading feature rows failed/);
+  raw.close();
   base.dispose();
 });
 
@@ -86,5 +173,10 @@ Deno.test("file cache rows with index gaps past 16 bits keep their indices (and 
   );
   assert.strictEqual(file.row(2, 0).index.length, 0);
   assert.strictEqual(file.bytes, 8 * 4 + 8 * 3);
+  // the same rows read back raw on the native reader's thread: wide, empty, and narrow
+  const before = nativeReads();
+  const picks = [1, 2, 0];
+  assertBatch(await file.readRows(Int32Array.from(picks), null), picks.map((i) => file.row(i, 0)));
+  assert.strictEqual(nativeReads(), before + 1);
   file.close();
 });

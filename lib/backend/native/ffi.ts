@@ -144,6 +144,13 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, i32, i32, i32, buf, buf, buf, buf, buf, buf],
     result: i32,
   },
+  gl_read_feature_rows: {
+    // path, B, rows, start, count, wide, idx, val, rowStart, P, min, max, scale — on a thread
+    // of its own: it runs while a GradNet step holds the library
+    parameters: [buf, i32, buf, buf, buf, buf, buf, buf, buf, "i64", buf, buf, i32],
+    result: i32,
+    nonblocking: true,
+  },
   gl_gradnet_step: {
     // idx, val, rowStart, B, idx32, nb, bounds, hidden, theta, wOff, bOff, oOff, C, targets, lr, out
     parameters: [buf, buf, buf, i32, i32, i32, buf, buf, buf, buf, buf, buf, i32, buf, "f32", buf],
@@ -339,6 +346,18 @@ export interface NativeLib {
     max: Float32Array,
     root: boolean,
   ): void;
+  /**
+   * Reads rows of a GradNet feature file (lib/gradnet/file_cache.ts) into back-to-back
+   * `idx`/`val` with row starts, normalised by `scale` (null: raw), on a thread of its own; the
+   * arrays must stay untouched until the promise settles. Rejects with the OS error.
+   */
+  readFeatureRows(
+    path: string,
+    rows: Int32Array,
+    file: { size: number; start: Float64Array; count: Uint32Array; wide: Uint8Array },
+    out: { idx: Uint32Array; val: Float32Array; rowStart: Int32Array },
+    scale: { min: Float32Array; max: Float32Array; root: boolean } | null,
+  ): Promise<void>;
   /** GradNet's hidden layers of sparse rows into hid [rows, H] (see kernels.c) */
   gradnetHidden(a: GradNetNativeArgs, hid: Float32Array): void;
   /**
@@ -761,6 +780,41 @@ export function openNativeLib(path: string): NativeLib {
         asBuf(max),
         root ? 1 : 0,
       );
+    },
+    async readFeatureRows(path, rows, file, out, scale) {
+      count("read_feature_rows");
+      // the C side trusts these bounds: check them here
+      let entries = 0;
+      for (const r of rows) {
+        if (!(r >= 0 && r < file.count.length)) throw new RangeError(`feature row ${r} outside`);
+        entries += file.count[r];
+      }
+      if (
+        out.idx.length < entries || out.val.length < entries ||
+        out.rowStart.length < rows.length + 1 || file.start.length < file.count.length ||
+        file.wide.length < file.count.length ||
+        (scale !== null && (scale.min.length < file.size || scale.max.length < file.size))
+      ) {
+        throw new RangeError(`readFeatureRows: output arrays smaller than ${entries} entries`);
+      }
+      const cPath = new TextEncoder().encode(path + "\0");
+      const none = new Float32Array(1);
+      const r = await s.gl_read_feature_rows(
+        cPath,
+        rows.length,
+        rows as Int32Array<ArrayBuffer>,
+        file.start as Float64Array<ArrayBuffer>,
+        file.count as Uint32Array<ArrayBuffer>,
+        file.wide as Uint8Array<ArrayBuffer>,
+        out.idx as Uint32Array<ArrayBuffer>,
+        asBuf(out.val),
+        out.rowStart as Int32Array<ArrayBuffer>,
+        BigInt(file.size),
+        asBuf(scale?.min ?? none),
+        asBuf(scale?.max ?? none),
+        scale === null ? 0 : scale.root ? 2 : 1,
+      );
+      if (r !== 0) throw new Error(`${path}: reading feature rows failed (errno ${-r})`);
     },
     gradnetHidden(a, hid) {
       count("gradnet_hidden");
