@@ -161,13 +161,14 @@ export { Rng, type RngState, tfSeed } from "./lib/util/rng.ts";
 export { UserError } from "./lib/util/errors.ts";
 
 // GradNet: cached sparse features, sparse training, the experiment on one base snapshot
-export { FeatureCache, type SparseRow } from "./lib/gradnet/cache.ts";
+export { batchRows, FeatureCache, type RowBatch, type SparseRow } from "./lib/gradnet/cache.ts";
 export { type FeatureRows, FileFeatureCache, freeDiskBytes } from "./lib/gradnet/file_cache.ts";
 export { SparseGradNet } from "./lib/gradnet/sparse.ts";
 export { Featurizer } from "./lib/gradnet/features.ts";
 export {
   augmentedRows,
   cachedRows,
+  prefetchedRows,
   sumRuleAccuracy,
   trainGradNetSparse,
   type TrainRows,
@@ -202,6 +203,7 @@ export {
   type NormalizeOptions,
   normalizeRows,
   RunningStats,
+  scaleStep,
 } from "./lib/gradients/normalize.ts";
 
 // Linear SVMs

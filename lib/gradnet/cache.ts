@@ -46,7 +46,17 @@ export interface RowBatch {
   rows: number;
 }
 
-/** The rows of a batch as views into it. */
+/**
+ * The rows of a batch as views into it.
+ *
+ * @example
+ * ```ts
+ * import { batchRows } from "./cache.ts";
+ * const b = { idx: Uint32Array.of(1, 4, 2), val: Float32Array.of(5, 6, 7), rowStart: Int32Array.of(0, 2, 3), rows: 2 };
+ * const [r0, r1] = batchRows(b);
+ * if (Array.from(r0.index).join() !== "1,4" || r1.value[0] !== 7) throw new Error("wrong rows");
+ * ```
+ */
 export function batchRows(b: RowBatch): SparseRow[] {
   return Array.from({ length: b.rows }, (_, r) => ({
     index: b.idx.subarray(b.rowStart[r], b.rowStart[r + 1]),

@@ -265,6 +265,21 @@ export interface TrainRows {
  * Training rows from a feature file, read one batch ahead: while a step runs on batch s, the
  * rows of batch s + 1 are read (on a thread of their own with the native library) into the other
  * of two buffers. A batch returned is valid until the next call.
+ *
+ * @example
+ * ```ts
+ * import { prefetchedRows } from "./train.ts";
+ * import { FileFeatureCache } from "./file_cache.ts";
+ * // three examples × two labels of 4 coordinates (example-major, label-minor)
+ * const dense = Float32Array.from({ length: 24 }, (_, j) => (j % 3 === 0 ? j : 0));
+ * const file = FileFeatureCache.fromDense(dense, 3, 2, 4, await Deno.makeTempFile());
+ * const rows = prefetchedRows(file, [0, 1, 1]);
+ * const order = Int32Array.of(2, 0, 1), labels = Int32Array.of(1, 0, 1);
+ * const batch = await rows.rows(0, order, labels, 0, 1); // example 2, label 1: row 5
+ * if (Array.isArray(batch) || batch.val[0] !== 21) throw new Error("wrong row");
+ * await rows.rows(0, order, labels, 1, 2); // read ahead during the first call
+ * file.close();
+ * ```
  */
 export function prefetchedRows(cache: FileFeatureCache, targets: ArrayLike<number>): TrainRows {
   const K = cache.classes;
