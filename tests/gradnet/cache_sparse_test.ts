@@ -293,6 +293,55 @@ Deno.test("the native sparse step walks the weights in tiles: same as the TypeSc
   }
 });
 
+Deno.test("the native step's register kernels at every block width (1 … 8 vectors, masked tails, and past 8) match the TypeScript step", () => {
+  // hidden units per block: 1, one vector, one vector + 1, the paper's 100 and 25, 8 full
+  // vectors, and 129 (past the register kernels: the plain loop)
+  const hidden = [1, 16, 17, 100, 25, 128, 129], blockSizes = hidden.map((_, b) => 40 + 13 * b);
+  const classes = 4, B = 12, P = blockSizes.reduce((a, b) => a + b);
+  const rng = new Rng(21);
+  const batches = [0, 1, 2].map(() =>
+    Array.from({ length: B }, () => {
+      const idx: number[] = [];
+      for (let j = 0; j < P; j++) if (rng.uniform(0, 1) < 0.3) idx.push(j);
+      return {
+        index: Uint16Array.from(idx),
+        value: Float32Array.from(idx, () => rng.uniform(-1, 1)),
+      };
+    })
+  );
+  const targets = Int32Array.from({ length: B }, () => rng.int(classes));
+  const values = () => {
+    const r = new Rng(5);
+    const out: Float32Array[] = [];
+    blockSizes.forEach((d, i) => {
+      out.push(Float32Array.from({ length: d * hidden[i] }, () => r.normal() * 0.1));
+      out.push(Float32Array.from({ length: hidden[i] }, () => r.normal() * 0.1));
+    });
+    const H = hidden.reduce((a, b) => a + b);
+    out.push(
+      Float32Array.from({ length: H * classes }, () => r.normal() * 0.1),
+      new Float32Array(classes),
+    );
+    return out;
+  };
+  const [native, ts] = [true, false].map((n) =>
+    new SparseGradNet(blockSizes, hidden, classes, values(), { native: n })
+  );
+  for (const rows of batches) {
+    const a = native.step(rows, targets, 0.3), b = ts.step(rows, targets, 0.3);
+    assert.ok(Math.abs(a.loss - b.loss) < 1e-4 * B, `loss ${a.loss} vs ${b.loss}`);
+    assert.strictEqual(native.predictSum(rows.slice(0, 3)), ts.predictSum(rows.slice(0, 3)));
+  }
+  let worst = 0, moved = 0;
+  const start = values().flatMap((v) => Array.from(v));
+  for (let j = 0; j < ts.theta.length; j++) {
+    worst = Math.max(worst, Math.abs(native.theta[j] - ts.theta[j]));
+    if (native.theta[j] !== start[j]) moved++;
+  }
+  assert.ok(worst < 2e-6, `native vs TypeScript: max difference ${worst}`);
+  assert.ok(moved > 0.2 * start.length, `the steps moved ${moved} of ${start.length} weights`);
+});
+
 Deno.test("native row compression keeps every nonzero in order (uint16 and uint32 indices, ragged tails)", async () => {
   const { loadedNativeLib } = await import("../../lib/backend/select.ts");
   const lib = loadedNativeLib()!;

@@ -3418,8 +3418,127 @@ static inline void gn_axpy(float* restrict y, const float* restrict x, float a, 
   for (int t = 0; t < n; t++) y[t] += a * x[t];
 }
 
+#if defined(__AVX512F__)
+// The forward pass's inner loop for one row and one tile: h[0 … hb) += val[q] · W[j_q] for the
+// row's entries q from `q` while j_q < j1 (returns the first q not taken), with h in NV vector
+// registers (hb ≤ 16·NV; the last vector masked) instead of loaded and stored per entry, as
+// gn_axpy's loop compiles (and with its scalar tail gone). Each unit gets the same fused
+// multiply-adds in the same order as gn_axpy, so the same bits. With the update's twin below, a
+// step of the paper's layout (5+100+25, 25 rows of 20,300 entries) took 5.1 ms instead of 8.7 at
+// 1 thread, 7.9 instead of 11.2 at 2 (interleaved runs beside a GradNet training job).
+#define GN_FORWARD_RUN(NV)                                                                      \
+  static int gn_forward_run_##NV(float* hh, const float* w, int hb, const void* idx, int idx32, \
+                                 const float* val, int q, int end, int j1) {                   \
+    const __mmask16 last = (__mmask16)(hb % 16 ? (1u << (hb % 16)) - 1 : 0xffffu);             \
+    __m512 acc[NV];                                                                            \
+    for (int v = 0; v < NV; v++) {                                                             \
+      acc[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, hh + 16 * v);                \
+    }                                                                                          \
+    for (; q < end; q++) {                                                                     \
+      const int j = gn_index(idx, idx32, q);                                                   \
+      if (j >= j1) break;                                                                      \
+      const float* r = w + (size_t)j * hb;                                                     \
+      const __m512 a = _mm512_set1_ps(val[q]);                                                 \
+      for (int v = 0; v < NV; v++) {                                                           \
+        const __m512 x = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, r + 16 * v);       \
+        acc[v] = _mm512_fmadd_ps(a, x, acc[v]);                                                \
+      }                                                                                        \
+    }                                                                                          \
+    for (int v = 0; v < NV; v++) {                                                             \
+      _mm512_mask_storeu_ps(hh + 16 * v, v == NV - 1 ? last : 0xffff, acc[v]);                 \
+    }                                                                                          \
+    return q;                                                                                  \
+  }
+// The update's inner loop for one row and one tile: W[j_q] −= (lr · val[q]) · d over the row's
+// entries q from `q` while j_q < j1, with d (the row's hidden-unit gradients) held in registers;
+// the same fused multiply-subtracts as gn_sub_scaled's loop, so the same bits.
+#define GN_UPDATE_RUN(NV)                                                                       \
+  static int gn_update_run_##NV(float* w, const float* d, int hb, const void* idx, int idx32,   \
+                                const float* val, float lr, int q, int end, int j1) {          \
+    const __mmask16 last = (__mmask16)(hb % 16 ? (1u << (hb % 16)) - 1 : 0xffffu);             \
+    __m512 dv[NV];                                                                             \
+    for (int v = 0; v < NV; v++) {                                                             \
+      dv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, d + 16 * v);                  \
+    }                                                                                          \
+    for (; q < end; q++) {                                                                     \
+      const int j = gn_index(idx, idx32, q);                                                   \
+      if (j >= j1) break;                                                                      \
+      float* r = w + (size_t)j * hb;                                                           \
+      const __m512 a = _mm512_set1_ps(lr * val[q]);                                            \
+      for (int v = 0; v < NV; v++) {                                                           \
+        const __mmask16 m = v == NV - 1 ? last : 0xffff;                                       \
+        const __m512 x = _mm512_maskz_loadu_ps(m, r + 16 * v);                                 \
+        _mm512_mask_storeu_ps(r + 16 * v, m, _mm512_fnmadd_ps(a, dv[v], x));                   \
+      }                                                                                        \
+    }                                                                                          \
+    return q;                                                                                  \
+  }
+#define GN_RUNS(NV) GN_FORWARD_RUN(NV) GN_UPDATE_RUN(NV)
+GN_RUNS(1)
+GN_RUNS(2)
+GN_RUNS(3)
+GN_RUNS(4)
+GN_RUNS(5)
+GN_RUNS(6)
+GN_RUNS(7)
+GN_RUNS(8)
+#undef GN_RUNS
+#undef GN_UPDATE_RUN
+#undef GN_FORWARD_RUN
+#endif
+
+// h += Σ val[q] · W[j_q] over the row's entries from q while j_q < j1; returns the first q not
+// taken.
+static inline int gn_forward_run(float* hh, const float* w, int hb, const void* idx, int idx32,
+                                 const float* val, int q, int end, int j1) {
+#if defined(__AVX512F__)
+  switch ((hb + 15) / 16) {
+    case 1: return gn_forward_run_1(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 2: return gn_forward_run_2(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 3: return gn_forward_run_3(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 4: return gn_forward_run_4(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 5: return gn_forward_run_5(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 6: return gn_forward_run_6(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 7: return gn_forward_run_7(hh, w, hb, idx, idx32, val, q, end, j1);
+    case 8: return gn_forward_run_8(hh, w, hb, idx, idx32, val, q, end, j1);
+    default: break;
+  }
+#endif
+  for (; q < end; q++) {
+    const int j = gn_index(idx, idx32, q);
+    if (j >= j1) break;
+    gn_axpy(hh, w + (size_t)j * hb, val[q], hb);
+  }
+  return q;
+}
+
 static inline void gn_sub_scaled(float* restrict w, const float* restrict d, float a, int n) {
   for (int t = 0; t < n; t++) w[t] -= a * d[t];
+}
+
+// W[j_q] −= (lr · val[q]) · d over the row's entries from q while j_q < j1; returns the first q
+// not taken.
+static inline int gn_update_run(float* w, const float* d, int hb, const void* idx, int idx32,
+                                const float* val, float lr, int q, int end, int j1) {
+#if defined(__AVX512F__)
+  switch ((hb + 15) / 16) {
+    case 1: return gn_update_run_1(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 2: return gn_update_run_2(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 3: return gn_update_run_3(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 4: return gn_update_run_4(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 5: return gn_update_run_5(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 6: return gn_update_run_6(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 7: return gn_update_run_7(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    case 8: return gn_update_run_8(w, d, hb, idx, idx32, val, lr, q, end, j1);
+    default: break;
+  }
+#endif
+  for (; q < end; q++) {
+    const int j = gn_index(idx, idx32, q);
+    if (j >= j1) break;
+    gn_sub_scaled(w + (size_t)j * hb, d, lr * val[q], hb);
+  }
+  return q;
 }
 
 // Walks the entries with indices in [ja, jb) of rows e0 … e1 − 1, tile by tile. Forward (dh
@@ -3454,19 +3573,9 @@ static void gn_walk(const void* idx, int idx32, const float* val, const int* row
         int q = cur[e - e0];
         const int end = rowStart[e + 1];
         if (dh == NULL) {
-          float* hh = h + (size_t)(e - e0) * H + hoff[b];
-          for (; q < end; q++) {
-            const int j = gn_index(idx, idx32, q);
-            if (j >= j1) break;
-            gn_axpy(hh, w + (size_t)j * hb, val[q], hb);
-          }
+          q = gn_forward_run(h + (size_t)(e - e0) * H + hoff[b], w, hb, idx, idx32, val, q, end, j1);
         } else {
-          const float* d = dh + (size_t)e * H + hoff[b];
-          for (; q < end; q++) {
-            const int j = gn_index(idx, idx32, q);
-            if (j >= j1) break;
-            gn_sub_scaled(w + (size_t)j * hb, d, lr * val[q], hb);
-          }
+          q = gn_update_run(w, dh + (size_t)e * H + hoff[b], hb, idx, idx32, val, lr, q, end, j1);
         }
         cur[e - e0] = q;
       }
