@@ -335,13 +335,48 @@ function mulRows(g: Tensor, m: Tensor, d: number): Tensor {
 }
 
 /**
+ * A conv layer's deltas left implicit: the gradient of the max-pool right above it and the pool's
+ * input. The deltas are that gradient routed to each window's winner (times the layer's ReLU
+ * derivative when `positive`).
+ */
+export interface PooledDeltas {
+  /** the pool's output gradient [N·D, ph, pw, co] */
+  dy: Tensor;
+  /** the pool's input: the layer's output (its activation) [N, oh, ow, co] */
+  input: Tensor;
+  pool: [number, number];
+  strides: [number, number];
+  pad: "same" | "valid";
+  /** only windows with a maximum above 0 pass a gradient (the layer's ReLU) */
+  positive: boolean;
+}
+
+/** What the backward pass returns. */
+export interface Deltas {
+  /** per conv/dense op: the gradient w.r.t. its pre-activation output, [N·D, ...] */
+  dense: Map<number, Tensor>;
+  /** per conv op whose deltas were left to the max-pool above it (option `pooledFirst`) */
+  pooled: Map<number, PooledDeltas>;
+}
+
+/**
  * Backward pass for `seeds` [N, D, K] (D directions per example, e.g. softmax − one-hot for each
  * label) from the logits down: returns, for every conv/dense op, the gradient with respect to its
  * pre-activation output, shaped [N·D, ...] (row i·D + d). Call inside tf.tidy.
+ *
+ * With `pooledFirst`, a first weight layer that is a conv right below a max-pool (linear, or a
+ * ReLU the pool folds in) gets no dense deltas: nothing else reads them, and the native
+ * per-example kernel builds its lists from the pool's winners (kernels.c, gl_pe_conv_pooled).
  */
-export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number, Tensor> {
+export function backward(
+  ops: NetOp[],
+  tape: Tape,
+  seeds: Tensor3D,
+  o: { pooledFirst?: boolean } = {},
+): Deltas {
   const [n, d, k] = seeds.shape;
   const deltas = new Map<number, Tensor>();
+  const pooled = new Map<number, PooledDeltas>();
   const firstWeight = ops.findIndex((o) => o.kind === "conv" || o.kind === "dense");
   let g: Tensor = seeds.reshape([n * d, k]); // gradient w.r.t. the current op's output
   for (let i = ops.length - 1; i >= 0; i--) {
@@ -359,7 +394,8 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
         const der = tape.derivatives[i];
         if (der) g = mulRows(g, der, d);
         deltas.set(i, g);
-        if (i === firstWeight) return deltas; // nothing below the first weight layer needs it
+        // nothing below the first weight layer needs it
+        if (i === firstWeight) return { dense: deltas, pooled };
         const inputShape = [n * d, ...input.shape.slice(1)] as [number, number, number, number];
         g = op.kind === "dense"
           ? tf.matMul(g as Tensor2D, op.kernel, false, true)
@@ -384,6 +420,14 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
       case "maxpool": {
         const attrs = { filterSize: op.pool, strides: op.strides, pad: op.pad };
         const positive = reluFoldedIntoPool(ops, i);
+        if (
+          o.pooledFirst && i - 1 === firstWeight && ops[i - 1].kind === "conv" &&
+          tape.derivatives[i - 1] === null
+        ) {
+          const { pool, strides, pad } = op;
+          pooled.set(i - 1, { dy: g, input, pool, strides, pad, positive });
+          return { dense: deltas, pooled };
+        }
         if ((d > 1 || positive) && tf.getKernel("GradlabMaxPoolGradDirs", tf.getBackend())) {
           // native: each window's winner found once per example for all d directions
           g = tf.engine().runKernel("GradlabMaxPoolGradDirs", { dy: g, input }, {
@@ -418,5 +462,5 @@ export function backward(ops: NetOp[], tape: Tape, seeds: Tensor3D): Map<number,
       }
     }
   }
-  return deltas;
+  return { dense: deltas, pooled };
 }

@@ -28,7 +28,14 @@ import type {
   Tensor3D,
   Tensor4D,
 } from "../util/tf_types.ts";
-import { backward, forward, netFromModel, type NetOp, type Tape } from "./network.ts";
+import {
+  backward,
+  forward,
+  netFromModel,
+  type NetOp,
+  type PooledDeltas,
+  type Tape,
+} from "./network.ts";
 
 /** Where one weight tensor's gradient sits in a row. */
 export interface LayoutBlock {
@@ -185,8 +192,9 @@ function gradientsForSeeds(
   patchCache: Map<number, Tensor3D>,
 ): Tensor3D {
   const [n, d] = seeds.shape;
-  const deltas = backward(ops, tape, seeds);
-  if (hasFusedKernel()) return fusedGradients(ops, tape, deltas, layout, n, d);
+  const fused = hasFusedKernel();
+  const { dense: deltas, pooled } = backward(ops, tape, seeds, { pooledFirst: fused });
+  if (fused) return fusedGradients(ops, tape, deltas, pooled, layout, n, d);
   const parts = layout.blocks.map((b) => {
     const op = ops[b.op];
     const delta = deltas.get(b.op)!;
@@ -227,6 +235,7 @@ function fusedGradients(
   ops: NetOp[],
   tape: Tape,
   deltas: Map<number, Tensor>,
+  pooled: Map<number, PooledDeltas>,
   layout: GradientLayout,
   n: number,
   d: number,
@@ -239,7 +248,9 @@ function fusedGradients(
     const bias = layout.blocks.find((x) => x.op === b.op && x.part === "bias");
     const i = layers.length;
     inputs[`a${i}`] = tape.inputs[b.op];
-    inputs[`d${i}`] = deltas.get(b.op)!;
+    const p = pooled.get(b.op);
+    inputs[`d${i}`] = p ? p.dy : deltas.get(b.op)!;
+    if (p) inputs[`z${i}`] = p.input;
     layers.push({
       kind: op.kind,
       kernelShape: op.kernel.shape,
@@ -247,6 +258,9 @@ function fusedGradients(
       pad: op.kind === "conv" ? op.pad : undefined,
       kernelOffset: b.offset,
       biasOffset: bias ? bias.offset : -1,
+      pool: p
+        ? { filterSize: p.pool, strides: p.strides, pad: p.pad, positive: p.positive }
+        : undefined,
     });
   }
   const attrs = { layers, D: d, P: layout.size } as unknown as tf.NamedAttrMap;

@@ -157,8 +157,9 @@ export const DENSE_CASES: OpCase[] = [
       }),
   },
   {
+    // 37 channels: two whole vectors of the native epilogue and a partial one
     name: "fused conv2d bias leakyrelu (forward)",
-    shapes: [[2, 6, 6, 4], [3, 3, 4, 5], [5]],
+    shapes: [[2, 6, 6, 4], [3, 3, 4, 37], [37]],
     gradInputs: [],
     f: (x, w, b) =>
       tf.fused.conv2d({
@@ -173,7 +174,7 @@ export const DENSE_CASES: OpCase[] = [
   },
   {
     name: "fused conv2d bias relu6 (forward)",
-    shapes: [[2, 6, 6, 4], [3, 3, 4, 5], [5]],
+    shapes: [[2, 6, 6, 4], [3, 3, 4, 37], [37]],
     gradInputs: [],
     f: (x, w, b) =>
       tf.fused.conv2d({

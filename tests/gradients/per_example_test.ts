@@ -271,6 +271,27 @@ function stridedPooledCnn() {
   });
 }
 
+/**
+ * A linear conv below an overlapping, padded max-pool (3×3, stride 2, "same"): windows share
+ * pixels (a pixel may win two), the last ones are cut by the border, and no ReLU filters them.
+ */
+function overlappingPoolCnn() {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [9, 9, 2],
+        filters: 20,
+        kernelSize: 3,
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 26 }),
+        biasInitializer: tf.initializers.constant({ value: -0.05 }),
+      }),
+      tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: "same" }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotNormal({ seed: 27 }) }),
+    ],
+  });
+}
+
 Deno.test({
   name:
     "gradients through max-pools (the native sparse-delta kernels) equal the tf.grads loop for every label, in label blocks of 10, 3 and 1",
@@ -281,11 +302,13 @@ Deno.test({
     const sparseCalls = () => [
       lib?.calls.perExampleConvSparse ?? 0,
       lib?.calls.conv2dBackpropInputSparse ?? 0,
+      lib?.calls.perExampleConvPooled ?? 0,
     ];
     const cases: [string, () => tf.LayersModel, number[]][] = [
       ["pooled CNN (20 and 12 channels)", pooledCnn, [10, 10, 3]],
       ["cnn_cifar(16)", () => cnnCifar(16, { seed: 4 }), [24, 24, 3]],
       ["stride-2 conv", stridedPooledCnn, [12, 12, 2]],
+      ["linear conv, overlapping padded pool", overlappingPoolCnn, [9, 9, 2]],
     ];
     for (const [name, build, shape] of cases) {
       const model = build();
@@ -330,11 +353,12 @@ Deno.test({
       }
       const after = sparseCalls();
       if (lib) {
-        // the sparse filter gradient ran in every case, the sparse input gradient where there is one
-        assert.ok(after[0] > before[0], `${name}: ${JSON.stringify(lib.calls)}`);
-        if (name !== "stride-2 conv") {
-          assert.ok(after[1] > before[1], `${name}: no sparse input gradient`);
-        }
+        // the first conv's lists came from its pool's winners in every case; the second conv's
+        // filter and input gradients ran sparse where there is a second conv
+        assert.ok(after[2] > before[2], `${name}: ${JSON.stringify(lib.calls)}`);
+        const twoConvs = name.startsWith("pooled CNN") || name.startsWith("cnn_cifar");
+        assert.equal(after[0] > before[0], twoConvs, `${name}: sparse filter gradient`);
+        assert.equal(after[1] > before[1], twoConvs, `${name}: sparse input gradient`);
       }
       tf.dispose([x, one]);
     }

@@ -98,6 +98,12 @@ const SYMBOLS = {
     parameters: [buf, buf, buf, ...Array(14).fill(i32), "i64", "i64", "i64"],
     result: i32,
   },
+  gl_pe_conv_pooled: {
+    // x, z, dyp, out, n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl,
+    // ph, pw, pkh, pkw, psh, psw, ppt, ppl, positive, D, P, koff, boff
+    parameters: [buf, buf, buf, buf, ...Array(23).fill(i32), "i64", "i64", "i64"],
+    result: "void",
+  },
   gl_pe_dense: {
     // a, delta, out, n, in, out, D, P, koff, boff
     parameters: [buf, buf, buf, i32, i32, i32, i32, "i64", "i64", "i64"],
@@ -430,6 +436,20 @@ export interface NativeLib {
     out: Float32Array,
     g: ConvGeometry,
     o: { D: number; P: number; kernelOffset: number; biasOffset: number },
+  ): void;
+  /**
+   * The same for a conv layer with a max-pool above it, from the pool's output gradient dyp
+   * [n·D, ph, pw, co] and its input z [n, oh, ow, co] (the layer's output): the pool's winners
+   * take the place of the layer's dense deltas (kernels.c, gl_pe_conv_pooled)
+   */
+  perExampleConvPooled(
+    x: Float32Array,
+    z: Float32Array,
+    dyp: Float32Array,
+    out: Float32Array,
+    g: ConvGeometry,
+    pool: PoolGeometry,
+    o: { D: number; P: number; kernelOffset: number; biasOffset: number; positive: boolean },
   ): void;
   /** per-example dense kernel (and bias) gradients into rows of out [n·D, P] */
   perExampleDense(
@@ -888,6 +908,23 @@ export function openNativeLib(path: string): NativeLib {
         BigInt(o.biasOffset),
       ) === 1;
       if (sparse) count("perExampleConvSparse");
+    },
+    perExampleConvPooled(x, z, dyp, out, g, p, o) {
+      count("perExampleConvPooled");
+      // deno-lint-ignore no-explicit-any
+      (s.gl_pe_conv_pooled as any)(
+        asBuf(x),
+        asBuf(z),
+        asBuf(dyp),
+        asBuf(out),
+        ...[g.n, g.h, g.w, g.ci, g.kh, g.kw, g.co, g.oh, g.ow, g.sh, g.sw, g.pt, g.pl],
+        ...[p.oh, p.ow, p.kh, p.kw, p.sh, p.sw, p.pt, p.pl],
+        o.positive ? 1 : 0,
+        o.D,
+        BigInt(o.P),
+        BigInt(o.kernelOffset),
+        BigInt(o.biasOffset),
+      );
     },
     perExampleDense(a, delta, out, o) {
       count("perExampleDense");

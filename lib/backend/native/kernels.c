@@ -236,19 +236,39 @@ static inline float apply_act(float v, int act, float alpha) {
 // are written once for a compile-time nv and instantiated for both.
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+// apply_act on each lane (the same comparisons, so the same results, NaN and -0 included).
+ALWAYS_INLINE vf apply_act_vf(vf v, int act, float alpha) {
+  const vf zero = (vf){0};
+  switch (act) {
+    case ACT_RELU: return select_vf(v > zero, v, zero);
+    case ACT_RELU6: return select_vf(v < zero, zero, select_vf(v > zero + 6.f, zero + 6.f, v));
+    case ACT_LEAKY: return select_vf(v > zero, v, v * alpha);
+    default: return v;
+  }
+}
+
 ALWAYS_INLINE void store_tile_nv(const int nv, vf acc[MR][2], float* restrict c, int ldc, int mr,
                                  int nr, int accumulate, const epilogue_t* epi, int col0) {
   const int nrw = nv * VL;
-  if (mr == MR && nr == nrw && !epi) {
-    for (int r = 0; r < MR; r++) {
+  if (nr == nrw) {
+    // whole vectors, the epilogue too (lane by lane it did a fifth of a first layer's forward
+    // time: 64 channels on 5×5×3 patches)
+    for (int r = 0; r < mr; r++) {
       float* cr = c + (size_t)r * ldc;
       for (int v = 0; v < nv; v++) {
-        vf cur;
+        vf cur = acc[r][v];
         if (accumulate) {
-          memcpy(&cur, cr + v * VL, sizeof(vf));
-          cur += acc[r][v];
-        } else {
-          cur = acc[r][v];
+          vf old;
+          memcpy(&old, cr + v * VL, sizeof(vf));
+          cur += old;
+        }
+        if (epi) {
+          if (epi->bias) {
+            vf b;
+            memcpy(&b, epi->bias + col0 + v * VL, sizeof(vf));
+            cur += b;
+          }
+          cur = apply_act_vf(cur, epi->act, epi->alpha);
         }
         memcpy(cr + v * VL, &cur, sizeof(vf));
       }
@@ -2836,6 +2856,137 @@ static void sparse_lists(const float* dl, int D, int pix, int co, int by_channel
   }
 }
 
+// A max-pool above a conv layer, as the source of the layer's lists (pooled_lists): one example.
+typedef struct {
+  const float* z;   // the pool's input, i.e. the layer's output [oh, ow, co]
+  const float* dy;  // the pool's output gradient, D directions [D][ph][pw][co]
+  int ph, pw;       // the pool's output
+  int kh, kw, sh, sw, pt, pl;
+  int positive;     // only a window maximum above 0 passes a gradient (the layer's ReLU)
+} pool_src_t;
+
+// The layer-output positions (iy·ow + ix) a pool window covers, in scan order; returns how many.
+static int window_pixels(const pool_src_t* s, int oh, int ow, int cell, int* pix) {
+  const int y0 = cell / s->pw * s->sh - s->pt, x0 = cell % s->pw * s->sw - s->pl;
+  int n = 0;
+  for (int ky = 0; ky < s->kh; ky++)
+    for (int kx = 0; kx < s->kw; kx++) {
+      const int iy = y0 + ky, ix = x0 + kx;
+      if (iy >= 0 && iy < oh && ix >= 0 && ix < ow) pix[n++] = iy * ow + ix;
+    }
+  return n;
+}
+
+// The by-channel lists of one example (as sparse_lists builds them from dense deltas), read from
+// the gradient of a max-pool above the layer: each window's winner in z — by the max-pool
+// gradient's rule: the first strictly greatest value, never -inf or NaN, with `positive` only a
+// maximum above 0 — is listed with the window's D values when one of them is nonzero (or NaN).
+// The layer's dense deltas (W3g's first layer at h = 64: 7.9 MB a batch, mostly zeros) are never
+// written or read, and the lists take one pass over ph·pw windows instead of oh·ow positions.
+// Positions ascend in a channel's list only for disjoint windows in scan order; the sums do not
+// need it. Overlapping windows may list a position twice: their gradients add, as they should.
+static void pooled_lists(const pool_src_t* s, int D, int oh, int ow, int co, const int* map, int* cnt,
+                         int* idx, float* val) {
+  const int cells = s->ph * s->pw;
+  const size_t ls = sparse_stride(oh * ow), dstride = (size_t)cells * co;
+  int pix[s->kh * s->kw];
+  memset(cnt, 0, (size_t)co * sizeof(int));
+#if defined(__AVX512F__)
+  // blocks of 16 windows × 16 channels: each lane's winner and value, then (D = 1) transposed
+  // and compressed into the channels' lists as in sparse_lists. A window's pixels are read for up
+  // to 8 channel groups at a time (contiguous runs of z; channel group by group outside the
+  // window loop, the reads of z missed the cache on most of a W3g batch's list time)
+  enum { GROUPS = 8, PREFETCH_WINDOWS = 4 };
+  for (int w0 = 0; w0 < cells; w0 += 16) {
+    const int wn = cells - w0 < 16 ? cells - w0 : 16;
+    const __mmask16 wm = (__mmask16)((1u << wn) - 1);
+    for (int cg = 0; cg < co; cg += GROUPS * 16) {
+      const int gn = (co - cg + 15) / 16 < GROUPS ? (co - cg + 15) / 16 : GROUPS;
+      __m512 r[GROUPS][16], where[GROUPS][16];
+      for (int i = 0; i < 16; i++) {
+        for (int q = 0; q < gn; q++) r[q][i] = where[q][i] = _mm512_setzero_ps();
+        if (i >= wn) continue;
+        const int cell = w0 + i, npos = window_pixels(s, oh, ow, cell, pix);
+        for (int q = 0; q < gn; q++) {
+          const int c0 = cg + 16 * q, cn = co - c0 < 16 ? co - c0 : 16;
+          const __mmask16 cm = (__mmask16)((1u << cn) - 1);
+          __m512 m = _mm512_set1_ps(-INFINITY);
+          for (int k = 0; k < npos; k++) {
+            const float* zp = s->z + (size_t)pix[k] * co + c0;
+            _mm_prefetch((const char*)(zp + PREFETCH_WINDOWS * s->sw * co), _MM_HINT_T0);
+            const __m512 v = _mm512_maskz_loadu_ps(cm, zp);
+            m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), v);
+          }
+          __mmask16 open = _mm512_mask_cmp_ps_mask(
+              cm, m, s->positive ? _mm512_setzero_ps() : _mm512_set1_ps(-INFINITY), _CMP_GT_OQ);
+          const __mmask16 found = open;
+          __m512i at = _mm512_setzero_si512();
+          for (int k = 0; k < npos && open; k++) {
+            const __m512 v = _mm512_maskz_loadu_ps(cm, s->z + (size_t)pix[k] * co + c0);
+            const __mmask16 takes = _mm512_mask_cmp_ps_mask(open, v, m, _CMP_EQ_OQ);
+            at = _mm512_mask_mov_epi32(at, takes, _mm512_set1_epi32(map[pix[k]]));
+            open &= (__mmask16)~takes;
+          }
+          const float* g = s->dy + (size_t)cell * co + c0;
+          if (D == 1) {
+            const __m512 v = _mm512_maskz_loadu_ps(found, g);
+            r[q][i] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ), v);
+            where[q][i] = _mm512_castsi512_ps(at);
+            continue;
+          }
+          __mmask16 live = 0;
+          for (int d = 0; d < D; d++)
+            live |= _mm512_mask_cmp_ps_mask(found, _mm512_maskz_loadu_ps(found, g + d * dstride),
+                                            _mm512_setzero_ps(), _CMP_NEQ_UQ);
+          int ats[16];
+          _mm512_storeu_si512(ats, at);
+          for (unsigned k = live; k; k &= k - 1) {
+            const int l = __builtin_ctz(k), c = c0 + l, j = cnt[c]++;
+            idx[c * ls + j] = ats[l];
+            float* v = val + (c * ls + j) * D;
+            for (int d = 0; d < D; d++) v[d] = g[d * dstride + l];
+          }
+        }
+      }
+      if (D != 1) continue;
+      for (int q = 0; q < gn; q++) {
+        const int c0 = cg + 16 * q, cn = co - c0 < 16 ? co - c0 : 16;
+        transpose16(r[q]);  // r[q][l]: channel c0 + l in windows w0 …
+        transpose16(where[q]);
+        for (int l = 0; l < cn; l++) {
+          const __mmask16 k = _mm512_mask_cmp_ps_mask(wm, r[q][l], _mm512_setzero_ps(), _CMP_NEQ_UQ);
+          const int c = c0 + l, j = cnt[c];
+          _mm512_storeu_ps(val + c * ls + j, _mm512_maskz_compress_ps(k, r[q][l]));
+          _mm512_storeu_si512(idx + c * ls + j,
+                              _mm512_maskz_compress_epi32(k, _mm512_castps_si512(where[q][l])));
+          cnt[c] = j + __builtin_popcount(k);
+        }
+      }
+    }
+  }
+#else
+  for (int cell = 0; cell < cells; cell++) {
+    const int npos = window_pixels(s, oh, ow, cell, pix);
+    const float* g = s->dy + (size_t)cell * co;
+    for (int c = 0; c < co; c++) {
+      float best = -INFINITY;
+      int win = -1;
+      for (int q = 0; q < npos; q++) {
+        const float v = s->z[(size_t)pix[q] * co + c];
+        if (v > best) { best = v; win = pix[q]; }
+      }
+      if (win < 0 || (s->positive && !(best > 0.f))) continue;
+      int live = 0;
+      for (int d = 0; d < D; d++) live |= g[d * dstride + c] != 0.f || g[d * dstride + c] != g[d * dstride + c];
+      if (!live) continue;
+      const int j = cnt[c]++;
+      idx[c * ls + j] = map[win];
+      for (int d = 0; d < D; d++) val[(c * ls + j) * D + d] = g[d * dstride + c];
+    }
+  }
+#endif
+}
+
 // The fraction of listed pairs in (up to) four examples spread over the batch: the choice between
 // the sparse and the dense kernels, made once per call from the inputs alone.
 static double sparse_density(const float* delta, int n, int D, int pix, int co) {
@@ -2904,6 +3055,54 @@ SPARSE_TILE(1, 1)
 SPARSE_TILE(2, 1)
 SPARSE_TILE(4, 1)
 SPARSE_TILE(8, 1)
+
+// s[t·C + ·] = Σ_j a_j[t·ts + ·] · v_j[0] for t < T: T taps of a kernel row of C ≤ VL values,
+// one direction, in one pass over the list. A pass per tap (the tiles above) spent two pointer
+// loads and a broadcast on each multiply-add of a first layer's short rows. Tap t's vector is
+// stored at t·C: its lanes past C are overwritten by tap t + 1's, the last tap's fall in slack.
+#define SPARSE_TAPS(T)                                                                          \
+  static void sparse_taps_##T(int n, const float* const* ap, const float* const* vp, int ts,    \
+                              int C, float* s) {                                                \
+    enum { NS = T >= 8 ? 1 : 2 };                                                               \
+    vf acc[NS][T];                                                                              \
+    for (int q = 0; q < NS; q++)                                                                \
+      for (int t = 0; t < T; t++) acc[q][t] = (vf){0};                                          \
+    int j = 0;                                                                                  \
+    for (; j + NS <= n; j += NS)                                                                \
+      for (int q = 0; q < NS; q++) {                                                            \
+        const float* a = ap[j + q];                                                             \
+        const vf b = (vf){0} + vp[j + q][0];                                                    \
+        for (int t = 0; t < T; t++) {                                                           \
+          vf x;                                                                                 \
+          memcpy(&x, a + t * ts, sizeof(vf));                                                   \
+          acc[q][t] += x * b;                                                                   \
+        }                                                                                       \
+      }                                                                                         \
+    for (; j < n; j++) {                                                                        \
+      const vf b = (vf){0} + vp[j][0];                                                          \
+      for (int t = 0; t < T; t++) {                                                             \
+        vf x;                                                                                   \
+        memcpy(&x, ap[j] + t * ts, sizeof(vf));                                                 \
+        acc[0][t] += x * b;                                                                     \
+      }                                                                                         \
+    }                                                                                           \
+    for (int q = 1; q < NS; q++)                                                                \
+      for (int t = 0; t < T; t++) acc[0][t] += acc[q][t];                                       \
+    for (int t = 0; t < T; t++) memcpy(s + t * C, &acc[0][t], sizeof(vf));                      \
+  }
+SPARSE_TAPS(1)
+SPARSE_TAPS(2)
+SPARSE_TAPS(3)
+SPARSE_TAPS(4)
+SPARSE_TAPS(5)
+SPARSE_TAPS(6)
+SPARSE_TAPS(7)
+SPARSE_TAPS(8)
+
+typedef void (*sparse_taps_fn)(int, const float* const*, const float* const*, int, int, float*);
+static const sparse_taps_fn SPARSE_TAPS_FNS[8] = {sparse_taps_1, sparse_taps_2, sparse_taps_3,
+                                                  sparse_taps_4, sparse_taps_5, sparse_taps_6,
+                                                  sparse_taps_7, sparse_taps_8};
 
 typedef void (*sparse_tile_fn)(int, const float* const*, const float* const*, int, int, float*,
                                size_t);
@@ -2981,8 +3180,8 @@ static int sparse_scratch(int tid, int pix, int co, int D, size_t ptr_entries, s
 // its padding written out, so every tap of a pair reads the copy in bounds and a kernel row is
 // one contiguous run of kw·ci values (for unit column stride and dilation): the pointers are built
 // once per pair, not per tap.
-static void pe_conv_sparse(const conv_t* g, const float* dl, int D, int co, float* out, long P,
-                           long koff, long boff, int tid) {
+static void pe_conv_sparse(const conv_t* g, const float* dl, const pool_src_t* pool, int D, int co,
+                           float* out, long P, long koff, long boff, int tid) {
   const int pix = g->oh * g->ow, ci = g->c;
   const int bottom = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1 - g->pt - g->h;
   const int right = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->pl - g->w;
@@ -3009,7 +3208,10 @@ static void pe_conv_sparse(const conv_t* g, const float* dl, int D, int co, floa
   int* origin = sc.idx2;  // each output position's window origin in the copy
   for (int oy = 0, p = 0; oy < g->oh; oy++)
     for (int ox = 0; ox < g->ow; ox++) origin[p++] = (oy * g->sh * wp + ox * g->sw) * ci;
-  sparse_lists(dl, D, pix, co, 1, origin, sc.cnt, sc.idx, sc.val);
+  if (pool)
+    pooled_lists(pool, D, g->oh, g->ow, co, origin, sc.cnt, sc.idx, sc.val);
+  else
+    sparse_lists(dl, D, pix, co, 1, origin, sc.cnt, sc.idx, sc.val);
   for (int c = 0; c < co; c++)
     for (int j = 0; j < cnt[c]; j++) {
       const size_t e = c * ls + j;
@@ -3017,7 +3219,22 @@ static void pe_conv_sparse(const conv_t* g, const float* dl, int D, int co, floa
       vp[e] = val + e * D;
     }
   const size_t ss = (size_t)SPARSE_GROUP * cw_max;  // tile[d][channel in group][k]
-  for (int t = 0; t < taps; t++) {
+  if (rows_run && D == 1 && C <= VL && taps <= 8) {
+    // all taps in one pass over each list: taps·C ≤ cw_max consecutive values of the block
+    const sparse_taps_fn fn = SPARSE_TAPS_FNS[taps - 1];
+    const int kn = taps * C;
+    for (int c0 = 0; c0 < co; c0 += SPARSE_GROUP) {
+      const int gn = co - c0 < SPARSE_GROUP ? co - c0 : SPARSE_GROUP;
+      for (int cl = 0; cl < gn; cl++) {
+        const size_t e = (c0 + cl) * ls;
+        fn(cnt[c0 + cl], ap + e, vp + e, g->dh * wp * ci, C, tile + (size_t)cl * cw_max);
+      }
+      float* dst = out + koff + c0;
+      for (int kb = 0; kb < kn; kb += 16)
+        transpose_block(tile + kb, cw_max, gn, dst + (size_t)kb * co, co, kn - kb < 16 ? kn - kb : 16);
+    }
+  }
+  for (int t = 0; t < taps && !(rows_run && D == 1 && C <= VL && taps <= 8); t++) {
     const int ky = t / span, kx = t % span;
     const int toff = (ky * g->dh * wp + kx * g->dw) * ci;
     for (int c0 = 0; c0 < co; c0 += SPARSE_GROUP) {
@@ -3157,8 +3374,8 @@ int gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int
     for (int i = 0; i < n; i++) {
       int tid = thread_id();
       conv_t g = {x + (size_t)i * h * w * ci, 1, h, w, ci, kh, kw, oh, ow, sh, sw, 1, 1, pt, pl, 1, 1};
-      pe_conv_sparse(&g, delta + (size_t)i * D * pix * co, D, co, out + (size_t)i * D * P, P, koff,
-                     boff, tid);
+      pe_conv_sparse(&g, delta + (size_t)i * D * pix * co, NULL, D, co, out + (size_t)i * D * P, P,
+                     koff, boff, tid);
     }
     return 1;
   }
@@ -3232,6 +3449,26 @@ int gl_pe_conv(const float* x, const float* delta, float* out, int n, int h, int
     }
   }
   return 0;
+}
+
+// Conv layer with a max-pool above it: x [n, h, w, ci] (the layer's input), z [n, oh, ow, co]
+// (the layer's output, the pool's input) and the pool's output gradient dyp [n·D, ph, pw, co].
+// The sparse kernel above over lists built from the pool's winners (pooled_lists): the layer's
+// dense deltas are never formed. For a layer whose deltas nothing else reads (the first weight
+// layer: no input gradient) and whose activation the pool's rule covers (linear, or a ReLU with
+// `positive`).
+void gl_pe_conv_pooled(const float* x, const float* z, const float* dyp, float* out, int n, int h,
+                       int w, int ci, int kh, int kw, int co, int oh, int ow, int sh, int sw, int pt,
+                       int pl, int ph, int pw, int pkh, int pkw, int psh, int psw, int ppt, int ppl,
+                       int positive, int D, long P, long koff, long boff) {
+  SERIALIZED;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g_threads)
+  for (int i = 0; i < n; i++) {
+    const conv_t g = {x + (size_t)i * h * w * ci, 1, h, w, ci, kh, kw, oh, ow, sh, sw, 1, 1, pt, pl, 1, 1};
+    const pool_src_t pool = {z + (size_t)i * oh * ow * co, dyp + (size_t)i * D * ph * pw * co, ph, pw,
+                             pkh, pkw, psh, psw, ppt, ppl, positive};
+    pe_conv_sparse(&g, NULL, &pool, D, co, out + (size_t)i * D * P, P, koff, boff, thread_id());
+  }
 }
 
 // Dense layer: a [n, in], delta [n·D, outc]; kernel block [in][out] = a ⊗ delta.

@@ -47,6 +47,17 @@ export interface PerExampleLayerAttr {
   kernelOffset: number;
   /** −1 when the bias is not included */
   biasOffset: number;
+  /**
+   * a max-pool above the conv layer whose output gradient is the call's `d` input (the pool's
+   * input is `z`): the layer's deltas are left to the pool's winners
+   */
+  pool?: {
+    filterSize: [number, number];
+    strides: [number, number];
+    pad: "same" | "valid";
+    /** only windows with a maximum above 0 pass a gradient (the layer's ReLU) */
+    positive: boolean;
+  };
 }
 
 function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -808,12 +819,17 @@ function makeKernels(
           1,
           l.pad!,
         );
-        lib.perExampleConv(av, dv, ov, geometry(info), {
-          D,
-          P,
-          kernelOffset: l.kernelOffset,
-          biasOffset: l.biasOffset,
-        });
+        const o = { D, P, kernelOffset: l.kernelOffset, biasOffset: l.biasOffset };
+        if (l.pool) {
+          const z = inputs[`z${i}`]!;
+          const pool = poolGeometry(z, { ...l.pool } as unknown as KernelArgs["attrs"]);
+          lib.perExampleConvPooled(av, f32View(backend, z), dv, ov, geometry(info), pool, {
+            ...o,
+            positive: l.pool.positive,
+          });
+        } else {
+          lib.perExampleConv(av, dv, ov, geometry(info), o);
+        }
       }
     });
     return out;
