@@ -157,6 +157,22 @@ export const DENSE_CASES: OpCase[] = [
       }),
   },
   {
+    // 3×3, ≥ 16 channels a side: the native Winograd path, its epilogue on whole vectors of
+    // channels and on the 4 left over, in whole and in partial (bottom, right) tiles
+    name: "fused conv2d bias relu, Winograd-sized (forward)",
+    shapes: [[2, 7, 5, 16], [3, 3, 16, 20], [20]],
+    gradInputs: [],
+    f: (x, w, b) =>
+      tf.fused.conv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        strides: 1,
+        pad: "same",
+        bias: b,
+        activation: "relu",
+      }),
+  },
+  {
     // 37 channels: two whole vectors of the native epilogue and a partial one
     name: "fused conv2d bias leakyrelu (forward)",
     shapes: [[2, 6, 6, 4], [3, 3, 4, 37], [37]],
