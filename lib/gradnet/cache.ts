@@ -15,6 +15,7 @@ import type * as tf from "@tensorflow/tfjs";
 import { loadedNativeLib } from "../backend/select.ts";
 import { RunningStats } from "../gradients/normalize.ts";
 import { Progress } from "../util/progress.ts";
+import { stopIfInterrupted } from "../util/interrupt.ts";
 import type { Featurizer } from "./features.ts";
 
 /**
@@ -145,6 +146,7 @@ export class FeatureCache {
     const stats = o.statistics ? new RunningStats(P) : null;
     const bar = new Progress(o.label, n, { unit: "img", quiet: o.quiet });
     for (let s = 0; s < n; s += chunk) {
+      if (s > 0) await stopIfInterrupted(`while computing ${o.label || "features"}`);
       const idx = Array.from({ length: Math.min(chunk, n - s) }, (_, i) => s + i);
       const x = view(idx);
       const { rows, classes: k } = await f.allLabelRows(x, classes, { normalize: false });

@@ -18,6 +18,7 @@ import { statfsSync } from "node:fs";
 import type * as tf from "@tensorflow/tfjs";
 import { RunningStats } from "../gradients/normalize.ts";
 import { Progress } from "../util/progress.ts";
+import { stopIfInterrupted } from "../util/interrupt.ts";
 import type { Featurizer } from "./features.ts";
 import { loadedNativeLib } from "../backend/select.ts";
 import { FeatureCache, featureChunk, type RowBatch, type SparseRow } from "./cache.ts";
@@ -146,6 +147,8 @@ export class FileFeatureCache implements FeatureRows {
     try {
       let at = 0;
       for (let s = 0; s < n; s += chunk) {
+        // a Ctrl-C stops the build (minutes at the paper's size) rather than its end
+        if (s > 0) await stopIfInterrupted(`while computing ${o.label || "features"}`);
         const idx = Array.from({ length: Math.min(chunk, n - s) }, (_, i) => s + i);
         const x = view(idx);
         const { rows: dense, classes: k } = await f.allLabelRows(x, classes, { normalize: false });
@@ -158,9 +161,13 @@ export class FileFeatureCache implements FeatureRows {
         bar.tick(idx.length);
       }
       start[rows] = at;
-    } finally {
+    } catch (e) {
+      // a part-built file (up to tens of GB) is of no use: a resume builds it again
       file.close();
+      await Deno.remove(o.path).catch(() => {});
+      throw e;
     }
+    file.close();
     bar.finish();
     f.stats = stats.result();
     return new FileFeatureCache(

@@ -180,3 +180,32 @@ Deno.test("file cache rows with index gaps past 16 bits keep their indices (and 
   assert.strictEqual(nativeReads(), before + 1);
   file.close();
 });
+
+Deno.test("a stop asked for during a feature build (file or memory) ends it at the next chunk; the part-built file is removed", async () => {
+  const { InterruptedError, setInterruptRequested } = await import("../../lib/util/interrupt.ts");
+  const base = cnnCifar(3, { inputShape: [12, 12, 1], classes: 4, seed: 5 });
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "features.bin");
+  for (const where of ["file", "memory"] as const) {
+    // the stop comes from an event (as a signal does) while the second chunk is computed
+    let views = 0;
+    const stoppingView = (idx: number[]) => {
+      if (++views === 2) setTimeout(() => setInterruptRequested(true), 0);
+      return testView(data.train, idx, view);
+    };
+    const o = { chunk: 10, label: "features", quiet: true };
+    try {
+      await assert.rejects(
+        where === "file"
+          ? FileFeatureCache.build(featurizer(base), stoppingView, 50, 4, { ...o, path })
+          : FeatureCache.build(featurizer(base), stoppingView, 50, 4, { ...o, statistics: true }),
+        (e: Error) => e instanceof InterruptedError && /while computing features/.test(e.message),
+      );
+    } finally {
+      setInterruptRequested(false);
+    }
+    assert.strictEqual(views, 2, `${where}: chunks computed after the stop`);
+  }
+  await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  base.dispose();
+});
