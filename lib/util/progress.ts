@@ -29,11 +29,19 @@ export interface ProgressOptions {
   quiet?: boolean;
   /** seconds between lines when stderr is not a terminal */
   logEvery?: number;
+  /** the clock, in ms (tests) */
+  now?: () => number;
 }
+
+/** Seconds of recent progress the shown rate and the ETA are taken over. */
+const RATE_WINDOW_S = 30;
 
 /** A progress bar for `total` items. */
 export class Progress {
-  private readonly start = performance.now();
+  private readonly start: number;
+  private readonly clock: () => number;
+  /** (time, done) at most once a second, the last RATE_WINDOW_S seconds and one before */
+  private samples: [number, number][] = [];
   private lastDraw = 0;
   private done = 0;
   private metrics = "";
@@ -51,13 +59,37 @@ export class Progress {
     this.quiet = o.quiet ?? false;
     this.logEvery = o.logEvery ?? 10;
     this.tty = !this.quiet && Deno.stderr.isTerminal();
+    this.clock = o.now ?? (() => performance.now());
+    this.start = this.clock();
+    this.samples.push([this.start, 0]);
+  }
+
+  /**
+   * Items a second over about the last 30 s (since the start, before that): a stall long past, or
+   * a slow start, does not colour the rate and the ETA for the rest of a long run.
+   */
+  rate(): number {
+    const now = this.clock();
+    this.sample(now);
+    const [t0, d0] = this.samples[0];
+    return (this.done - d0) / Math.max((now - t0) / 1000, 1e-9);
+  }
+
+  private sample(now: number): void {
+    const last = this.samples[this.samples.length - 1];
+    if (now - last[0] >= 1000) this.samples.push([now, this.done]);
+    // keep one sample at or before the window's start
+    while (this.samples.length > 2 && now - this.samples[1][0] >= RATE_WINDOW_S * 1000) {
+      this.samples.shift();
+    }
   }
 
   /** Advances by `n` items and sets the metrics text (e.g. "loss 0.31 acc 0.91"). */
   tick(n: number, metrics?: string): void {
     this.done += n;
     if (metrics !== undefined) this.metrics = metrics;
-    const now = performance.now();
+    const now = this.clock();
+    this.sample(now);
     const interval = this.tty ? 100 : this.logEvery * 1000;
     // In a log, the last line is finish()'s; on a terminal the bar also redraws at the end.
     if (now - this.lastDraw >= interval || (this.tty && this.done >= this.total)) this.draw(now);
@@ -71,14 +103,15 @@ export class Progress {
   /** Final line with total time. */
   finish(metrics?: string): void {
     if (metrics !== undefined) this.metrics = metrics;
-    this.draw(performance.now(), true);
+    this.draw(this.clock(), true);
   }
 
   private draw(now: number, final = false): void {
     this.lastDraw = now;
     if (this.quiet) return;
     const elapsed = (now - this.start) / 1000;
-    const rate = this.done / Math.max(elapsed, 1e-9);
+    // the final line's rate is the whole run's
+    const rate = final ? this.done / Math.max(elapsed, 1e-9) : this.rate();
     const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 1;
     const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
     const width = 24;
