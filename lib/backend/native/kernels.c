@@ -247,50 +247,48 @@ ALWAYS_INLINE vf apply_act_vf(vf v, int act, float alpha) {
   }
 }
 
+// The first `lanes` (≤ VL) floats at p, zeros after; and their store.
+ALWAYS_INLINE vf load_lanes(const float* p, int lanes) {
+  vf v = (vf){0};
+  if (lanes == VL)
+    memcpy(&v, p, sizeof(vf));
+  else
+    for (int l = 0; l < lanes; l++) v[l] = p[l];
+  return v;
+}
+
+ALWAYS_INLINE void store_lanes(float* p, vf v, int lanes) {
+  if (lanes == VL)
+    memcpy(p, &v, sizeof(vf));
+  else
+    for (int l = 0; l < lanes; l++) p[l] = v[l];
+}
+
+// Writes `lanes` output channels from channel ch on: v, plus the values there when accumulating,
+// then the epilogue's bias and activation. Whole vectors, the epilogue too (lane by lane it was a
+// fifth of a first layer's forward time: 64 channels on 5×5×3 patches).
+ALWAYS_INLINE void store_output(float* px, vf v, int lanes, int accumulate, const epilogue_t* epi,
+                                int ch) {
+  if (accumulate) v += load_lanes(px, lanes);
+  if (epi) {
+    if (epi->bias) v += load_lanes(epi->bias + ch, lanes);
+    v = apply_act_vf(v, epi->act, epi->alpha);
+  }
+  store_lanes(px, v, lanes);
+}
+
 ALWAYS_INLINE void store_tile_nv(const int nv, vf acc[MR][2], float* restrict c, int ldc, int mr,
                                  int nr, int accumulate, const epilogue_t* epi, int col0) {
-  const int nrw = nv * VL;
-  if (nr == nrw) {
-    // whole vectors, the epilogue too (lane by lane it did a fifth of a first layer's forward
-    // time: 64 channels on 5×5×3 patches)
-    for (int r = 0; r < mr; r++) {
-      float* cr = c + (size_t)r * ldc;
-      for (int v = 0; v < nv; v++) {
-        vf cur = acc[r][v];
-        if (accumulate) {
-          vf old;
-          memcpy(&old, cr + v * VL, sizeof(vf));
-          cur += old;
-        }
-        if (epi) {
-          if (epi->bias) {
-            vf b;
-            memcpy(&b, epi->bias + col0 + v * VL, sizeof(vf));
-            cur += b;
-          }
-          cur = apply_act_vf(cur, epi->act, epi->alpha);
-        }
-        memcpy(cr + v * VL, &cur, sizeof(vf));
-      }
-    }
+  if (nr == nv * VL) {  // whole vectors: lanes known at compile time (a runtime count cost 4 %)
+    for (int r = 0; r < mr; r++)
+      for (int v = 0; v < nv; v++)
+        store_output(c + (size_t)r * ldc + v * VL, acc[r][v], VL, accumulate, epi, col0 + v * VL);
     return;
   }
-  float tile[MR * NR] __attribute__((aligned(64)));
-  for (int r = 0; r < MR; r++)
-    for (int v = 0; v < nv; v++) memcpy(tile + r * nrw + v * VL, &acc[r][v], sizeof(vf));
-  for (int r = 0; r < mr; r++) {
-    float* cr = c + (size_t)r * ldc;
-    const float* tr = tile + r * nrw;
-    for (int j = 0; j < nr; j++) {
-      float v = tr[j];
-      if (accumulate) v += cr[j];
-      if (epi) {
-        if (epi->bias) v += epi->bias[col0 + j];
-        v = apply_act(v, epi->act, epi->alpha);
-      }
-      cr[j] = v;
-    }
-  }
+  for (int r = 0; r < mr; r++)
+    for (int v = 0; v * VL < nr; v++)
+      store_output(c + (size_t)r * ldc + v * VL, acc[r][v], nr - v * VL < VL ? nr - v * VL : VL,
+                   accumulate, epi, col0 + v * VL);
 }
 
 // acc[r][·] = Σ_p a[p*MR + r] · b[p*nrw + ·] (packed A and B panels).
@@ -1581,6 +1579,20 @@ ALWAYS_INLINE void wino5_at_m_a(const vf q[36], vf o[4]) {
 // Forward: y [n, oh, ow, co] from x [n, h, w, ci] (3×3, stride 1, padding pt/pl), U from
 // wino_filter, then the epilogue; with `accumulate` (and no epilogue) y += the convolution.
 // r = 5: the same for a 5×5 filter by F(2×2, 5×5) (U from wino5_filter).
+// Aᵀ·m·A for `lanes` channels from ch on of one tile's transformed outputs m, into the tile's
+// pixels that exist (out[·][·] not NULL).
+ALWAYS_INLINE void wino_out(const float* m, int co, int ch, int lanes, int r, float* out[2][2],
+                            int accumulate, const epilogue_t* epi) {
+  vf q[WT5], o[4];
+  for (int p = 0; p < (r == 5 ? WT5 : WT); p++) q[p] = load_lanes(m + (size_t)p * co + ch, lanes);
+  if (r == 5)
+    wino5_at_m_a(q, o);
+  else
+    wino_at_m_a(q, o);
+  for (int i = 0; i < 4; i++)
+    if (out[i / 2][i % 2]) store_output(out[i / 2][i % 2] + ch, o[i], lanes, accumulate, epi, ch);
+}
+
 static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int pl, int oh, int ow,
                       const float* U, int co, float* y, const epilogue_t* epi, int accumulate,
                       int r) {
@@ -1638,56 +1650,12 @@ static void wino_conv(const float* x, int n, int h, int w, int ci, int pt, int p
       const float* m = M + (size_t)k * ldm_;
       float* out[2][2];
       wino_out_pixels(y, oh, ow, co, tiles_h, tiles_w, t0 + k, NULL, out);
-      int ch = 0;
       // whole vectors of channels, for the pixels of the tile that exist (a partial tile at the
       // bottom or right edge ran one lane at a time: 11 of the 36 tiles of an 11×11 output, most
       // of the output transform's time), the epilogue in the same pass
-      for (; ch + VL <= co; ch += VL) {
-        vf q[WT5], o[4];
-        for (int p = 0; p < points; p++) memcpy(&q[p], m + (size_t)p * co + ch, sizeof(vf));
-        if (r == 5)
-          wino5_at_m_a(q, o);
-        else
-          wino_at_m_a(q, o);
-        for (int i = 0; i < 4; i++) {
-          float* px = out[i / 2][i % 2];
-          if (!px) continue;
-          px += ch;
-          vf v = o[i];
-          if (accumulate) {
-            vf old;
-            memcpy(&old, px, sizeof(vf));
-            v += old;
-          }
-          if (epi) {
-            if (epi->bias) {
-              vf b;
-              memcpy(&b, epi->bias + ch, sizeof(vf));
-              v += b;
-            }
-            v = apply_act_vf(v, epi->act, epi->alpha);
-          }
-          memcpy(px, &v, sizeof(vf));
-        }
-      }
-      for (; ch < co; ch++) {  // the other channels, one lane each
-        vf q[WT5], o[4];
-        for (int p = 0; p < points; p++) q[p] = (vf){0} + m[(size_t)p * co + ch];
-        if (r == 5)
-          wino5_at_m_a(q, o);
-        else
-          wino_at_m_a(q, o);
-        for (int i = 0; i < 4; i++) {
-          float* px = out[i / 2][i % 2];
-          if (!px) continue;
-          float v = accumulate ? o[i][0] + px[ch] : o[i][0];
-          if (epi) {
-            if (epi->bias) v += epi->bias[ch];
-            v = apply_act(v, epi->act, epi->alpha);
-          }
-          px[ch] = v;
-        }
-      }
+      int ch = 0;
+      for (; ch + VL <= co; ch += VL) wino_out(m, co, ch, VL, r, out, accumulate, epi);
+      if (ch < co) wino_out(m, co, ch, co - ch, r, out, accumulate, epi);
     }
   }
 }
